@@ -1,0 +1,59 @@
+"""strategystore: versioned strategy documents as plain JSON files.
+
+Usage::
+
+    from strategystore import FileStore, Status
+
+    store = FileStore("strategy-data")
+    draft = store.create_next("acme-q3-launch", [{"key": "goal", "title": "Goal", "body": "…"}])
+    store.approve("acme-q3-launch", draft.version)
+    store.get_latest("acme-q3-launch", status=Status.APPROVED)
+
+``MemoryStore`` behaves identically without a disk; ``open_store`` picks one
+from ``$STRATEGYSTORE_MODE`` and ``$STRATEGYSTORE_DIR``.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from strategystore.errors import (
+    ConcurrentUpdateError,
+    ConfigurationError,
+    CorruptDocumentError,
+    DuplicateVersionError,
+    ImmutableVersionError,
+    InvalidBriefIdError,
+    LockTimeoutError,
+    StoreFormatError,
+    StrategyStoreError,
+    VersionNotFoundError,
+)
+from strategystore.files import FileStore
+from strategystore.memory import MemoryStore
+from strategystore.models import Section, Status, StrategyDocument
+from strategystore.store import Store, open_store
+
+try:
+    __version__ = version("strategystore")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ConcurrentUpdateError",
+    "ConfigurationError",
+    "CorruptDocumentError",
+    "DuplicateVersionError",
+    "FileStore",
+    "ImmutableVersionError",
+    "InvalidBriefIdError",
+    "LockTimeoutError",
+    "MemoryStore",
+    "Section",
+    "Status",
+    "Store",
+    "StoreFormatError",
+    "StrategyDocument",
+    "StrategyStoreError",
+    "VersionNotFoundError",
+    "__version__",
+    "open_store",
+]

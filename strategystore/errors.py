@@ -1,0 +1,155 @@
+"""The exceptions strategystore raises.
+
+::
+
+    StrategyStoreError
+    ├── InvalidBriefIdError        (also ValueError)
+    ├── DuplicateVersionError      .brief_id .version .existing
+    ├── VersionNotFoundError       (also LookupError) .brief_id .version
+    ├── ImmutableVersionError      .brief_id .version .status
+    ├── ConcurrentUpdateError      .brief_id .version .current
+    ├── CorruptDocumentError       .path .reason
+    ├── LockTimeoutError           (also TimeoutError) .lock_path
+    ├── StoreFormatError           not a data directory, or a newer format
+    └── ConfigurationError         bad mode or setting for open_store
+
+Every message names the thing that is wrong and, for files, the path, so a
+person can fix the problem from the message alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strategystore.models import Status, StrategyDocument
+
+__all__ = [
+    "ConcurrentUpdateError",
+    "ConfigurationError",
+    "CorruptDocumentError",
+    "DuplicateVersionError",
+    "ImmutableVersionError",
+    "InvalidBriefIdError",
+    "LockTimeoutError",
+    "StoreFormatError",
+    "StrategyStoreError",
+    "VersionNotFoundError",
+]
+
+
+class StrategyStoreError(Exception):
+    """Base class of every error strategystore raises on purpose."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The subclasses take their context, not the message, as arguments, so
+        # the default pickling (cls(*args)) would fail across processes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(
+    cls: type[StrategyStoreError], args: tuple[object, ...], state: dict[str, object]
+) -> StrategyStoreError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+class InvalidBriefIdError(StrategyStoreError, ValueError):
+    """A brief id that cannot name a directory safely, or collides by case."""
+
+    def __init__(self, brief_id: object, reason: str) -> None:
+        self.brief_id = brief_id
+        self.reason = reason
+        super().__init__(f"invalid brief id {brief_id!r}: {reason}")
+
+
+class DuplicateVersionError(StrategyStoreError):
+    """``create`` found the key ``(brief_id, version)`` already stored."""
+
+    def __init__(self, existing: StrategyDocument) -> None:
+        self.brief_id = existing.brief_id
+        self.version = existing.version
+        self.existing = existing
+        super().__init__(
+            f"version {existing.version} of brief {existing.brief_id!r} already exists "
+            f"(status {existing.status.value}); use save() to overwrite a draft "
+            "or create_next() to add a new version"
+        )
+
+
+class VersionNotFoundError(StrategyStoreError, LookupError):
+    """The version a write or status change names is not stored."""
+
+    def __init__(self, brief_id: str, version: int) -> None:
+        self.brief_id = brief_id
+        self.version = version
+        super().__init__(f"version {version} of brief {brief_id!r} does not exist")
+
+    def __str__(self) -> str:
+        # LookupError's str() would quote the message like a dict key.
+        return str(self.args[0])
+
+
+class ImmutableVersionError(StrategyStoreError):
+    """Only drafts change: the stored version has another status."""
+
+    def __init__(self, brief_id: str, version: int, status: Status, action: str) -> None:
+        self.brief_id = brief_id
+        self.version = version
+        self.status = status
+        super().__init__(
+            f"cannot {action} version {version} of brief {brief_id!r}: it is "
+            f"{status.value}, and only drafts can change; create a new version instead"
+        )
+
+
+class ConcurrentUpdateError(StrategyStoreError):
+    """``update`` found a stored document other than the one it expected."""
+
+    def __init__(self, current: StrategyDocument) -> None:
+        self.brief_id = current.brief_id
+        self.version = current.version
+        self.current = current
+        super().__init__(
+            f"version {current.version} of brief {current.brief_id!r} changed since it "
+            "was read; read it again (the error's .current) and retry the update"
+        )
+
+
+class CorruptDocumentError(StrategyStoreError):
+    """A file in the data directory is unreadable, invalid or misplaced.
+
+    The store never overwrites such a file: fix or remove it by hand
+    (``strategystore check`` lists every one).
+    """
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class LockTimeoutError(StrategyStoreError, TimeoutError):
+    """A brief's lock was not obtained within ``lock_timeout`` seconds."""
+
+    def __init__(self, lock_path: Path | str, timeout: float) -> None:
+        self.lock_path = Path(lock_path)
+        self.timeout = timeout
+        super().__init__(
+            f"could not lock {self.lock_path} within {timeout:g} s: another writer holds it; "
+            "retry, or raise lock_timeout"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StoreFormatError(StrategyStoreError):
+    """The directory is not a strategystore data directory, or is of a newer format."""
+
+
+class ConfigurationError(StrategyStoreError):
+    """``open_store`` was given a mode or setting it does not know."""

@@ -1,0 +1,250 @@
+"""The strategy document, its sections and statuses, brief-id rules and the JSON codec.
+
+A document's *canonical bytes* are what its file holds: fields in declaration
+order, ``metadata`` keys sorted at every depth, two-space indent, non-ASCII
+kept as is, timestamps as RFC 3339 UTC with ``Z`` and one trailing newline.
+Documents compare by those bytes, so ``1``, ``1.0`` and ``true`` in metadata
+differ while key order does not.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
+
+from strategystore.errors import InvalidBriefIdError
+
+__all__ = [
+    "MAX_VERSION",
+    "Section",
+    "Status",
+    "StrategyDocument",
+    "check_brief_id",
+    "check_version",
+    "utc_now",
+]
+
+#: Versions are ``1 <= version < MAX_VERSION`` (a signed 32-bit column).
+MAX_VERSION = 2**31
+
+_BRIEF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_WINDOWS_DEVICES = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
+)
+_MARKER_NAME = "strategystore.json"
+
+
+def check_brief_id(brief_id: object) -> str:
+    """Return ``brief_id`` if it can safely name a brief directory.
+
+    Args:
+        brief_id: the candidate id.
+
+    Returns:
+        The same string.
+
+    Raises:
+        InvalidBriefIdError: it is not a string, does not fully match
+            ``[A-Za-z0-9][A-Za-z0-9._-]{0,99}``, ends in ``.``, is a Windows
+            device name (with or without an extension) or the marker file's name.
+    """
+    if not isinstance(brief_id, str):
+        raise InvalidBriefIdError(brief_id, f"must be a string, not {type(brief_id).__name__}")
+    if _BRIEF_ID.fullmatch(brief_id) is None:
+        raise InvalidBriefIdError(
+            brief_id,
+            "use 1 to 100 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit",
+        )
+    if brief_id.endswith("."):
+        raise InvalidBriefIdError(brief_id, "must not end with '.' (Windows drops it)")
+    if brief_id.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
+        raise InvalidBriefIdError(brief_id, "is a Windows device name")
+    if brief_id.lower() == _MARKER_NAME:
+        raise InvalidBriefIdError(brief_id, "is the name of the data directory's marker file")
+    return brief_id
+
+
+def check_version(version: object) -> int:
+    """Return ``version`` if it is an int in ``1 <= version < 2**31``.
+
+    Raises:
+        ValueError: anything else, ``True`` and ``False`` included.
+    """
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"version must be an int, not {type(version).__name__} {version!r}")
+    if not 1 <= version < MAX_VERSION:
+        raise ValueError(f"version must be between 1 and {MAX_VERSION - 1}, not {version}")
+    return version
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Status(StrEnum):
+    """Where a version stands. Only ``draft`` content can change."""
+
+    DRAFT = "draft"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+def _timestamp_input(value: object) -> object:
+    # pydantic would read a JSON number as a Unix timestamp; a file should say
+    # what it means, so only text and datetime objects are timestamps here.
+    if isinstance(value, datetime | str):
+        return value
+    raise ValueError(f"a timestamp must be an RFC 3339 string, not {type(value).__name__}")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+_Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_input)]
+
+
+def _canonical_json_value(value: JsonValue, where: str) -> JsonValue:
+    """Sort object keys at every depth and refuse non-finite numbers."""
+    if isinstance(value, dict):
+        return {k: _canonical_json_value(value[k], f"{where}.{k}") for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value!r}, which JSON cannot hold")
+    return value
+
+
+class Section(BaseModel):
+    """One section of a strategy: a unique ``key``, a ``title`` and a Markdown ``body``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: Annotated[str, Field(min_length=1, max_length=100)]
+    title: str
+    body: str
+
+
+class StrategyDocument(BaseModel):
+    """One version of the strategy written for a client brief.
+
+    Frozen and strict about its shape: unknown fields are refused, timestamps
+    must carry a timezone (they are stored in UTC), section keys are unique and
+    ``updated_at`` is never before ``created_at``. ``updated_at`` defaults to
+    ``created_at``, which defaults to now.
+
+    Two documents are equal when their canonical bytes are equal.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    brief_id: str
+    version: Annotated[int, Field(strict=True, ge=1, lt=MAX_VERSION)]
+    status: Status = Status.DRAFT
+    status_reason: str | None = None
+    created_at: _Timestamp = Field(default_factory=utc_now)
+    updated_at: _Timestamp = Field(default_factory=utc_now)
+    sections: list[Section] = Field(default_factory=list)
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _updated_at_defaults_to_created_at(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "updated_at" not in data:
+            data = dict(data)
+            data["updated_at"] = data.setdefault("created_at", utc_now())
+        return data
+
+    @field_validator("brief_id")
+    @classmethod
+    def _valid_brief_id(cls, value: str) -> str:
+        return check_brief_id(value)
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return _to_utc(value)
+
+    @field_validator("sections")
+    @classmethod
+    def _unique_section_keys(cls, sections: list[Section]) -> list[Section]:
+        seen: set[str] = set()
+        for section in sections:
+            if section.key in seen:
+                raise ValueError(f"section key {section.key!r} appears more than once")
+            seen.add(section.key)
+        return sections
+
+    @field_validator("metadata")
+    @classmethod
+    def _canonical_metadata(cls, metadata: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        return {k: _canonical_json_value(metadata[k], f"metadata.{k}") for k in sorted(metadata)}
+
+    @model_validator(mode="after")
+    def _updated_not_before_created(self) -> Self:
+        if self.updated_at < self.created_at:
+            raise ValueError(
+                f"updated_at {self.updated_at.isoformat()} is before "
+                f"created_at {self.created_at.isoformat()}"
+            )
+        return self
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The unique key ``(brief_id, version)``."""
+        return (self.brief_id, self.version)
+
+    def section(self, key: str) -> Section | None:
+        """The section with this ``key``, or ``None``."""
+        return next((s for s in self.sections if s.key == key), None)
+
+    def to_json_bytes(self) -> bytes:
+        """The canonical bytes: exactly what the document's file holds."""
+        # metadata may have been changed in place after validation; sorting it
+        # again keeps the bytes canonical whatever was done to the dict.
+        if self.metadata and not _is_sorted(self.metadata):
+            copy = self.model_copy(update={"metadata": self._canonical_metadata(self.metadata)})
+            return copy.model_dump_json(indent=2).encode() + b"\n"
+        return self.model_dump_json(indent=2).encode() + b"\n"
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes | str) -> StrategyDocument:
+        """Parse and validate a document from JSON text.
+
+        Raises:
+            pydantic.ValidationError: the text is not JSON or not a valid document.
+        """
+        return cls.model_validate_json(data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StrategyDocument):
+            return NotImplemented
+        return self.to_json_bytes() == other.to_json_bytes()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json_bytes())
+
+
+def _is_sorted(value: JsonValue) -> bool:
+    if isinstance(value, dict):
+        keys = list(value)
+        return keys == sorted(keys) and all(_is_sorted(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_is_sorted(v) for v in value)
+    return True

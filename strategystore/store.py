@@ -1,0 +1,471 @@
+"""The ``Store`` protocol and the behaviour every store shares.
+
+The rules of the contract (validation, immutability, status transitions,
+compare-and-swap, version allocation) are written once, in ``BaseStore``.
+A store supplies only a handful of primitives: read one document, list
+versions and briefs, write one document atomically, remove one, and hold a
+brief's lock. ``MemoryStore`` and ``FileStore`` therefore agree by
+construction, and the parity tests check that they do.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import JsonValue
+
+from strategystore.errors import (
+    ConcurrentUpdateError,
+    ConfigurationError,
+    DuplicateVersionError,
+    ImmutableVersionError,
+    InvalidBriefIdError,
+    VersionNotFoundError,
+)
+from strategystore.models import (
+    Section,
+    Status,
+    StrategyDocument,
+    check_brief_id,
+    check_version,
+    utc_now,
+)
+
+__all__ = ["DEFAULT_DATA_DIR", "BaseStore", "Store", "open_store"]
+
+#: Where ``open_store`` and the command line keep data when told nothing else.
+DEFAULT_DATA_DIR = "strategy-data"
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Every method a strategy store offers; ``FileStore`` and ``MemoryStore`` both satisfy it."""
+
+    def save(self, doc: StrategyDocument) -> None: ...
+
+    def get_strategy(self, brief_id: str, version: int) -> StrategyDocument | None: ...
+
+    def list_versions_by_brief(self, brief_id: str) -> list[StrategyDocument]: ...
+
+    def create(self, doc: StrategyDocument) -> None: ...
+
+    def create_next(
+        self,
+        brief_id: str,
+        sections: Iterable[Section | Mapping[str, str]] = (),
+        metadata: Mapping[str, JsonValue] | None = None,
+        *,
+        status: Status = Status.DRAFT,
+        now: datetime | None = None,
+    ) -> StrategyDocument: ...
+
+    def get_latest(
+        self, brief_id: str, *, status: Status | None = None
+    ) -> StrategyDocument | None: ...
+
+    def list_briefs(self) -> list[str]: ...
+
+    def list_version_numbers(self, brief_id: str) -> list[int]: ...
+
+    def update(self, doc: StrategyDocument, *, expected: StrategyDocument) -> None: ...
+
+    def approve(
+        self, brief_id: str, version: int, *, now: datetime | None = None
+    ) -> StrategyDocument: ...
+
+    def reject(
+        self,
+        brief_id: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> StrategyDocument: ...
+
+    def withdraw(
+        self,
+        brief_id: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> StrategyDocument: ...
+
+    def delete(self, brief_id: str, version: int) -> bool: ...
+
+
+class BaseStore(abc.ABC):
+    """The contract of DESIGN.md section 3 over a few storage primitives.
+
+    Subclasses implement the ``_``-prefixed abstract methods. Every write runs
+    its check and its write inside ``_locked(brief_id)``; reads take no lock.
+    """
+
+    # -- primitives --------------------------------------------------------
+
+    @abc.abstractmethod
+    def _read(self, brief_id: str, version: int) -> StrategyDocument | None:
+        """The stored document, or ``None``; a fresh object every call."""
+
+    @abc.abstractmethod
+    def _versions(self, brief_id: str) -> list[int]:
+        """The stored version numbers of a brief, in any order."""
+
+    @abc.abstractmethod
+    def _briefs(self) -> list[str]:
+        """The briefs with at least one version, in any order."""
+
+    @abc.abstractmethod
+    def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> None:
+        """Store ``data`` (the canonical bytes of ``doc``) atomically.
+
+        With ``exclusive`` the key must not exist (``FileExistsError``);
+        otherwise it is replaced.
+        """
+
+    @abc.abstractmethod
+    def _remove(self, brief_id: str, version: int) -> None:
+        """Remove a stored document (and the brief, when it was the last)."""
+
+    @abc.abstractmethod
+    def _locked(self, brief_id: str) -> AbstractContextManager[None]:
+        """Hold the brief's write lock (keyed on the case-folded id)."""
+
+    @abc.abstractmethod
+    def _case_variant(self, brief_id: str) -> str | None:
+        """Another stored brief whose id differs from ``brief_id`` only by case."""
+
+    # -- the repository port ------------------------------------------------
+
+    def save(self, doc: StrategyDocument) -> None:
+        """Insert or replace the version ``(doc.brief_id, doc.version)``.
+
+        Saving a document equal to the stored one changes nothing.
+
+        Raises:
+            ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
+            InvalidBriefIdError: a brief differing only by case already exists.
+        """
+        data = _document(doc).to_json_bytes()
+        with self._locked(doc.brief_id):
+            current = self._read(doc.brief_id, doc.version)
+            if current is None:
+                self._refuse_case_variant(doc.brief_id)
+            elif current.to_json_bytes() == data:
+                return
+            elif current.status is not Status.DRAFT:
+                raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "change")
+            self._write(doc, data, exclusive=False)
+
+    def get_strategy(self, brief_id: str, version: int) -> StrategyDocument | None:
+        """The stored version, or ``None`` when it does not exist."""
+        check_brief_id(brief_id)
+        check_version(version)
+        return self._read(brief_id, version)
+
+    def list_versions_by_brief(self, brief_id: str) -> list[StrategyDocument]:
+        """Every version of a brief, newest first; ``[]`` for an unknown brief."""
+        return list(self._iter_newest_first(brief_id))
+
+    # -- the rest of the contract ------------------------------------------
+
+    def create(self, doc: StrategyDocument) -> None:
+        """Insert a version that must not exist yet: the unique constraint.
+
+        Raises:
+            DuplicateVersionError: the key exists, whatever its content (``.existing``).
+            InvalidBriefIdError: a brief differing only by case already exists.
+        """
+        data = _document(doc).to_json_bytes()
+        with self._locked(doc.brief_id):
+            current = self._read(doc.brief_id, doc.version)
+            if current is not None:
+                raise DuplicateVersionError(current)
+            self._refuse_case_variant(doc.brief_id)
+            self._write(doc, data, exclusive=True)
+
+    def create_next(
+        self,
+        brief_id: str,
+        sections: Iterable[Section | Mapping[str, str]] = (),
+        metadata: Mapping[str, JsonValue] | None = None,
+        *,
+        status: Status = Status.DRAFT,
+        now: datetime | None = None,
+    ) -> StrategyDocument:
+        """Store a new version numbered one above the highest (1 for a new brief).
+
+        The number is allocated under the brief's lock, so racing callers in
+        any thread or process get distinct, contiguous versions.
+
+        Returns:
+            The document as stored.
+
+        Raises:
+            InvalidBriefIdError: a bad id, or a brief differing only by case exists.
+            pydantic.ValidationError: the sections or metadata are invalid.
+        """
+        check_brief_id(brief_id)
+        created_at = _check_now(now)
+        with self._locked(brief_id):
+            versions = self._versions(brief_id)
+            if not versions:
+                self._refuse_case_variant(brief_id)
+            doc = StrategyDocument(
+                brief_id=brief_id,
+                version=max(versions, default=0) + 1,
+                status=status,
+                created_at=created_at,
+                sections=[_section(s) for s in sections],
+                metadata=dict(metadata or {}),
+            )
+            data = doc.to_json_bytes()
+            self._write(doc, data, exclusive=True)
+        return StrategyDocument.from_json_bytes(data)
+
+    def get_latest(self, brief_id: str, *, status: Status | None = None) -> StrategyDocument | None:
+        """The highest version, or the highest with ``status``; ``None`` if there is none."""
+        wanted = None if status is None else Status(status)
+        for doc in self._iter_newest_first(brief_id):
+            if wanted is None or doc.status is wanted:
+                return doc
+        return None
+
+    def list_briefs(self) -> list[str]:
+        """Ids of the briefs with at least one version, ascending by code point."""
+        return sorted(self._briefs())
+
+    def list_version_numbers(self, brief_id: str) -> list[int]:
+        """A brief's version numbers, newest first, without reading any document."""
+        check_brief_id(brief_id)
+        return sorted(self._versions(brief_id), reverse=True)
+
+    def update(self, doc: StrategyDocument, *, expected: StrategyDocument) -> None:
+        """Compare-and-swap: replace the stored draft only if it still equals ``expected``.
+
+        Raises:
+            ValueError: ``doc`` and ``expected`` have different keys.
+            VersionNotFoundError: the version does not exist.
+            ConcurrentUpdateError: the stored document is not ``expected`` (``.current``).
+            ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
+        """
+        data = _document(doc).to_json_bytes()
+        expected_data = _document(expected).to_json_bytes()
+        if doc.key != expected.key:
+            raise ValueError(
+                f"update of {doc.key} expects a document with the same key, not {expected.key}"
+            )
+        with self._locked(doc.brief_id):
+            current = self._read(doc.brief_id, doc.version)
+            if current is None:
+                raise VersionNotFoundError(doc.brief_id, doc.version)
+            current_data = current.to_json_bytes()
+            if current_data != expected_data:
+                raise ConcurrentUpdateError(current)
+            if current_data == data:
+                return
+            if current.status is not Status.DRAFT:
+                raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "update")
+            self._write(doc, data, exclusive=False)
+
+    def approve(
+        self, brief_id: str, version: int, *, now: datetime | None = None
+    ) -> StrategyDocument:
+        """Move a draft to ``approved``; an approved version is returned unchanged.
+
+        Raises:
+            VersionNotFoundError: the version does not exist.
+            ImmutableVersionError: it is rejected or withdrawn.
+            ValueError: ``now`` is naive or before the document's ``created_at``.
+        """
+        return self._transition(
+            brief_id, version, target=Status.APPROVED, source=Status.DRAFT, reason=None, now=now
+        )
+
+    def reject(
+        self,
+        brief_id: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> StrategyDocument:
+        """Move a draft to ``rejected``; a rejected version is returned unchanged.
+
+        Raises:
+            VersionNotFoundError: the version does not exist.
+            ImmutableVersionError: it is approved or withdrawn.
+            ValueError: ``now`` is naive or before the document's ``created_at``.
+        """
+        return self._transition(
+            brief_id, version, target=Status.REJECTED, source=Status.DRAFT, reason=reason, now=now
+        )
+
+    def withdraw(
+        self,
+        brief_id: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> StrategyDocument:
+        """Move an approved version to ``withdrawn``, the soft delete; idempotent.
+
+        Raises:
+            VersionNotFoundError: the version does not exist.
+            ImmutableVersionError: it is a draft or rejected.
+            ValueError: ``now`` is naive or before the document's ``created_at``.
+        """
+        return self._transition(
+            brief_id,
+            version,
+            target=Status.WITHDRAWN,
+            source=Status.APPROVED,
+            reason=reason,
+            now=now,
+        )
+
+    def delete(self, brief_id: str, version: int) -> bool:
+        """Delete a draft; deleting a brief's last version removes the brief.
+
+        Returns:
+            ``False`` when the version does not exist.
+
+        Raises:
+            ImmutableVersionError: the version is not a draft.
+        """
+        check_brief_id(brief_id)
+        check_version(version)
+        with self._locked(brief_id):
+            current = self._read(brief_id, version)
+            if current is None:
+                return False
+            if current.status is not Status.DRAFT:
+                raise ImmutableVersionError(brief_id, version, current.status, "delete")
+            self._remove(brief_id, version)
+        return True
+
+    # -- shared helpers -----------------------------------------------------
+
+    def _iter_newest_first(self, brief_id: str) -> Iterator[StrategyDocument]:
+        check_brief_id(brief_id)
+        for version in sorted(self._versions(brief_id), reverse=True):
+            # A version listed a moment ago may have been deleted since.
+            doc = self._read(brief_id, version)
+            if doc is not None:
+                yield doc
+
+    def _refuse_case_variant(self, brief_id: str) -> None:
+        other = self._case_variant(brief_id)
+        if other is not None:
+            raise InvalidBriefIdError(
+                brief_id,
+                f"brief {other!r} already exists and differs only by letter case; "
+                "the two would collide on a case-insensitive file system",
+            )
+
+    def _transition(
+        self,
+        brief_id: str,
+        version: int,
+        *,
+        target: Status,
+        source: Status,
+        reason: str | None,
+        now: datetime | None,
+    ) -> StrategyDocument:
+        check_brief_id(brief_id)
+        check_version(version)
+        when = _check_now(now)
+        with self._locked(brief_id):
+            current = self._read(brief_id, version)
+            if current is None:
+                raise VersionNotFoundError(brief_id, version)
+            if current.status is target:
+                return current
+            if current.status is not source:
+                raise ImmutableVersionError(
+                    brief_id, version, current.status, f"make {target.value}"
+                )
+            if when < current.created_at:
+                raise ValueError(
+                    f"now ({when.isoformat()}) is before version {version} of brief "
+                    f"{brief_id!r} was created ({current.created_at.isoformat()})"
+                )
+            changed = StrategyDocument.model_validate(
+                {
+                    **dict(current),
+                    "status": target,
+                    "status_reason": reason,
+                    "updated_at": when,
+                }
+            )
+            data = changed.to_json_bytes()
+            self._write(changed, data, exclusive=False)
+        return StrategyDocument.from_json_bytes(data)
+
+
+def _document(doc: object) -> StrategyDocument:
+    if not isinstance(doc, StrategyDocument):
+        raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
+    return doc
+
+
+def _section(value: Section | Mapping[str, str]) -> Section:
+    return value if isinstance(value, Section) else Section.model_validate(dict(value))
+
+
+def _check_now(now: datetime | None) -> datetime:
+    if now is None:
+        return utc_now()
+    if not isinstance(now, datetime):
+        raise TypeError(f"now must be a datetime, not {type(now).__name__}")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be timezone-aware, not the naive {now.isoformat()}")
+    return now
+
+
+def open_store(
+    mode: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> BaseStore:
+    """Open the store a program is configured for.
+
+    Args:
+        mode: ``"file"`` or ``"memory"``; defaults to ``$STRATEGYSTORE_MODE``,
+            then ``"file"``.
+        data_dir: the file store's directory; defaults to ``$STRATEGYSTORE_DIR``,
+            then ``./strategy-data``. Ignored by the memory store.
+        **options: passed to ``FileStore`` (``create``, ``durable``,
+            ``lock_timeout``); the memory store takes none.
+
+    Raises:
+        ConfigurationError: an unknown mode, or options the store does not take.
+    """
+    from strategystore.files import FileStore  # noqa: PLC0415 - files imports this module
+    from strategystore.memory import MemoryStore  # noqa: PLC0415
+
+    chosen = mode if mode is not None else os.environ.get("STRATEGYSTORE_MODE") or "file"
+    if chosen == "memory":
+        if options:
+            raise ConfigurationError(
+                f"MemoryStore takes no options, got {', '.join(sorted(options))}"
+            )
+        return MemoryStore()
+    if chosen != "file":
+        source = "mode" if mode is not None else "$STRATEGYSTORE_MODE"
+        raise ConfigurationError(f"{source} is {chosen!r}; use 'file' or 'memory'")
+    unknown = sorted(set(options) - {"create", "durable", "lock_timeout"})
+    if unknown:
+        raise ConfigurationError(
+            f"FileStore does not take {', '.join(unknown)}; "
+            "it takes create, durable and lock_timeout"
+        )
+    directory = data_dir or os.environ.get("STRATEGYSTORE_DIR") or DEFAULT_DATA_DIR
+    return FileStore(directory, **options)

@@ -1,0 +1,41 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from strategystore import FileStore, MemoryStore, Section, StrategyDocument
+from strategystore.store import BaseStore
+
+T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+
+
+def make_doc(brief_id: str = "acme-q3", version: int = 1, **fields: object) -> StrategyDocument:
+    """A valid document with a section and some metadata; ``fields`` override."""
+    values: dict[str, object] = {
+        "brief_id": brief_id,
+        "version": version,
+        "created_at": T0,
+        "sections": [Section(key="goal", title="Goal", body="Grow **fast**.")],
+        "metadata": {"model": "gpt", "score": 0.5},
+    }
+    values.update(fields)
+    return StrategyDocument.model_validate(values)
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseStore]:
+    """Each behaviour test runs once against MemoryStore and once against FileStore."""
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        yield FileStore(tmp_path / "data", lock_timeout=5.0)
+
+
+@pytest.fixture
+def file_store(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path / "data", lock_timeout=5.0)
