@@ -215,11 +215,23 @@ class FileStore(BaseStore):
         root_fd = os.open(self.data_dir, _DIR_FLAGS & ~os.O_NOFOLLOW)
         try:
             self._publish(
-                root_fd, self.data_dir, ".gitignore", GITIGNORE, exclusive=True, missing_ok=True
+                root_fd,
+                self.data_dir,
+                ".gitignore",
+                GITIGNORE,
+                exclusive=True,
+                durable=self.durable,
+                missing_ok=True,
             )
             marker = json.dumps({"format": FORMAT}, indent=2).encode() + b"\n"
             self._publish(
-                root_fd, self.data_dir, MARKER_NAME, marker, exclusive=True, missing_ok=True
+                root_fd,
+                self.data_dir,
+                MARKER_NAME,
+                marker,
+                exclusive=True,
+                durable=self.durable,
+                missing_ok=True,
             )
         finally:
             os.close(root_fd)
@@ -320,8 +332,11 @@ class FileStore(BaseStore):
 
     # -- primitives: writing -------------------------------------------------
 
-    def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> None:
-        dir_fd = self._make_brief_dir(doc.brief_id)
+    def _write(
+        self, doc: StrategyDocument, data: bytes, *, exclusive: bool, sync: bool = True
+    ) -> None:
+        durable = self.durable and sync
+        dir_fd = self._make_brief_dir(doc.brief_id, durable=durable)
         try:
             self._publish(
                 dir_fd,
@@ -329,9 +344,27 @@ class FileStore(BaseStore):
                 f"{doc.version}.json",
                 data,
                 exclusive=exclusive,
+                durable=durable,
             )
         finally:
             os.close(dir_fd)
+
+    def _flush(self, keys: list[tuple[str, int]]) -> None:
+        if not self.durable or not keys:
+            return
+        # Files first, then each directory once: a name is only durable once
+        # the data it points to is.
+        for brief_id, version in keys:
+            with suppress(FileNotFoundError):
+                fd = os.open(self.data_dir / brief_id / f"{version}.json", _READ_FLAGS)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        for brief_id in dict.fromkeys(brief_id for brief_id, _ in keys):
+            with suppress(FileNotFoundError):
+                _fsync_dir(self.data_dir / brief_id)
+        _fsync_dir(self.data_dir)
 
     def _publish(
         self,
@@ -341,6 +374,7 @@ class FileStore(BaseStore):
         data: bytes,
         *,
         exclusive: bool,
+        durable: bool,
         missing_ok: bool = False,
     ) -> None:
         """Write ``data`` to ``name`` in the directory ``dir_fd`` (at ``where``) atomically.
@@ -364,7 +398,7 @@ class FileStore(BaseStore):
                 if hook is not None:
                     hook("write", where / temp)
                 _write_all(fd, data)
-                if self.durable:
+                if durable:
                     if hook is not None:
                         hook("fsync", where / temp)
                     os.fsync(fd)
@@ -389,12 +423,12 @@ class FileStore(BaseStore):
                 # it must not outlive the write.
                 with suppress(OSError):
                     os.unlink(temp, dir_fd=dir_fd)
-        if self.durable:
+        if durable:
             if hook is not None:
                 hook("dir-fsync", where)
             os.fsync(dir_fd)
 
-    def _make_brief_dir(self, brief_id: str) -> int:
+    def _make_brief_dir(self, brief_id: str, *, durable: bool) -> int:
         path = self.data_dir / brief_id
         created = False
         try:
@@ -402,7 +436,7 @@ class FileStore(BaseStore):
             created = True
         except FileExistsError:
             pass
-        if created and self.durable:
+        if created and durable:
             _fsync_dir(self.data_dir)
         try:
             return os.open(path, _DIR_FLAGS)

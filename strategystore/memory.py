@@ -50,7 +50,9 @@ class MemoryStore(BaseStore):
         with self._mutex:
             return list(self._data)
 
-    def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> None:
+    def _write(
+        self, doc: StrategyDocument, data: bytes, *, exclusive: bool, sync: bool = True
+    ) -> None:
         with self._mutex:
             versions = self._data.setdefault(doc.brief_id, {})
             if exclusive and doc.version in versions:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import JsonValue
 
@@ -25,6 +26,8 @@ from strategystore.errors import (
     DuplicateVersionError,
     ImmutableVersionError,
     InvalidBriefIdError,
+    LockTimeoutError,
+    StrategyStoreError,
     VersionNotFoundError,
 )
 from strategystore.models import (
@@ -36,7 +39,26 @@ from strategystore.models import (
     utc_now,
 )
 
-__all__ = ["DEFAULT_DATA_DIR", "BaseStore", "Store", "open_store"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "BaseStore",
+    "ImportOutcome",
+    "ImportSummary",
+    "Store",
+    "open_store",
+]
+
+ImportOutcome = Literal["written", "skipped", "refused"]
+
+
+@dataclass
+class ImportSummary:
+    """What ``import_documents`` did: documents written, skipped as identical, refused."""
+
+    written: int = 0
+    skipped: int = 0
+    refused: int = 0
+
 
 #: Where ``open_store`` and the command line keep data when told nothing else.
 DEFAULT_DATA_DIR = "strategy-data"
@@ -121,11 +143,20 @@ class BaseStore(abc.ABC):
         """The briefs with at least one version, in any order."""
 
     @abc.abstractmethod
-    def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> None:
+    def _write(
+        self, doc: StrategyDocument, data: bytes, *, exclusive: bool, sync: bool = True
+    ) -> None:
         """Store ``data`` (the canonical bytes of ``doc``) atomically.
 
         With ``exclusive`` the key must not exist (``FileExistsError``);
-        otherwise it is replaced.
+        otherwise it is replaced. With ``sync=False`` the write need not be
+        durable until ``_flush`` is called with its key.
+        """
+
+    def _flush(self, keys: list[tuple[str, int]]) -> None:  # noqa: B027 - optional primitive
+        """Make the writes of ``keys``, made with ``sync=False``, durable.
+
+        Stores whose writes are durable at once (or never) need not override it.
         """
 
     @abc.abstractmethod
@@ -153,14 +184,7 @@ class BaseStore(abc.ABC):
         """
         data = _document(doc).to_json_bytes()
         with self._locked(doc.brief_id):
-            current = self._read(doc.brief_id, doc.version)
-            if current is None:
-                self._refuse_case_variant(doc.brief_id)
-            elif current.to_json_bytes() == data:
-                return
-            elif current.status is not Status.DRAFT:
-                raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "change")
-            self._write(doc, data, exclusive=False)
+            self._put(doc, data, overwrite=True, sync=True)
 
     def get_strategy(self, brief_id: str, version: int) -> StrategyDocument | None:
         """The stored version, or ``None`` when it does not exist."""
@@ -350,7 +374,74 @@ class BaseStore(abc.ABC):
             self._remove(brief_id, version)
         return True
 
+    def import_documents(
+        self,
+        docs: Iterable[StrategyDocument],
+        *,
+        upsert: bool = False,
+        on_result: Callable[[StrategyDocument, ImportOutcome, StrategyStoreError | None], None]
+        | None = None,
+    ) -> ImportSummary:
+        """Store many documents, each on its own, and make them durable together.
+
+        A document whose key is absent is written; one identical to the stored
+        document is skipped; one that differs is refused
+        (``DuplicateVersionError``) unless ``upsert``, and even then refused
+        when the stored version is not a draft (``ImmutableVersionError``).
+        Nothing refused stops the import. Every written document is durable
+        when this returns (with ``durable=True``): files are fsynced, then each
+        directory once, which is far cheaper than one durable ``save`` each.
+
+        Args:
+            docs: the documents, consumed one at a time (a generator is fine).
+            upsert: replace differing drafts instead of refusing them.
+            on_result: called after each document with its outcome
+                (``"written"``, ``"skipped"`` or ``"refused"``) and the error
+                that refused it.
+
+        Returns:
+            How many documents were written, skipped and refused.
+        """
+        summary = ImportSummary()
+        written: list[tuple[str, int]] = []
+        try:
+            for doc in docs:
+                outcome: ImportOutcome
+                error: StrategyStoreError | None = None
+                data = _document(doc).to_json_bytes()
+                try:
+                    with self._locked(doc.brief_id):
+                        outcome = self._put(doc, data, overwrite=upsert, sync=False)
+                except StrategyStoreError as exc:
+                    if isinstance(exc, LockTimeoutError):
+                        raise
+                    outcome, error = "refused", exc
+                if outcome == "written":
+                    written.append(doc.key)
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
+                if on_result is not None:
+                    on_result(doc, outcome, error)
+        finally:
+            self._flush(written)
+        return summary
+
     # -- shared helpers -----------------------------------------------------
+
+    def _put(
+        self, doc: StrategyDocument, data: bytes, *, overwrite: bool, sync: bool
+    ) -> ImportOutcome:
+        """Insert ``doc``, or replace a differing draft when ``overwrite``; under the lock."""
+        current = self._read(doc.brief_id, doc.version)
+        if current is None:
+            self._refuse_case_variant(doc.brief_id)
+        elif current.to_json_bytes() == data:
+            return "skipped"
+        elif not overwrite:
+            raise DuplicateVersionError(current)
+        elif current.status is not Status.DRAFT:
+            raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "change")
+        self._write(doc, data, exclusive=False, sync=sync)
+        return "written"
 
     def _iter_newest_first(self, brief_id: str) -> Iterator[StrategyDocument]:
         check_brief_id(brief_id)
