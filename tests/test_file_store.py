@@ -1,0 +1,488 @@
+"""FileStore only: the on-disk format, bad files, links, locks and opening a data directory."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from strategystore import (
+    ConfigurationError,
+    CorruptDocumentError,
+    FileStore,
+    LockTimeoutError,
+    MemoryStore,
+    Status,
+    StoreFormatError,
+    open_store,
+)
+from tests.conftest import make_doc
+
+GOLDEN = Path(__file__).parent / "golden" / "acme-q3-1.json"
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+# -- the on-disk format
+
+
+def test_a_document_file_matches_the_golden_file_byte_for_byte(file_store: FileStore) -> None:
+    doc = make_doc(metadata={"score": 0.5, "model": "gpt", "tags": ["ß", "東京"]})
+    file_store.save(doc)
+    path = file_store.data_dir / "acme-q3" / "1.json"
+    assert path.read_bytes() == GOLDEN.read_bytes()
+
+
+def test_a_new_data_directory_has_a_marker_a_gitignore_and_a_locks_directory(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data")
+    assert tree(store.data_dir) == [".gitignore", ".locks", "strategystore.json"]
+    assert json.loads((store.data_dir / "strategystore.json").read_text()) == {"format": 1}
+    ignored = (store.data_dir / ".gitignore").read_text().splitlines()
+    assert ".locks/" in ignored and ".*.tmp" in ignored
+
+
+def test_documents_live_at_brief_and_plain_decimal_version(file_store: FileStore) -> None:
+    file_store.save(make_doc(version=12))
+    assert (file_store.data_dir / "acme-q3" / "12.json").is_file()
+    assert file_store.document_path("acme-q3", 12) == file_store.data_dir / "acme-q3" / "12.json"
+
+
+def test_other_names_in_a_brief_directory_are_not_documents(file_store: FileStore) -> None:
+    file_store.save(make_doc(version=1))
+    brief = file_store.data_dir / "acme-q3"
+    (brief / "012.json").write_bytes(make_doc(version=12).to_json_bytes())
+    (brief / "notes.md").write_text("thoughts")
+    (brief / "0.json").write_text("{}")
+    (brief / ".2.json.abc.tmp").write_text("half a docu")
+    assert file_store.list_version_numbers("acme-q3") == [1]
+    assert [d.version for d in file_store.list_versions_by_brief("acme-q3")] == [1]
+
+
+def test_saving_an_unchanged_document_leaves_the_file_untouched(file_store: FileStore) -> None:
+    file_store.save(make_doc())
+    path = file_store.data_dir / "acme-q3" / "1.json"
+    before = path.stat()
+    time.sleep(0.01)
+    doc = file_store.get_strategy("acme-q3", 1)
+    assert doc is not None
+    file_store.save(doc)
+    file_store.update(doc, expected=doc)
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_ino,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
+
+
+def test_a_hand_formatted_but_valid_file_reads_and_is_not_rewritten_by_an_equal_save(
+    file_store: FileStore,
+) -> None:
+    file_store.save(make_doc())
+    path = file_store.data_dir / "acme-q3" / "1.json"
+    compact = json.dumps(json.loads(path.read_bytes())).encode()
+    path.write_bytes(compact)
+    assert file_store.get_strategy("acme-q3", 1) == make_doc()
+    file_store.save(make_doc())
+    assert path.read_bytes() == compact
+
+
+def test_deleting_the_last_version_removes_the_brief_directory(file_store: FileStore) -> None:
+    file_store.save(make_doc())
+    file_store.delete("acme-q3", 1)
+    assert not (file_store.data_dir / "acme-q3").exists()
+
+
+def test_a_non_durable_store_writes_the_same_bytes(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    store.save(make_doc())
+    assert (store.data_dir / "acme-q3" / "1.json").read_bytes() == make_doc().to_json_bytes()
+
+
+def test_no_temporary_file_outlives_a_write(file_store: FileStore) -> None:
+    file_store.create_next("acme-q3")
+    file_store.save(make_doc(version=1, metadata={"v": 2}))
+    file_store.approve("acme-q3", 1)
+    assert [p.name for p in (file_store.data_dir / "acme-q3").iterdir()] == ["1.json"]
+
+
+# -- files that are broken by hand
+
+
+def _plant(store: FileStore, content: bytes, name: str = "1.json", brief: str = "acme-q3") -> Path:
+    directory = store.data_dir / brief
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    path.write_bytes(content)
+    return path
+
+
+BROKEN = {
+    "not json": (b'{"brief_id": "acme-q3",\n  "version": 1,\n  oops\n}\n', "line 3"),
+    "truncated": (make_doc().to_json_bytes()[:40], "not valid JSON"),
+    "empty": (b"", "empty"),
+    "binary": (b"\x00\xff\xfe\x01garbage", "not valid JSON"),
+    "wrong type": (
+        make_doc().to_json_bytes().replace(b'"version": 1', b'"version": "one"'),
+        "version",
+    ),
+    "unknown field": (
+        make_doc().to_json_bytes().replace(b'"status": "draft"', b'"status": "draft", "x": 1'),
+        "x: Extra inputs",
+    ),
+    "naive timestamp": (
+        make_doc().to_json_bytes().replace(b'30:00Z"', b'30:00"', 1),
+        "timezone",
+    ),
+    "conflict markers": (
+        make_doc()
+        .to_json_bytes()
+        .replace(
+            b'  "status": "draft",\n',
+            b'<<<<<<< HEAD\n  "status": "draft",\n=======\n  "status": "approved",\n'
+            b">>>>>>> theirs\n",
+        ),
+        "merge-conflict marker at line 4",
+    ),
+    "wrong path": (make_doc(version=2).to_json_bytes(), "belongs at acme-q3/2.json"),
+    "other brief": (make_doc(brief_id="other").to_json_bytes(), "belongs at other/1.json"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_a_broken_file_is_reported_with_its_path_and_never_overwritten(
+    file_store: FileStore, kind: str
+) -> None:
+    content, expected = BROKEN[kind]
+    path = _plant(file_store, content)
+    for call in (
+        lambda: file_store.get_strategy("acme-q3", 1),
+        lambda: file_store.list_versions_by_brief("acme-q3"),
+        lambda: file_store.get_latest("acme-q3"),
+        lambda: file_store.save(make_doc()),
+        lambda: file_store.create(make_doc()),
+        lambda: file_store.approve("acme-q3", 1),
+        lambda: file_store.delete("acme-q3", 1),
+        lambda: file_store.update(make_doc(), expected=make_doc()),
+    ):
+        with pytest.raises(CorruptDocumentError) as info:
+            call()
+        assert info.value.path == path
+        assert expected in info.value.reason
+        assert str(path) in str(info.value)
+    assert path.read_bytes() == content
+
+
+def test_the_rest_of_the_store_stays_usable_beside_a_broken_file(file_store: FileStore) -> None:
+    _plant(file_store, b"{ nope")
+    file_store.save(make_doc(brief_id="other"))
+    assert file_store.create_next("acme-q3").version == 2
+    assert file_store.list_version_numbers("acme-q3") == [2, 1]
+    assert file_store.list_briefs() == ["acme-q3", "other"]
+
+
+def test_a_huge_body_round_trips(file_store: FileStore) -> None:
+    from strategystore import Section  # noqa: PLC0415
+
+    big = make_doc(sections=[Section(key="k", title="t", body="x" * 5_000_000)])
+    file_store.save(big)
+    assert file_store.get_strategy("acme-q3", 1) == big
+
+
+# -- symbolic links and special files
+
+
+def test_a_brief_directory_that_is_a_link_is_refused(file_store: FileStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "1.json").write_bytes(make_doc().to_json_bytes())
+    (file_store.data_dir / "acme-q3").symlink_to(outside)
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        file_store.get_strategy("acme-q3", 1)
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        file_store.list_version_numbers("acme-q3")
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        file_store.save(make_doc(version=2))
+    assert file_store.list_briefs() == []
+    assert tree(outside) == ["1.json"]
+
+
+def test_a_document_that_is_a_link_is_refused(file_store: FileStore, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.json"
+    secret.write_bytes(make_doc().to_json_bytes())
+    (file_store.data_dir / "acme-q3").mkdir()
+    (file_store.data_dir / "acme-q3" / "1.json").symlink_to(secret)
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        file_store.get_strategy("acme-q3", 1)
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        file_store.save(make_doc(metadata={"x": 1}))
+    assert secret.read_bytes() == make_doc().to_json_bytes()
+
+
+def test_a_locks_directory_that_is_a_link_is_refused(file_store: FileStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside-locks"
+    outside.mkdir()
+    shutil.rmtree(file_store.data_dir / ".locks")
+    (file_store.data_dir / ".locks").symlink_to(outside)
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        file_store.create_next("acme-q3")
+    assert tree(outside) == []
+
+
+def test_a_lock_file_that_is_a_link_is_refused(file_store: FileStore, tmp_path: Path) -> None:
+    target = tmp_path / "victim"
+    target.write_text("keep me")
+    (file_store.data_dir / ".locks" / "acme-q3.lock").symlink_to(target)
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        file_store.create_next("acme-q3")
+    assert target.read_text() == "keep me"
+
+
+def test_a_pipe_named_like_a_document_is_refused_without_blocking(file_store: FileStore) -> None:
+    (file_store.data_dir / "acme-q3").mkdir()
+    os.mkfifo(file_store.data_dir / "acme-q3" / "1.json")
+    result: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            file_store.get_strategy("acme-q3", 1)
+        except CorruptDocumentError as exc:
+            result.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a pipe blocked"
+    assert len(result) == 1 and "not a regular file" in str(result[0])
+
+
+# -- two stores, reopening, git
+
+
+def test_two_file_stores_on_one_directory_agree(tmp_path: Path) -> None:
+    first, second = FileStore(tmp_path / "data"), FileStore(tmp_path / "data")
+    first.create_next("acme-q3")
+    assert second.create_next("acme-q3").version == 2
+    second.approve("acme-q3", 1)
+    got = first.get_strategy("acme-q3", 1)
+    assert got is not None and got.status is Status.APPROVED
+    assert first.list_versions_by_brief("acme-q3") == second.list_versions_by_brief("acme-q3")
+
+
+def test_reopening_the_directory_sees_everything(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data")
+    for brief in ("a", "b"):
+        for _ in range(3):
+            store.create_next(brief, metadata={"brief": brief})
+    store.approve("b", 2)
+    reopened = FileStore(tmp_path / "data", create=False)
+    assert reopened.list_briefs() == ["a", "b"]
+    for brief in ("a", "b"):
+        assert reopened.list_versions_by_brief(brief) == store.list_versions_by_brief(brief)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_in_a_git_repository_only_documents_marker_and_gitignore_show(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    store = FileStore(repo)  # only .git inside: initialised in place
+    store.create_next("acme-q3")
+    store.create_next("acme-q3")
+    (repo / "acme-q3" / ".3.json.deadbeef.tmp").write_text("left by a crash")
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    assert sorted(line for line in status if line) == [
+        "?? .gitignore",
+        "?? acme-q3/1.json",
+        "?? acme-q3/2.json",
+        "?? strategystore.json",
+    ]
+
+
+# -- opening a data directory
+
+
+def test_a_missing_directory_is_created_and_initialised(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "a" / "b" / "data")
+    assert (store.data_dir / "strategystore.json").is_file()
+
+
+def test_a_directory_with_only_dot_files_is_initialised(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / ".git").mkdir()
+    (tmp_path / "data" / ".editorconfig").write_text("")
+    FileStore(tmp_path / "data")
+    assert (tmp_path / "data" / "strategystore.json").is_file()
+
+
+def test_a_directory_with_other_content_and_no_marker_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "thesis.docx").write_text("mine")
+    with pytest.raises(StoreFormatError, match=r"not a strategystore data directory.*thesis.docx"):
+        FileStore(tmp_path / "data")
+    assert tree(tmp_path / "data") == ["thesis.docx"]
+
+
+def test_a_newer_format_is_refused(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data")
+    (store.data_dir / "strategystore.json").write_text('{"format": 2}\n')
+    with pytest.raises(StoreFormatError, match="format 2 is newer"):
+        FileStore(tmp_path / "data")
+
+
+@pytest.mark.parametrize("content", ["", "{}", '{"format": "1"}', "[1]", '{"format": true}'])
+def test_a_broken_marker_is_refused(tmp_path: Path, content: str) -> None:
+    store = FileStore(tmp_path / "data")
+    (store.data_dir / "strategystore.json").write_text(content)
+    with pytest.raises(StoreFormatError, match=r"strategystore\.json"):
+        FileStore(tmp_path / "data")
+
+
+def test_without_create_a_missing_or_empty_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreFormatError, match="does not exist"):
+        FileStore(tmp_path / "missing", create=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StoreFormatError, match="not initialised"):
+        FileStore(tmp_path / "empty", create=False)
+    assert not (tmp_path / "missing").exists()
+    assert tree(tmp_path / "empty") == []
+
+
+def test_a_file_where_the_directory_should_be_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("")
+    with pytest.raises(StoreFormatError, match="not a directory"):
+        FileStore(tmp_path / "data")
+
+
+INIT_RACE = textwrap.dedent(
+    """
+    import sys, time
+    from strategystore import FileStore
+    deadline = float(sys.argv[2])
+    while time.time() < deadline:
+        pass
+    store = FileStore(sys.argv[1])
+    store.create_next("race")
+    """
+)
+
+
+def test_two_processes_initialising_one_directory_at_once_both_succeed(tmp_path: Path) -> None:
+    for round_ in range(5):
+        data = tmp_path / f"data{round_}"
+        start = str(time.time() + 0.5)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", INIT_RACE, str(data), start]) for _ in range(3)
+        ]
+        assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+        assert FileStore(data, create=False).list_version_numbers("race") == [3, 2, 1]
+
+
+# -- locks
+
+
+def test_a_held_lock_times_out_with_an_error_naming_the_lock_file(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=0.2)
+    lock_path = store.data_dir / ".locks" / "acme-q3.lock"
+    with open(lock_path, "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError) as info:
+            store.create_next("Acme-Q3")
+        waited = time.monotonic() - started
+    assert info.value.lock_path == lock_path
+    assert str(lock_path) in str(info.value)
+    assert isinstance(info.value, TimeoutError)
+    assert 0.15 < waited < 5
+    # Released: the next write goes through, and reads never waited.
+    assert store.create_next("acme-q3").version == 1
+
+
+def test_a_lock_is_handed_over_as_soon_as_it_is_released(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=10)
+    lock_path = store.data_dir / ".locks" / "acme-q3.lock"
+    with open(lock_path, "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        timer = threading.Timer(0.3, lambda: fcntl.flock(holder, fcntl.LOCK_UN))
+        timer.start()
+        assert store.create_next("acme-q3").version == 1
+        timer.join()
+
+
+def test_reads_take_no_lock(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=0.1)
+    store.create_next("acme-q3")
+    with open(store.data_dir / ".locks" / "acme-q3.lock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert store.list_version_numbers("acme-q3") == [1]
+        assert store.get_latest("acme-q3") is not None
+
+
+def test_a_deleted_locks_directory_is_recreated(file_store: FileStore) -> None:
+    shutil.rmtree(file_store.data_dir / ".locks")
+    file_store.create_next("acme-q3")
+    assert (file_store.data_dir / ".locks" / "acme-q3.lock").is_file()
+
+
+# -- open_store
+
+
+def test_open_store_defaults_to_a_file_store_in_strategy_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STRATEGYSTORE_MODE", raising=False)
+    monkeypatch.delenv("STRATEGYSTORE_DIR", raising=False)
+    store = open_store()
+    assert isinstance(store, FileStore)
+    assert store.data_dir == tmp_path / "strategy-data"
+
+
+def test_open_store_reads_mode_and_directory_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRATEGYSTORE_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("STRATEGYSTORE_MODE", "file")
+    store = open_store(durable=False, lock_timeout=1)
+    assert isinstance(store, FileStore)
+    assert (store.data_dir, store.durable, store.lock_timeout) == (
+        tmp_path / "elsewhere",
+        False,
+        1.0,
+    )
+    monkeypatch.setenv("STRATEGYSTORE_MODE", "memory")
+    assert isinstance(open_store(), MemoryStore)
+    assert isinstance(open_store("file", tmp_path / "explicit"), FileStore)
+
+
+def test_open_store_names_the_valid_values_of_a_bad_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigurationError, match="'file' or 'memory'"):
+        open_store("sql")
+    monkeypatch.setenv("STRATEGYSTORE_MODE", "disk")
+    with pytest.raises(ConfigurationError, match=r"\$STRATEGYSTORE_MODE is 'disk'"):
+        open_store()
+    with pytest.raises(ConfigurationError, match="takes create, durable and lock_timeout"):
+        open_store("file", fast=True)
+    with pytest.raises(ConfigurationError, match="no options"):
+        open_store("memory", durable=False)

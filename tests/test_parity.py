@@ -1,0 +1,243 @@
+"""MemoryStore and two FileStores on one directory, driven by the same operations, always agree.
+
+Each step runs on the ``MemoryStore`` and on one of the two ``FileStore``s
+(drawn); reads run on both file stores. Results are compared by canonical
+bytes and exceptions by type and payload. Brief ids come from arbitrary text
+as well as a small pool, so invalid ids are exercised next to colliding ones.
+Set ``STRATEGYSTORE_STRESS=1`` for a longer run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from strategystore import (
+    ConcurrentUpdateError,
+    DuplicateVersionError,
+    FileStore,
+    ImmutableVersionError,
+    MemoryStore,
+    Section,
+    Status,
+    StrategyDocument,
+    StrategyStoreError,
+    VersionNotFoundError,
+)
+from strategystore.store import BaseStore, ImportSummary
+
+STRESS = os.environ.get("STRATEGYSTORE_STRESS") == "1"
+#: Operations compared so far in this process (read by the stress run's report).
+STEPS_RUN = [0]
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+valid_briefs = st.sampled_from(["acme", "Acme", "ACME", "beta", "b.2", "z_9"])
+any_briefs = valid_briefs | st.text(max_size=12) | st.sampled_from(["..", "CON", "a.", "/x"])
+versions = st.integers(min_value=1, max_value=4)
+any_versions: st.SearchStrategy[Any] = versions | st.sampled_from([0, -1, 2**31, True, 1.5])
+instants = st.integers(min_value=-2, max_value=6).map(lambda h: T0 + timedelta(hours=h))
+metadata: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
+    [{}, {"n": 1}, {"n": 1.0}, {"n": True}, {"b": [1, {"z": 2, "a": 1}]}]
+)
+section_lists = st.lists(
+    st.builds(
+        Section,
+        key=st.sampled_from(["goal", "audience", "é"]),
+        title=st.sampled_from(["Goal", ""]),
+        body=st.text(max_size=20),
+    ),
+    max_size=2,
+    unique_by=lambda s: s.key,
+)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> StrategyDocument:
+    created = draw(instants)
+    return StrategyDocument(
+        brief_id=draw(valid_briefs),
+        version=draw(versions),
+        status=draw(st.sampled_from(Status)),
+        status_reason=draw(st.none() | st.just("why")),
+        created_at=created,
+        updated_at=created + timedelta(minutes=draw(st.integers(0, 3))),
+        sections=draw(section_lists),
+        metadata=draw(metadata),
+    )
+
+
+def _result(value: object) -> object:
+    """A comparable form of a store's answer."""
+    if isinstance(value, StrategyDocument):
+        return value.to_json_bytes()
+    if isinstance(value, list):
+        return [_result(v) for v in value]
+    if isinstance(value, ImportSummary):
+        return (value.written, value.skipped, value.refused)
+    return value
+
+
+def _error(exc: Exception) -> object:
+    payload: object = None
+    if isinstance(exc, DuplicateVersionError):
+        payload = exc.existing.to_json_bytes()
+    elif isinstance(exc, ConcurrentUpdateError):
+        payload = exc.current.to_json_bytes()
+    elif isinstance(exc, ImmutableVersionError | VersionNotFoundError):
+        payload = (exc.brief_id, exc.version)
+    return (type(exc), payload)
+
+
+def _outcome(call: Callable[[BaseStore], object], store: BaseStore) -> tuple[str, object]:
+    try:
+        return ("ok", _result(call(store)))
+    except (StrategyStoreError, ValueError, TypeError) as exc:
+        return ("error", _error(exc))
+
+
+class StoresAgree(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="parity-"))
+        self.memory = MemoryStore()
+        self.files = [self._open(), self._open()]
+        self.steps = 0
+
+    def _open(self) -> FileStore:
+        return FileStore(self.root / "data", durable=False, lock_timeout=5)
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _write(self, which: int, call: Callable[[BaseStore], object]) -> None:
+        expected = _outcome(call, self.memory)
+        assert _outcome(call, self.files[which]) == expected
+        self.steps += 1
+        STEPS_RUN[0] += 1
+
+    def _read(self, call: Callable[[BaseStore], object]) -> None:
+        expected = _outcome(call, self.memory)
+        for store in self.files:
+            assert _outcome(call, store) == expected
+        STEPS_RUN[0] += 1
+
+    # -- writes
+
+    @rule(which=st.integers(0, 1), doc=documents())
+    def save(self, which: int, doc: StrategyDocument) -> None:
+        self._write(which, lambda s: s.save(doc))
+
+    @rule(which=st.integers(0, 1), doc=documents())
+    def create(self, which: int, doc: StrategyDocument) -> None:
+        self._write(which, lambda s: s.create(doc))
+
+    @rule(
+        which=st.integers(0, 1),
+        brief=any_briefs,
+        sections=section_lists,
+        meta=metadata,
+        status=st.sampled_from(Status),
+        now=instants,
+    )
+    def create_next(
+        self,
+        which: int,
+        brief: str,
+        sections: list[Section],
+        meta: dict[str, Any],
+        status: Status,
+        now: datetime,
+    ) -> None:
+        self._write(which, lambda s: s.create_next(brief, sections, meta, status=status, now=now))
+
+    @rule(which=st.integers(0, 1), doc=documents(), use_stored=st.booleans(), other=documents())
+    def update(
+        self, which: int, doc: StrategyDocument, use_stored: bool, other: StrategyDocument
+    ) -> None:
+        stored = self.memory.get_strategy(doc.brief_id, doc.version)
+        expected = stored if use_stored and stored is not None else other
+        if use_stored and stored is not None and stored.status is not Status.DRAFT:
+            doc = stored  # an identical update of a frozen version is a no-op
+        self._write(which, lambda s: s.update(doc, expected=expected))
+
+    @rule(
+        which=st.integers(0, 1),
+        action=st.sampled_from(["approve", "reject", "withdraw"]),
+        brief=any_briefs,
+        version=any_versions,
+        reason=st.none() | st.just("because"),
+        now=instants,
+    )
+    def change_status(
+        self,
+        which: int,
+        action: str,
+        brief: str,
+        version: int,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        def call(store: BaseStore) -> object:
+            if action == "approve":
+                return store.approve(brief, version, now=now)
+            method = store.reject if action == "reject" else store.withdraw
+            return method(brief, version, reason=reason, now=now)
+
+        self._write(which, call)
+
+    @rule(which=st.integers(0, 1), brief=any_briefs, version=any_versions)
+    def delete(self, which: int, brief: str, version: int) -> None:
+        self._write(which, lambda s: s.delete(brief, version))
+
+    @rule(
+        which=st.integers(0, 1),
+        docs=st.lists(documents(), max_size=4),
+        upsert=st.booleans(),
+    )
+    def import_documents(self, which: int, docs: list[StrategyDocument], upsert: bool) -> None:
+        self._write(which, lambda s: s.import_documents(docs, upsert=upsert))
+
+    @precondition(lambda self: self.steps > 0)
+    @rule(which=st.integers(0, 1))
+    def reopen(self, which: int) -> None:
+        self.files[which] = self._open()
+
+    # -- reads
+
+    @rule(brief=any_briefs, version=any_versions)
+    def get_strategy(self, brief: str, version: int) -> None:
+        self._read(lambda s: s.get_strategy(brief, version))
+
+    @rule(brief=any_briefs)
+    def list_versions_by_brief(self, brief: str) -> None:
+        self._read(lambda s: s.list_versions_by_brief(brief))
+
+    @rule(brief=any_briefs, status=st.none() | st.sampled_from(Status))
+    def get_latest(self, brief: str, status: Status | None) -> None:
+        self._read(lambda s: s.get_latest(brief, status=status))
+
+    @rule(brief=any_briefs)
+    def list_version_numbers(self, brief: str) -> None:
+        self._read(lambda s: s.list_version_numbers(brief))
+
+    @invariant()
+    def the_same_briefs_everywhere(self) -> None:
+        self._read(lambda s: s.list_briefs())
+
+
+StoresAgree.TestCase.settings = settings(
+    max_examples=400 if STRESS else 40,
+    stateful_step_count=60 if STRESS else 30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestStoresAgree = StoresAgree.TestCase

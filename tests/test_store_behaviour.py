@@ -1,0 +1,503 @@
+"""The contract of DESIGN.md section 3, run against both stores through the ``store`` fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from strategystore import (
+    ConcurrentUpdateError,
+    DuplicateVersionError,
+    ImmutableVersionError,
+    InvalidBriefIdError,
+    Section,
+    Status,
+    Store,
+    StrategyDocument,
+    VersionNotFoundError,
+)
+from strategystore.store import BaseStore
+from tests.conftest import T0, make_doc
+
+LATER = T0 + timedelta(hours=1)
+
+
+def test_both_stores_satisfy_the_store_protocol(store: BaseStore) -> None:
+    assert isinstance(store, Store)
+
+
+def test_repr_is_the_constructor_call(store: BaseStore) -> None:
+    assert repr(store).startswith(f"{type(store).__name__}(")
+    assert "0x" not in repr(store)
+
+
+# -- the original repository port: save, get_strategy, list_versions_by_brief
+
+
+def test_save_then_get_round_trips_the_document(store: BaseStore) -> None:
+    doc = make_doc(metadata={"nested": {"b": [1, 2.5, None, True], "a": "é"}})
+    store.save(doc)
+    got = store.get_strategy("acme-q3", 1)
+    assert got == doc
+    assert got is not doc
+    assert got is not None and got.to_json_bytes() == doc.to_json_bytes()
+
+
+def test_save_overwrites_the_same_version_and_the_latest_content_wins(store: BaseStore) -> None:
+    store.save(make_doc(metadata={"round": 1}))
+    store.save(make_doc(metadata={"round": 2}))
+    got = store.get_strategy("acme-q3", 1)
+    assert got is not None and got.metadata == {"round": 2}
+    assert store.list_version_numbers("acme-q3") == [1]
+
+
+def test_list_versions_by_brief_is_newest_first(store: BaseStore) -> None:
+    for version in (2, 10, 1):
+        store.save(make_doc(version=version))
+    assert [d.version for d in store.list_versions_by_brief("acme-q3")] == [10, 2, 1]
+
+
+def test_missing_things_are_none_and_empty(store: BaseStore) -> None:
+    assert store.get_strategy("nobody", 1) is None
+    assert store.list_versions_by_brief("nobody") == []
+    assert store.list_version_numbers("nobody") == []
+    assert store.get_latest("nobody") is None
+    assert store.list_briefs() == []
+
+
+def test_saving_an_equal_document_is_a_no_op_even_when_approved(store: BaseStore) -> None:
+    store.save(make_doc(status=Status.APPROVED))
+    store.save(make_doc(status=Status.APPROVED))
+    assert store.get_strategy("acme-q3", 1) == make_doc(status=Status.APPROVED)
+
+
+@pytest.mark.parametrize("status", [Status.APPROVED, Status.REJECTED, Status.WITHDRAWN])
+def test_save_refuses_to_change_a_version_that_is_not_a_draft(
+    store: BaseStore, status: Status
+) -> None:
+    store.save(make_doc(status=status))
+    with pytest.raises(ImmutableVersionError) as info:
+        store.save(make_doc(status=status, metadata={"changed": True}))
+    assert (info.value.brief_id, info.value.version, info.value.status) == ("acme-q3", 1, status)
+    assert store.get_strategy("acme-q3", 1) == make_doc(status=status)
+
+
+def test_save_may_turn_a_stored_draft_into_any_status(store: BaseStore) -> None:
+    store.save(make_doc())
+    store.save(make_doc(status=Status.APPROVED))
+    got = store.get_strategy("acme-q3", 1)
+    assert got is not None and got.status is Status.APPROVED
+
+
+def test_save_refuses_what_is_not_a_document(store: BaseStore) -> None:
+    with pytest.raises(TypeError, match="StrategyDocument"):
+        store.save({"brief_id": "acme-q3", "version": 1})  # type: ignore[arg-type]
+
+
+# -- equality by canonical bytes
+
+
+def test_metadata_one_and_one_point_zero_and_true_are_different_documents(
+    store: BaseStore,
+) -> None:
+    store.save(make_doc(metadata={"x": 1}))
+    store.save(make_doc(metadata={"x": 1.0}))
+    got = store.get_strategy("acme-q3", 1)
+    assert got is not None and isinstance(got.metadata["x"], float)
+    store.approve("acme-q3", 1, now=LATER)
+    approved = store.get_strategy("acme-q3", 1)
+    assert approved is not None
+    with pytest.raises(ImmutableVersionError):
+        store.save(approved.model_copy(update={"metadata": {"x": True}}))
+
+
+def test_metadata_key_order_does_not_make_a_difference(store: BaseStore) -> None:
+    store.save(make_doc(metadata={"a": 1, "b": {"y": 1, "x": 2}}, status=Status.APPROVED))
+    # Approved: anything but an equal document would be refused.
+    store.save(make_doc(metadata={"b": {"x": 2, "y": 1}, "a": 1}, status=Status.APPROVED))
+
+
+# -- create and create_next
+
+
+def test_create_inserts_a_new_version(store: BaseStore) -> None:
+    store.create(make_doc())
+    assert store.get_strategy("acme-q3", 1) == make_doc()
+
+
+def test_create_refuses_an_existing_version_whatever_its_content(store: BaseStore) -> None:
+    store.create(make_doc())
+    for attempt in (make_doc(), make_doc(metadata={"other": 1})):
+        with pytest.raises(DuplicateVersionError) as info:
+            store.create(attempt)
+        assert info.value.existing == make_doc()
+        assert (info.value.brief_id, info.value.version) == ("acme-q3", 1)
+
+
+def test_create_next_starts_at_one_and_counts_up_from_the_highest(store: BaseStore) -> None:
+    assert store.create_next("acme-q3").version == 1
+    store.save(make_doc(version=7))
+    doc = store.create_next(
+        "acme-q3",
+        [{"key": "k", "title": "T", "body": "B"}],
+        {"a": 1},
+        status=Status.APPROVED,
+        now=T0,
+    )
+    assert (doc.version, doc.status, doc.created_at, doc.updated_at) == (
+        8,
+        Status.APPROVED,
+        T0,
+        T0,
+    )
+    assert doc.sections == [Section(key="k", title="T", body="B")]
+    assert store.get_strategy("acme-q3", 8) == doc
+
+
+def test_create_next_returns_what_it_stored_sharing_nothing_with_the_caller(
+    store: BaseStore,
+) -> None:
+    metadata: dict[str, object] = {"nested": {"a": [1]}}
+    doc = store.create_next("acme-q3", metadata=metadata)  # type: ignore[arg-type]
+    metadata["nested"] = "changed"
+    doc.metadata["nested"] = "changed too"
+    got = store.get_strategy("acme-q3", 1)
+    assert got is not None and got.metadata == {"nested": {"a": [1]}}
+
+
+def test_create_next_refuses_invalid_sections_and_stores_nothing(store: BaseStore) -> None:
+    with pytest.raises(ValidationError):
+        store.create_next("acme-q3", [{"key": "", "title": "T", "body": "B"}])
+    with pytest.raises(ValidationError):
+        store.create_next("acme-q3", metadata={"x": float("nan")})
+    assert store.list_briefs() == []
+
+
+def test_create_next_refuses_a_naive_now(store: BaseStore) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        store.create_next("acme-q3", now=datetime(2026, 1, 1))
+
+
+# -- get_latest, list_briefs, list_version_numbers
+
+
+def test_get_latest_is_the_highest_version_optionally_with_a_status(store: BaseStore) -> None:
+    store.save(make_doc(version=1, status=Status.APPROVED))
+    store.save(make_doc(version=2, status=Status.REJECTED))
+    store.save(make_doc(version=3))
+    latest = store.get_latest("acme-q3")
+    assert latest is not None and latest.version == 3
+    approved = store.get_latest("acme-q3", status=Status.APPROVED)
+    assert approved is not None and approved.version == 1
+    assert store.get_latest("acme-q3", status=Status.WITHDRAWN) is None
+
+
+def test_list_briefs_is_sorted_by_code_point(store: BaseStore) -> None:
+    for brief in ("b", "a-2", "C", "A_1", "0"):
+        store.save(make_doc(brief_id=brief))
+    assert store.list_briefs() == ["0", "A_1", "C", "a-2", "b"]
+
+
+def test_list_version_numbers_is_newest_first(store: BaseStore) -> None:
+    for version in (3, 1, 20, 2):
+        store.save(make_doc(version=version))
+    assert store.list_version_numbers("acme-q3") == [20, 3, 2, 1]
+
+
+# -- update: compare-and-swap
+
+
+def test_update_replaces_the_draft_it_expected(store: BaseStore) -> None:
+    store.save(make_doc())
+    new = make_doc(metadata={"v": 2})
+    store.update(new, expected=make_doc())
+    assert store.get_strategy("acme-q3", 1) == new
+
+
+def test_update_checks_the_key_first(store: BaseStore) -> None:
+    with pytest.raises(ValueError, match="same key"):
+        store.update(make_doc(version=2), expected=make_doc(version=1))
+
+
+def test_update_of_a_missing_version_raises_not_found(store: BaseStore) -> None:
+    with pytest.raises(VersionNotFoundError) as info:
+        store.update(make_doc(), expected=make_doc())
+    assert (info.value.brief_id, info.value.version) == ("acme-q3", 1)
+    assert isinstance(info.value, LookupError)
+
+
+def test_update_refuses_when_the_stored_document_changed(store: BaseStore) -> None:
+    store.save(make_doc(metadata={"v": 2}))
+    with pytest.raises(ConcurrentUpdateError) as info:
+        store.update(make_doc(metadata={"v": 3}), expected=make_doc(metadata={"v": 1}))
+    assert info.value.current == make_doc(metadata={"v": 2})
+
+
+def test_update_checks_the_expected_document_before_immutability(store: BaseStore) -> None:
+    store.save(make_doc(status=Status.APPROVED))
+    with pytest.raises(ConcurrentUpdateError):
+        store.update(make_doc(metadata={"v": 3}), expected=make_doc())
+    with pytest.raises(ImmutableVersionError):
+        store.update(
+            make_doc(status=Status.APPROVED, metadata={"v": 3}),
+            expected=make_doc(status=Status.APPROVED),
+        )
+
+
+def test_update_to_the_same_document_is_a_no_op(store: BaseStore) -> None:
+    store.save(make_doc(status=Status.APPROVED))
+    store.update(make_doc(status=Status.APPROVED), expected=make_doc(status=Status.APPROVED))
+
+
+# -- status transitions
+
+
+TRANSITIONS = {
+    "approve": (Status.DRAFT, Status.APPROVED),
+    "reject": (Status.DRAFT, Status.REJECTED),
+    "withdraw": (Status.APPROVED, Status.WITHDRAWN),
+}
+
+
+def _change(store: BaseStore, action: str, **kwargs: object) -> StrategyDocument:
+    method = getattr(store, action)
+    result: StrategyDocument = method("acme-q3", 1, **kwargs)
+    return result
+
+
+@pytest.mark.parametrize("action", list(TRANSITIONS))
+def test_each_status_change_moves_from_its_source_and_stamps_updated_at(
+    store: BaseStore, action: str
+) -> None:
+    source, target = TRANSITIONS[action]
+    store.save(make_doc(status=source))
+    kwargs: dict[str, object] = {"now": LATER}
+    if action != "approve":
+        kwargs["reason"] = "client said no"
+    changed = _change(store, action, **kwargs)
+    assert changed.status is target
+    assert changed.updated_at == LATER
+    assert changed.created_at == T0
+    assert changed.status_reason == (None if action == "approve" else "client said no")
+    assert store.get_strategy("acme-q3", 1) == changed
+
+
+@pytest.mark.parametrize("action", list(TRANSITIONS))
+def test_repeating_a_status_change_returns_the_version_unchanged(
+    store: BaseStore, action: str
+) -> None:
+    source, _ = TRANSITIONS[action]
+    store.save(make_doc(status=source))
+    first = _change(store, action, now=LATER)
+    again = _change(store, action, now=LATER + timedelta(days=1))
+    assert again == first
+    assert store.get_strategy("acme-q3", 1) == first
+
+
+@pytest.mark.parametrize(
+    ("action", "status"),
+    [
+        (action, status)
+        for action, (source, target) in TRANSITIONS.items()
+        for status in Status
+        if status not in (source, target)
+    ],
+)
+def test_every_other_status_change_is_refused(
+    store: BaseStore, action: str, status: Status
+) -> None:
+    store.save(make_doc(status=status))
+    with pytest.raises(ImmutableVersionError) as info:
+        _change(store, action, now=LATER)
+    assert info.value.status is status
+    assert store.get_strategy("acme-q3", 1) == make_doc(status=status)
+
+
+@pytest.mark.parametrize("action", list(TRANSITIONS))
+def test_a_status_change_of_a_missing_version_raises_not_found(
+    store: BaseStore, action: str
+) -> None:
+    with pytest.raises(VersionNotFoundError):
+        _change(store, action)
+
+
+@pytest.mark.parametrize("action", list(TRANSITIONS))
+def test_a_status_change_refuses_a_now_before_created_at(store: BaseStore, action: str) -> None:
+    source, _ = TRANSITIONS[action]
+    store.save(make_doc(status=source))
+    with pytest.raises(ValueError, match="before"):
+        _change(store, action, now=T0 - timedelta(seconds=1))
+    with pytest.raises(ValueError, match="timezone"):
+        _change(store, action, now=datetime(2026, 6, 1))
+
+
+def test_a_status_change_defaults_now_to_the_current_utc_time(store: BaseStore) -> None:
+    store.save(make_doc())
+    before = datetime.now(UTC)
+    approved = store.approve("acme-q3", 1)
+    assert before <= approved.updated_at <= datetime.now(UTC)
+
+
+def test_withdraw_is_auditable_and_latest_approved_skips_it(store: BaseStore) -> None:
+    store.save(make_doc(version=1))
+    store.save(make_doc(version=2))
+    store.approve("acme-q3", 1, now=LATER)
+    store.approve("acme-q3", 2, now=LATER)
+    store.withdraw("acme-q3", 2, reason="typo in the budget", now=LATER)
+    latest = store.get_latest("acme-q3", status=Status.APPROVED)
+    assert latest is not None and latest.version == 1
+    withdrawn = store.get_strategy("acme-q3", 2)
+    assert withdrawn is not None and withdrawn.status_reason == "typo in the budget"
+
+
+# -- delete
+
+
+def test_delete_removes_a_draft_and_reports_absence(store: BaseStore) -> None:
+    store.save(make_doc(version=1))
+    store.save(make_doc(version=2))
+    assert store.delete("acme-q3", 2) is True
+    assert store.delete("acme-q3", 2) is False
+    assert store.list_version_numbers("acme-q3") == [1]
+
+
+def test_delete_of_the_last_version_removes_the_brief(store: BaseStore) -> None:
+    store.save(make_doc())
+    assert store.delete("acme-q3", 1) is True
+    assert store.list_briefs() == []
+    assert store.create_next("acme-q3").version == 1
+
+
+@pytest.mark.parametrize("status", [Status.APPROVED, Status.REJECTED, Status.WITHDRAWN])
+def test_delete_refuses_what_is_not_a_draft(store: BaseStore, status: Status) -> None:
+    store.save(make_doc(status=status))
+    with pytest.raises(ImmutableVersionError):
+        store.delete("acme-q3", 1)
+    assert store.get_strategy("acme-q3", 1) is not None
+
+
+# -- argument validation
+
+
+BAD_IDS = ["", "../etc", "a/b", ".hidden", "a.", "CON", "con.txt", "Lpt9", "x" * 101, "a\n"]
+
+
+@pytest.mark.parametrize("brief_id", BAD_IDS)
+def test_every_method_validates_the_brief_id_first(store: BaseStore, brief_id: str) -> None:
+    calls: list[Callable[[], object]] = [
+        lambda: store.get_strategy(brief_id, 1),
+        lambda: store.list_versions_by_brief(brief_id),
+        lambda: store.create_next(brief_id),
+        lambda: store.get_latest(brief_id),
+        lambda: store.list_version_numbers(brief_id),
+        lambda: store.approve(brief_id, 1),
+        lambda: store.reject(brief_id, 1),
+        lambda: store.withdraw(brief_id, 1),
+        lambda: store.delete(brief_id, 1),
+        lambda: store.get_strategy(brief_id, 0),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidBriefIdError):
+            call()
+
+
+@pytest.mark.parametrize("version", [0, -1, 2**31, True, False, 1.0, "1", None])
+def test_every_method_refuses_a_version_that_is_not_a_valid_int(
+    store: BaseStore, version: object
+) -> None:
+    calls: list[Callable[[], object]] = [
+        lambda: store.get_strategy("acme-q3", version),  # type: ignore[arg-type]
+        lambda: store.approve("acme-q3", version),  # type: ignore[arg-type]
+        lambda: store.reject("acme-q3", version),  # type: ignore[arg-type]
+        lambda: store.withdraw("acme-q3", version),  # type: ignore[arg-type]
+        lambda: store.delete("acme-q3", version),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="version") as info:
+            call()
+        assert not isinstance(info.value, InvalidBriefIdError)
+
+
+def test_a_brief_id_differing_only_by_case_is_refused_for_writes_and_empty_for_reads(
+    store: BaseStore,
+) -> None:
+    store.save(make_doc(brief_id="Acme-Q3"))
+    with pytest.raises(InvalidBriefIdError, match="letter case"):
+        store.save(make_doc(brief_id="acme-q3"))
+    with pytest.raises(InvalidBriefIdError):
+        store.create(make_doc(brief_id="ACME-Q3"))
+    with pytest.raises(InvalidBriefIdError):
+        store.create_next("acme-Q3")
+    assert store.get_strategy("acme-q3", 1) is None
+    assert store.list_version_numbers("acme-q3") == []
+    assert store.list_briefs() == ["Acme-Q3"]
+    # Once the brief is gone its id is free in any case.
+    store.delete("Acme-Q3", 1)
+    store.create_next("acme-q3")
+    assert store.list_briefs() == ["acme-q3"]
+
+
+# -- no shared mutable state
+
+
+def test_changing_a_returned_document_in_place_never_changes_the_store(store: BaseStore) -> None:
+    store.save(make_doc(metadata={"list": [1], "obj": {"k": "v"}}))
+    got = store.get_strategy("acme-q3", 1)
+    assert got is not None
+    got.metadata["list"].append(2)  # type: ignore[union-attr]
+    got.metadata["new"] = 1
+    got.sections.append(Section(key="x", title="X", body=""))
+    again = store.get_strategy("acme-q3", 1)
+    assert again == make_doc(metadata={"list": [1], "obj": {"k": "v"}})
+
+
+def test_changing_a_saved_document_in_place_never_changes_the_store(store: BaseStore) -> None:
+    doc = make_doc(metadata={"list": [1]})
+    store.save(doc)
+    doc.metadata["list"] = "changed"
+    assert store.get_strategy("acme-q3", 1) == make_doc(metadata={"list": [1]})
+
+
+# -- bulk import
+
+
+def test_import_documents_writes_skips_and_refuses_each_on_its_own(store: BaseStore) -> None:
+    store.save(make_doc(version=2))
+    store.save(make_doc(version=3, status=Status.APPROVED))
+    seen: list[tuple[tuple[str, int], str, str]] = []
+    summary = store.import_documents(
+        [
+            make_doc(version=1),
+            make_doc(version=2),
+            make_doc(version=2, metadata={"changed": 1}),
+            make_doc(version=3, metadata={"changed": 1}),
+            make_doc(brief_id="other"),
+        ],
+        on_result=lambda doc, outcome, error: seen.append((doc.key, outcome, type(error).__name__)),
+    )
+    assert (summary.written, summary.skipped, summary.refused) == (2, 1, 2)
+    assert seen == [
+        (("acme-q3", 1), "written", "NoneType"),
+        (("acme-q3", 2), "skipped", "NoneType"),
+        (("acme-q3", 2), "refused", "DuplicateVersionError"),
+        (("acme-q3", 3), "refused", "DuplicateVersionError"),
+        (("other", 1), "written", "NoneType"),
+    ]
+    assert store.list_briefs() == ["acme-q3", "other"]
+
+
+def test_import_documents_with_upsert_replaces_drafts_but_not_approved_versions(
+    store: BaseStore,
+) -> None:
+    store.save(make_doc(version=1))
+    store.save(make_doc(version=2, status=Status.APPROVED))
+    summary = store.import_documents(
+        [make_doc(version=1, metadata={"n": 1}), make_doc(version=2, metadata={"n": 1})],
+        upsert=True,
+    )
+    assert (summary.written, summary.skipped, summary.refused) == (1, 0, 1)
+    got = store.get_strategy("acme-q3", 1)
+    assert got is not None and got.metadata == {"n": 1}
