@@ -229,7 +229,7 @@ def documents(draw: st.DrawFn) -> StrategyDocument:
         status_reason=draw(st.none() | st.text()),
         created_at=created,
         # Added in UTC: wall-clock arithmetic across a DST change can go backwards.
-        updated_at=created.astimezone(timezone.utc)
+        updated_at=created.astimezone(UTC)
         + draw(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3650))),
         sections=[Section(key=k, title=draw(st.text()), body=draw(st.text())) for k in keys],
         metadata=draw(st.dictionaries(st.text(), json_values, max_size=5)),
