@@ -30,9 +30,11 @@ import re
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
@@ -137,9 +139,14 @@ class FileStore(BaseStore):
         self.data_dir = Path(os.path.abspath(data_dir))
         self.durable = durable
         self.lock_timeout = float(lock_timeout)
+        self._root = str(self.data_dir)
         self._open_data_dir(create=create)
         # On a case-insensitive file system the marker answers to another case too.
         self._case_insensitive = os.path.lexists(self.data_dir / MARKER_NAME.upper())
+        self._racy_ns = _racy_window_ns(self.data_dir)
+        self._documents: dict[str, _Cached] = {}
+        self._listings: dict[str, _Listing] = {}
+        self._cache_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -240,27 +247,40 @@ class FileStore(BaseStore):
 
     # -- primitives: reading -------------------------------------------------
 
-    def _read(self, brief_id: str, version: int) -> StrategyDocument | None:
-        name = f"{version}.json"
-        dir_fd = self._open_brief_dir(brief_id)
-        if dir_fd is None:
+    def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
+        path = f"{self._root}/{brief_id}/{version}.json"
+        cached = self._documents.get(path)
+        if cached is not None:
+            try:
+                unchanged = _identity(os.lstat(path)) == cached.identity
+            except OSError:
+                unchanged = False
+            if unchanged:
+                return _copy(cached.doc), cached.data
+        found = self._read_document(brief_id, version)
+        if found is None:
+            self._documents.pop(path, None)
             return None
-        try:
-            data = self._read_document(dir_fd, brief_id, name)
-        finally:
-            os.close(dir_fd)
-        if data is None:
+        data, identity = found
+        doc = self._decode(brief_id, version, data)
+        if doc is None:
             return None
-        path = self.data_dir / brief_id / name
+        if self._settled(identity):
+            self._remember(self._documents, path, _Cached(identity, doc, data))
+            doc = _copy(doc)
+        return doc, data
+
+    def _decode(self, brief_id: str, version: int, data: bytes) -> StrategyDocument | None:
+        path = self.data_dir / brief_id / f"{version}.json"
         try:
             doc = StrategyDocument.from_json_bytes(data)
         except ValidationError as exc:
             raise CorruptDocumentError(path, describe_invalid(data, exc)) from exc
-        if doc.key != (brief_id, version):
+        if doc.brief_id != brief_id or doc.version != version:
             if (
                 self._case_insensitive
                 and doc.version == version
-                and doc.brief_id.lower() == (brief_id.lower())
+                and doc.brief_id.lower() == brief_id.lower()
             ):
                 return None  # the same brief under another case: a read finds nothing
             raise CorruptDocumentError(
@@ -270,30 +290,42 @@ class FileStore(BaseStore):
             )
         return doc
 
-    def _read_document(self, dir_fd: int, brief_id: str, name: str) -> bytes | None:
-        path = self.data_dir / brief_id / name
+    def _read_document(self, brief_id: str, version: int) -> tuple[bytes, _Identity] | None:
+        """The bytes of a document file and the identity they were read under."""
+        dir_fd = self._open_brief_dir(brief_id)
+        if dir_fd is None:
+            return None
+        name = f"{version}.json"
         try:
             fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            path = self.data_dir / brief_id / name
             if exc.errno == errno.ELOOP:
                 raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
             raise CorruptDocumentError(path, f"cannot be read: {exc.strerror}") from exc
-        with os.fdopen(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+        finally:
+            os.close(dir_fd)
+        try:
+            # The identity is taken before the bytes: a change made while
+            # reading then shows as a different identity on the next read.
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                path = self.data_dir / brief_id / name
                 raise CorruptDocumentError(path, "is not a regular file; remove it")
-            return file.read()
+            return _read_all(fd, info.st_size), _identity(info)
+        finally:
+            os.close(fd)
 
     def _open_brief_dir(self, brief_id: str) -> int | None:
         """A descriptor of the brief's directory, or ``None`` when there is none."""
-        path = self.data_dir / brief_id
         try:
-            return os.open(path, _DIR_FLAGS)
+            return os.open(f"{self._root}/{brief_id}", _DIR_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise self._not_a_directory(path, exc) from exc
+            raise self._not_a_directory(self.data_dir / brief_id, exc) from exc
 
     @staticmethod
     def _not_a_directory(path: Path, exc: OSError) -> CorruptDocumentError:
@@ -304,28 +336,58 @@ class FileStore(BaseStore):
         return CorruptDocumentError(path, f"cannot be opened: {exc.strerror}")
 
     def _versions(self, brief_id: str) -> list[int]:
+        path = f"{self._root}/{brief_id}"
+        cached = self._listings.get(path)
+        if cached is not None:
+            try:
+                unchanged = _identity(os.lstat(path)) == cached.identity
+            except OSError:
+                unchanged = False
+            if unchanged:
+                return list(cached.versions)
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is None:
+            self._listings.pop(path, None)
             return []
         try:
+            identity = _identity(os.fstat(dir_fd))
             names = os.listdir(dir_fd)
         finally:
             os.close(dir_fd)
-        return [v for v in map(document_version, names) if v is not None]
+        versions = [v for v in map(document_version, names) if v is not None]
+        if self._settled(identity):
+            self._remember(self._listings, path, _Listing(identity, tuple(versions)))
+        return versions
+
+    def _settled(self, identity: _Identity) -> bool:
+        """Whether a file's timestamps prove any later change would alter them.
+
+        git's racy-entry rule: a change within the file system's timestamp
+        granularity of the last one can leave mtime and ctime as they were, so
+        only entries whose timestamps were already older than that are kept.
+        """
+        newest = max(identity[3], identity[4])
+        return time.time_ns() - newest > self._racy_ns
+
+    def _remember(self, cache: dict[str, _Entry], key: str, entry: _Entry) -> None:
+        with self._cache_lock:
+            if key not in cache and len(cache) >= CACHE_SIZE:
+                del cache[next(iter(cache))]
+            cache[key] = entry
 
     def _briefs(self) -> list[str]:
         briefs = []
-        with os.scandir(self.data_dir) as entries:
+        with os.scandir(self._root) as entries:
             for entry in entries:
                 if not _is_brief_name(entry.name) or not entry.is_dir(follow_symlinks=False):
                     continue
-                with suppress(FileNotFoundError, NotADirectoryError):
-                    if any(document_version(n) is not None for n in os.listdir(entry.path)):
+                with suppress(CorruptDocumentError):  # replaced by a link since the scan
+                    if self._versions(entry.name):
                         briefs.append(entry.name)
         return briefs
 
     def _case_variant(self, brief_id: str) -> str | None:
-        if not self._case_insensitive and os.path.isdir(self.data_dir / brief_id):
+        if not self._case_insensitive and os.path.isdir(f"{self._root}/{brief_id}"):
             return None
         folded = brief_id.lower()
         return next((b for b in self._briefs() if b != brief_id and b.lower() == folded), None)
@@ -336,6 +398,7 @@ class FileStore(BaseStore):
         self, doc: StrategyDocument, data: bytes, *, exclusive: bool, sync: bool = True
     ) -> None:
         durable = self.durable and sync
+        self._forget(doc.brief_id, doc.version)
         dir_fd = self._make_brief_dir(doc.brief_id, durable=durable)
         try:
             self._publish(
@@ -429,21 +492,25 @@ class FileStore(BaseStore):
             os.fsync(dir_fd)
 
     def _make_brief_dir(self, brief_id: str, *, durable: bool) -> int:
-        path = self.data_dir / brief_id
-        created = False
-        try:
-            os.mkdir(path)
-            created = True
-        except FileExistsError:
-            pass
-        if created and durable:
-            _fsync_dir(self.data_dir)
-        try:
-            return os.open(path, _DIR_FLAGS)
-        except OSError as exc:
-            raise self._not_a_directory(path, exc) from exc
+        dir_fd = self._open_brief_dir(brief_id)
+        if dir_fd is not None:
+            return dir_fd
+        with suppress(FileExistsError):
+            os.mkdir(f"{self._root}/{brief_id}")
+            if durable:
+                _fsync_dir(self.data_dir)
+        dir_fd = self._open_brief_dir(brief_id)
+        if dir_fd is None:  # pragma: no cover - removed again at once by someone else
+            raise CorruptDocumentError(self.data_dir / brief_id, "vanished while being created")
+        return dir_fd
+
+    def _forget(self, brief_id: str, version: int) -> None:
+        """Drop what the caches hold for a document this store is about to change."""
+        self._documents.pop(f"{self._root}/{brief_id}/{version}.json", None)
+        self._listings.pop(f"{self._root}/{brief_id}", None)
 
     def _remove(self, brief_id: str, version: int) -> None:
+        self._forget(brief_id, version)
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is None:  # pragma: no cover - read under the same lock a moment ago
             return
@@ -485,13 +552,17 @@ class FileStore(BaseStore):
             os.close(fd)  # closing the descriptor releases the flock
 
     def _ensure_locks_dir(self) -> int:
-        path = self.data_dir / LOCKS_DIR
-        with suppress(FileExistsError):
-            os.mkdir(path)
-        try:
-            return os.open(path, _DIR_FLAGS)
-        except OSError as exc:
-            raise self._not_a_directory(path, exc) from exc
+        path = f"{self._root}/{LOCKS_DIR}"
+        for _ in range(2):
+            try:
+                return os.open(path, _DIR_FLAGS)
+            except FileNotFoundError:
+                # Removed by hand (git clean -X, say): lock files hold no data.
+                with suppress(FileExistsError):
+                    os.mkdir(path)
+            except OSError as exc:
+                raise self._not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
+        return os.open(path, _DIR_FLAGS)
 
     def _open_lock_file(self, name: str) -> int:
         dir_fd = self._ensure_locks_dir()
@@ -513,6 +584,79 @@ class FileStore(BaseStore):
             os.close(fd)
             raise CorruptDocumentError(path, "is not a regular file; remove it")
         return fd
+
+
+#: How many documents, and how many brief listings, a FileStore keeps between reads.
+CACHE_SIZE = 4096
+
+#: (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns): what proves a file unchanged.
+_Identity = tuple[int, int, int, int, int]
+
+
+class _Cached(NamedTuple):
+    identity: _Identity
+    doc: StrategyDocument
+    data: bytes
+
+
+class _Listing(NamedTuple):
+    identity: _Identity
+    versions: tuple[int, ...]
+
+
+_Entry = TypeVar("_Entry", _Cached, _Listing)
+
+
+def _identity(info: os.stat_result) -> _Identity:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _racy_window_ns(root: Path) -> int:
+    """How old a timestamp must be before a cache may trust it, for this file system.
+
+    Linux file systems stamp files from a clock that ticks every few
+    milliseconds; FAT, HFS+ and some network file systems keep whole seconds
+    (FAT's modification time even two). Timestamps with a fraction of a
+    second show the fine kind.
+    """
+    stamps = []
+    for name in (MARKER_NAME, LOCKS_DIR, "."):
+        with suppress(OSError):
+            info = os.lstat(root / name)
+            stamps += [info.st_mtime_ns, info.st_ctime_ns]
+    fine = any(stamp % 1_000_000_000 for stamp in stamps)
+    return FINE_RACY_WINDOW_NS if fine else COARSE_RACY_WINDOW_NS
+
+
+#: The racy window on file systems with sub-second timestamps (many clock ticks).
+FINE_RACY_WINDOW_NS = 100_000_000
+#: The racy window on file systems with whole-second (or two-second) timestamps.
+COARSE_RACY_WINDOW_NS = 3_000_000_000
+
+
+def _copy(doc: StrategyDocument) -> StrategyDocument:
+    """A copy of a cached document that shares no mutable state with it."""
+    # Sections are frozen and hold only strings, so a new list suffices.
+    return doc.model_copy(
+        update={"sections": list(doc.sections), "metadata": _copy_json(doc.metadata)}
+    )
+
+
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, max(size + 1, 65536))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _is_brief_name(name: str) -> bool:

@@ -37,10 +37,10 @@ class MemoryStore(BaseStore):
     def __repr__(self) -> str:
         return "MemoryStore()"
 
-    def _read(self, brief_id: str, version: int) -> StrategyDocument | None:
+    def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
         with self._mutex:
             data = self._data.get(brief_id, {}).get(version)
-        return None if data is None else StrategyDocument.from_json_bytes(data)
+        return None if data is None else (StrategyDocument.from_json_bytes(data), data)
 
     def _versions(self, brief_id: str) -> list[int]:
         with self._mutex:

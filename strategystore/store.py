@@ -131,8 +131,12 @@ class BaseStore(abc.ABC):
     # -- primitives --------------------------------------------------------
 
     @abc.abstractmethod
-    def _read(self, brief_id: str, version: int) -> StrategyDocument | None:
-        """The stored document, or ``None``; a fresh object every call."""
+    def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
+        """The stored document and the bytes it was read from, or ``None``.
+
+        The document is a fresh object every call. The bytes are what is
+        stored, which is the canonical form unless someone edited it by hand.
+        """
 
     @abc.abstractmethod
     def _versions(self, brief_id: str) -> list[int]:
@@ -285,13 +289,13 @@ class BaseStore(abc.ABC):
                 f"update of {doc.key} expects a document with the same key, not {expected.key}"
             )
         with self._locked(doc.brief_id):
-            current = self._read(doc.brief_id, doc.version)
-            if current is None:
+            loaded = self._load(doc.brief_id, doc.version)
+            if loaded is None:
                 raise VersionNotFoundError(doc.brief_id, doc.version)
-            current_data = current.to_json_bytes()
-            if current_data != expected_data:
+            current, stored = loaded
+            if not _same(current, stored, expected_data):
                 raise ConcurrentUpdateError(current)
-            if current_data == data:
+            if _same(current, stored, data):
                 return
             if current.status is not Status.DRAFT:
                 raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "update")
@@ -427,19 +431,25 @@ class BaseStore(abc.ABC):
 
     # -- shared helpers -----------------------------------------------------
 
+    def _read(self, brief_id: str, version: int) -> StrategyDocument | None:
+        loaded = self._load(brief_id, version)
+        return None if loaded is None else loaded[0]
+
     def _put(
         self, doc: StrategyDocument, data: bytes, *, overwrite: bool, sync: bool
     ) -> ImportOutcome:
         """Insert ``doc``, or replace a differing draft when ``overwrite``; under the lock."""
-        current = self._read(doc.brief_id, doc.version)
-        if current is None:
+        loaded = self._load(doc.brief_id, doc.version)
+        if loaded is None:
             self._refuse_case_variant(doc.brief_id)
-        elif current.to_json_bytes() == data:
-            return "skipped"
-        elif not overwrite:
-            raise DuplicateVersionError(current)
-        elif current.status is not Status.DRAFT:
-            raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "change")
+        else:
+            current, stored = loaded
+            if _same(current, stored, data):
+                return "skipped"
+            if not overwrite:
+                raise DuplicateVersionError(current)
+            if current.status is not Status.DRAFT:
+                raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "change")
         self._write(doc, data, exclusive=False, sync=sync)
         return "written"
 
@@ -499,6 +509,13 @@ class BaseStore(abc.ABC):
             data = changed.to_json_bytes()
             self._write(changed, data, exclusive=False)
         return StrategyDocument.from_json_bytes(data)
+
+
+def _same(current: StrategyDocument, stored: bytes, data: bytes) -> bool:
+    """Whether the stored document equals the one whose canonical bytes are ``data``."""
+    # Files the store wrote are canonical, so comparing the bytes as stored
+    # settles it at once; a hand-edited file is compared by its canonical form.
+    return stored == data or current.to_json_bytes() == data
 
 
 def _document(doc: object) -> StrategyDocument:
