@@ -7,14 +7,12 @@ Run it from any directory; the data goes to ``./strategy-data`` (or
 from __future__ import annotations
 
 from strategystore import Section, Status, open_store
-from strategystore.files import FileStore
 
 BRIEF = "acme-q3-launch"
 
 
 def main() -> None:
     store = open_store("file")
-    assert isinstance(store, FileStore)
 
     first = store.create_next(
         BRIEF,

@@ -537,18 +537,16 @@ class FileStore(BaseStore):
 
     @contextmanager
     def _locked(self, brief_id: str) -> Iterator[None]:
-        check_brief_id(brief_id)
         name = brief_id.lower() + ".lock"
-        path = self.data_dir / LOCKS_DIR / name
         fd = self._open_lock_file(name)
         if not _acquire(fd, self.lock_timeout):
             # The waiting thread now owns the descriptor and closes it.
-            raise LockTimeoutError(path, self.lock_timeout)
+            raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
         try:
             yield
         finally:
             if self._io_hook is not None:
-                self._io_hook("lock-release", path)
+                self._io_hook("lock-release", self.data_dir / LOCKS_DIR / name)
             os.close(fd)  # closing the descriptor releases the flock
 
     def _ensure_locks_dir(self) -> int:
@@ -566,7 +564,6 @@ class FileStore(BaseStore):
 
     def _open_lock_file(self, name: str) -> int:
         dir_fd = self._ensure_locks_dir()
-        path = self.data_dir / LOCKS_DIR / name
         try:
             fd = os.open(
                 name,
@@ -576,12 +573,14 @@ class FileStore(BaseStore):
             )
         except OSError as exc:
             if exc.errno == errno.ELOOP:
+                path = self.data_dir / LOCKS_DIR / name
                 raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
             raise
         finally:
             os.close(dir_fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
+            path = self.data_dir / LOCKS_DIR / name
             raise CorruptDocumentError(path, "is not a regular file; remove it")
         return fd
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 from pydantic import JsonValue
 
@@ -38,6 +38,10 @@ from strategystore.models import (
     check_version,
     utc_now,
 )
+
+if TYPE_CHECKING:
+    from strategystore.files import FileStore
+    from strategystore.memory import MemoryStore
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -536,6 +540,22 @@ def _check_now(now: datetime | None) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must be timezone-aware, not the naive {now.isoformat()}")
     return now
+
+
+@overload
+def open_store(
+    mode: Literal["file"], data_dir: str | os.PathLike[str] | None = None, **options: Any
+) -> FileStore: ...
+
+
+@overload
+def open_store(mode: Literal["memory"], data_dir: None = None) -> MemoryStore: ...
+
+
+@overload
+def open_store(
+    mode: str | None = None, data_dir: str | os.PathLike[str] | None = None, **options: Any
+) -> BaseStore: ...
 
 
 def open_store(
