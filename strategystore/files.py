@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -415,6 +416,10 @@ class FileStore(BaseStore):
     def _flush(self, keys: list[tuple[str, int]]) -> None:
         if not self.durable or not keys:
             return
+        if self._io_hook is not None:
+            self._io_hook("flush", self.data_dir)
+        if _syncfs(self._root):
+            return
         # Files first, then each directory once: a name is only durable once
         # the data it points to is.
         for brief_id, version in keys:
@@ -671,6 +676,49 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+_SYNCFS: list[Callable[[int], int] | None] = []
+
+
+def _syncfs(path: str) -> bool:
+    """Flush the whole file system holding ``path`` with one ``syncfs`` call.
+
+    Returns ``False`` where that is not available, or not trustworthy: only
+    since Linux 5.8 does ``syncfs`` report write-back errors. One call costs
+    about what a single fsync does, where fsyncing each of N new files costs N
+    times that, which is what makes a bulk import cheap.
+    """
+    if not _SYNCFS:
+        _SYNCFS.append(_load_syncfs())
+    syncfs = _SYNCFS[0]
+    if syncfs is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+    try:
+        if syncfs(fd) != 0:
+            import ctypes  # noqa: PLC0415 - only where syncfs exists, and only on failure
+
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), path)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if sys.platform != "linux":
+        return None
+    major, minor = (int(part) for part in re.findall(r"\d+", os.uname().release)[:2])
+    if (major, minor) < (5, 8):
+        return None
+    import ctypes  # noqa: PLC0415 - kept out of `import strategystore`
+
+    try:
+        function: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
 
 
 def _fsync_dir(path: Path) -> None:
