@@ -96,13 +96,20 @@ class VersionNotFoundError(StrategyStoreError, LookupError):
 class ImmutableVersionError(StrategyStoreError):
     """Only drafts change: the stored version has another status."""
 
-    def __init__(self, brief_id: str, version: int, status: Status, action: str) -> None:
+    def __init__(
+        self,
+        brief_id: str,
+        version: int,
+        status: Status,
+        action: str,
+        rule: str = "only drafts can change; create a new version instead",
+    ) -> None:
         self.brief_id = brief_id
         self.version = version
         self.status = status
         super().__init__(
-            f"cannot {action} version {version} of brief {brief_id!r}: it is "
-            f"{status.value}, and only drafts can change; create a new version instead"
+            f"cannot {action} version {version} of brief {brief_id!r}: "
+            f"it is {status.value}, and {rule}"
         )
 
 

@@ -154,7 +154,13 @@ class StrategyDocument(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    brief_id: str
+    brief_id: Annotated[
+        str,
+        Field(
+            description="The client brief; also the name of the document's directory.",
+            json_schema_extra={"pattern": f"^{_BRIEF_ID.pattern}(?<!\\.)$", "maxLength": 100},
+        ),
+    ]
     version: Annotated[int, Field(strict=True, ge=1, lt=MAX_VERSION)]
     status: Status = Status.DRAFT
     status_reason: str | None = None

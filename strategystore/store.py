@@ -495,7 +495,11 @@ class BaseStore(abc.ABC):
                 return current
             if current.status is not source:
                 raise ImmutableVersionError(
-                    brief_id, version, current.status, f"make {target.value}"
+                    brief_id,
+                    version,
+                    current.status,
+                    _VERBS[target],
+                    f"only {source.value} versions can be {target.value}",
                 )
             if when < current.created_at:
                 raise ValueError(
@@ -513,6 +517,9 @@ class BaseStore(abc.ABC):
             data = changed.to_json_bytes()
             self._write(changed, data, exclusive=False)
         return StrategyDocument.from_json_bytes(data)
+
+
+_VERBS = {Status.APPROVED: "approve", Status.REJECTED: "reject", Status.WITHDRAWN: "withdraw"}
 
 
 def _same(current: StrategyDocument, stored: bytes, data: bytes) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -244,3 +245,11 @@ def test_json_round_trip_is_exact_and_bytes_are_deterministic(doc: StrategyDocum
     assert again == doc
     assert again.model_dump() == doc.model_dump()
     assert json.loads(data) == json.loads(again.to_json_bytes())
+
+
+def test_the_json_schema_carries_the_brief_id_pattern_for_editors() -> None:
+    pattern = StrategyDocument.model_json_schema()["properties"]["brief_id"]["pattern"]
+    for brief_id in VALID_IDS:
+        assert re.search(pattern, brief_id), brief_id
+    for brief_id in ["", "-a", ".a", "a.", "a b", "a/b", "..", "x" * 101, "é"]:
+        assert not re.search(pattern, brief_id), brief_id

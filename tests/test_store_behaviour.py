@@ -313,6 +313,8 @@ def test_every_other_status_change_is_refused(
     with pytest.raises(ImmutableVersionError) as info:
         _change(store, action, now=LATER)
     assert info.value.status is status
+    source, target = TRANSITIONS[action]
+    assert f"only {source.value} versions can be {target.value}" in str(info.value)
     assert store.get_strategy("acme-q3", 1) == make_doc(status=status)
 
 

@@ -1,0 +1,410 @@
+"""Walk a data directory and list everything a person should fix.
+
+``strategystore check`` runs this. It reads every file itself rather than
+through ``FileStore``, so it keeps going past the first bad file and also
+looks where the store never does (unknown files, misnamed documents, links,
+brief directories that collide by letter case). It changes nothing, except
+that with ``repair`` it removes stale temporary files, each only while
+holding its brief's lock, which proves no writer owns it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
+from strategystore.files import (
+    FORMAT,
+    LOCKS_DIR,
+    MARKER_NAME,
+    FileStore,
+    conflict_marker_line,
+    describe_invalid,
+    document_version,
+    is_temporary,
+)
+from strategystore.models import MAX_VERSION, StrategyDocument, check_brief_id
+
+__all__ = ["DataDirCheck", "Finding"]
+
+_NUMBERED_NAME = re.compile(r"([0-9]+)\.json", re.IGNORECASE)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_LINK_ADVICE = (
+    "is a symbolic link, which the store never follows inside its data directory; "
+    "replace it with the real file or directory"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``check`` found: a problem (the default) or a note.
+
+    Attributes:
+        path: the file or directory, under the data directory as it was named.
+        message: what is wrong and how to fix it.
+        line: the 1-based line in the file, when the problem has one.
+        note: ``True`` for something worth knowing that is not a problem
+            (a stale temporary file); notes do not make ``check`` fail.
+    """
+
+    path: Path
+    message: str
+    line: int | None = None
+    note: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{where}: note: {self.message}" if self.note else f"{where}: {self.message}"
+
+
+class DataDirCheck:
+    """A walk over one data directory; iterate ``findings()`` to run it.
+
+    Args:
+        root: the data directory, as the user named it (findings use it as
+            their path prefix).
+        repair: remove stale temporary files.
+        on_file: called with the running count after each entry looked at,
+            for a progress display.
+
+    After the walk, ``documents`` and ``briefs`` count what was valid and
+    ``files`` counts every entry looked at.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        repair: bool = False,
+        on_file: Callable[[int], None] | None = None,
+    ) -> None:
+        self.root = root
+        self.repair = repair
+        self._on_file = on_file
+        self.documents = 0
+        self.briefs = 0
+        self.files = 0
+        self._store: FileStore | None = None
+
+    def findings(self) -> Iterator[Finding]:
+        """Walk the directory and yield each finding.
+
+        Files come in name order (documents by version), then the brief
+        directories that collide by letter case.
+
+        Raises:
+            StoreFormatError: the directory does not exist or is not a directory.
+        """
+        if not self.root.is_dir():
+            reason = "is not a directory" if self.root.exists() else "does not exist"
+            raise StoreFormatError(
+                f"{self.root} {reason}; create a data directory with "
+                f"`strategystore --dir {self.root} init`"
+            )
+        problem, newer = self._check_marker()
+        if problem is not None:
+            yield problem
+            if newer:
+                # Files of a newer format would be misjudged by these rules.
+                return
+        else:
+            # Opened only to take brief locks for stale temporary files; a
+            # zero timeout makes every attempt non-blocking.
+            self._store = FileStore(self.root, create=False, lock_timeout=0)
+
+        brief_dirs: list[str] = []
+        for name in sorted(os.listdir(self.root)):
+            path = self.root / name
+            self._count()
+            if name == MARKER_NAME:
+                continue
+            if name == LOCKS_DIR:
+                yield from self._check_locks_dir(path)
+                continue
+            if is_temporary(name):
+                yield Finding(
+                    path,
+                    "temporary file left by an interrupted `strategystore init`; "
+                    "remove it by hand when no init is running",
+                    note=True,
+                )
+                continue
+            if name.startswith("."):
+                continue  # .gitignore, .git and editor files belong to people
+            mode = _mode(path)
+            if mode is None:
+                continue  # removed since the listing (a delete of a last version)
+            if stat.S_ISLNK(mode):
+                yield Finding(path, _LINK_ADVICE)
+            elif not stat.S_ISDIR(mode):
+                yield Finding(
+                    path,
+                    "unknown file; a data directory holds only brief directories "
+                    "(move it elsewhere)",
+                )
+            else:
+                try:
+                    check_brief_id(name)
+                except ValueError as exc:
+                    reason = getattr(exc, "reason", str(exc))
+                    yield Finding(
+                        path, f"directory name is not a valid brief id ({reason}); rename it"
+                    )
+                    continue
+                brief_dirs.append(name)
+                yield from self._check_brief_dir(name)
+        yield from self._check_case_collisions(brief_dirs)
+
+    def _count(self) -> None:
+        self.files += 1
+        if self._on_file is not None:
+            self._on_file(self.files)
+
+    # -- the marker and .locks/ ----------------------------------------------
+
+    def _check_marker(self) -> tuple[Finding | None, bool]:
+        """The marker file's problem, if any, and whether it names a newer format."""
+        path = self.root / MARKER_NAME
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return Finding(
+                path,
+                f"missing: without it this is no data directory; restore it from git, or "
+                f'write {{"format": {FORMAT}}} into it if this really is a data directory',
+            ), False
+        if stat.S_ISLNK(mode):
+            return Finding(path, _LINK_ADVICE), False
+        if not stat.S_ISREG(mode):
+            return Finding(path, "is not a regular file"), False
+        try:
+            version = json.loads(path.read_bytes())["format"]
+        except (ValueError, TypeError, KeyError):
+            return Finding(
+                path, f'not a valid marker file; it should hold {{"format": {FORMAT}}}'
+            ), False
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            return Finding(path, f"format {version!r} is not a format number"), False
+        if version > FORMAT:
+            return Finding(
+                path,
+                f"format {version} is newer than this strategystore reads (format {FORMAT}); "
+                "upgrade strategystore",
+            ), True
+        return None, False
+
+    def _check_locks_dir(self, path: Path) -> Iterator[Finding]:
+        mode = _mode(path)
+        if mode is None:
+            return
+        if stat.S_ISLNK(mode):
+            yield Finding(path, _LINK_ADVICE)
+            return
+        if not stat.S_ISDIR(mode):
+            yield Finding(path, "should be the directory of lock files; remove it")
+            return
+        for name in sorted(os.listdir(path)):
+            lock = path / name
+            self._count()
+            lock_mode = _mode(lock)
+            if lock_mode is None:
+                continue
+            if stat.S_ISLNK(lock_mode):
+                yield Finding(lock, _LINK_ADVICE)
+            elif not name.endswith(".lock") or not stat.S_ISREG(lock_mode):
+                yield Finding(lock, "unknown file among the lock files; remove it")
+
+    # -- brief directories ---------------------------------------------------
+
+    def _check_brief_dir(self, brief_id: str) -> Iterator[Finding]:
+        directory = self.root / brief_id
+        try:
+            names = sorted(os.listdir(directory), key=_document_order)
+        except FileNotFoundError:
+            return  # its last version was deleted since the listing
+        present = set(names)
+        temporaries: list[str] = []
+        documents = 0
+        for name in names:
+            path = directory / name
+            self._count()
+            version = document_version(name)
+            if version is not None:
+                found = self._check_document(brief_id, version, path)
+                if found is None:
+                    continue  # deleted since the listing
+                if not found:
+                    documents += 1
+                yield from found
+            elif is_temporary(name):
+                temporaries.append(name)
+            elif (numbered := _NUMBERED_NAME.fullmatch(name)) is not None:
+                yield Finding(path, _misnamed(int(numbered.group(1)), present))
+            elif os.path.islink(path):
+                yield Finding(path, _LINK_ADVICE)
+            elif os.path.isdir(path):
+                yield Finding(path, "unexpected directory inside a brief; move it elsewhere")
+            else:
+                yield Finding(
+                    path,
+                    "not a document (documents are named <version>.json); "
+                    "move it out of the data directory",
+                )
+        if temporaries:
+            yield from self._check_temporaries(brief_id, temporaries)
+        if documents:
+            self.briefs += 1
+            self.documents += documents
+        elif not names:
+            yield Finding(directory, "empty brief directory; remove it", note=True)
+
+    def _check_document(self, brief_id: str, version: int, path: Path) -> list[Finding] | None:
+        """The document's problems; ``None`` when it no longer exists."""
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return [Finding(path, _LINK_ADVICE)]
+            return [Finding(path, f"cannot be read: {exc.strerror}")]
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return [Finding(path, "is not a regular file; remove it")]
+            data = file.read()
+        try:
+            doc = StrategyDocument.from_json_bytes(data)
+        except ValidationError as exc:
+            return [Finding(path, describe_invalid(data, exc), line=_error_line(data, exc))]
+        if doc.key != (brief_id, version):
+            return [
+                Finding(
+                    path,
+                    f"holds version {doc.version} of brief {doc.brief_id!r}, which belongs at "
+                    f"{doc.brief_id}/{doc.version}.json; move it there or fix its fields",
+                )
+            ]
+        return []
+
+    def _check_temporaries(self, brief_id: str, names: list[str]) -> Iterator[Finding]:
+        directory = self.root / brief_id
+        if self._store is None:
+            for name in names:
+                yield Finding(
+                    directory / name,
+                    "temporary file; cannot tell whether a writer owns it until the "
+                    "marker file is fixed",
+                    note=True,
+                )
+            return
+        try:
+            # Every write makes and removes its temporary file while holding
+            # the brief's lock, so whatever is left while we hold it is stale.
+            with self._store._locked(brief_id):
+                for name in names:
+                    path = directory / name
+                    if not os.path.lexists(path):
+                        continue  # a writer finished with it since the listing
+                    if not self.repair:
+                        yield Finding(
+                            path,
+                            "stale temporary file left by an interrupted write; "
+                            "`strategystore check --repair` removes it",
+                            note=True,
+                        )
+                        continue
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        yield Finding(path, f"stale temporary file, not removed: {exc.strerror}")
+                        continue
+                    yield Finding(path, "removed stale temporary file", note=True)
+        except LockTimeoutError:
+            # A live writer holds the lock: its temporary file is in use.
+            return
+        except (StrategyStoreError, OSError) as exc:
+            for name in names:
+                yield Finding(
+                    directory / name,
+                    f"temporary file; cannot take the brief's lock to tell whether it is "
+                    f"stale ({exc})",
+                    note=True,
+                )
+
+    def _check_case_collisions(self, brief_dirs: list[str]) -> Iterator[Finding]:
+        by_folded: dict[str, list[str]] = {}
+        for name in brief_dirs:
+            by_folded.setdefault(name.lower(), []).append(name)
+        for names in by_folded.values():
+            if len(names) < 2:
+                continue
+            for name in names:
+                others = ", ".join(repr(n) for n in names if n != name)
+                yield Finding(
+                    self.root / name,
+                    f"brief directory differs only by letter case from {others}; they collide "
+                    "on a case-insensitive file system (macOS, Windows): merge them into one",
+                )
+
+
+def _mode(path: Path) -> int | None:
+    """``path``'s file type and mode, not following a link; ``None`` once it is gone."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _document_order(name: str) -> tuple[int, str]:
+    """Sort ``2.json`` before ``10.json``, and everything else after the documents."""
+    version = document_version(name)
+    return (version if version is not None else MAX_VERSION, name)
+
+
+def _misnamed(number: int, present: set[str]) -> str:
+    if not 1 <= number < MAX_VERSION:
+        return f"not a document: version {number} is outside 1 to {MAX_VERSION - 1}"
+    canonical = f"{number}.json"
+    if canonical in present:
+        return (
+            f"not a document: versions are named in plain decimal, and {canonical} "
+            "exists too; keep one of them"
+        )
+    return f"not a document: versions are named in plain decimal; rename it to {canonical}"
+
+
+def _error_line(data: bytes, error: ValidationError) -> int | None:
+    """The line a person should look at: a conflict marker, a JSON error, or the field."""
+    marker_line = conflict_marker_line(data)
+    if marker_line is not None:
+        return marker_line
+    try:
+        json.loads(data)
+    except json.JSONDecodeError as exc:
+        return exc.lineno
+    except UnicodeDecodeError:
+        return None
+    return _field_line(data, error)
+
+
+def _field_line(data: bytes, error: ValidationError) -> int | None:
+    """The line of the top-level field the first validation error is about, if it is plain."""
+    problems = error.errors(include_url=False, include_input=False)
+    if not problems or not problems[0]["loc"]:
+        return None
+    field = json.dumps(str(problems[0]["loc"][0])).encode()
+    pattern = re.compile(rb"^\s*" + re.escape(field) + rb"\s*:", re.MULTILINE)
+    lines = [data.count(b"\n", 0, m.start()) + 1 for m in pattern.finditer(data)]
+    # A name that also appears nested (a metadata key, say) is ambiguous.
+    return lines[0] if len(lines) == 1 else None
