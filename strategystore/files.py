@@ -390,8 +390,15 @@ class FileStore(BaseStore):
     def _case_variant(self, brief_id: str) -> str | None:
         if not self._case_insensitive and os.path.isdir(f"{self._root}/{brief_id}"):
             return None
+        # Only the names are compared for every entry; the few that fold to
+        # the same id are then asked whether they hold a version.
         folded = brief_id.lower()
-        return next((b for b in self._briefs() if b != brief_id and b.lower() == folded), None)
+        for name in os.listdir(self._root):
+            if name != brief_id and name.lower() == folded:
+                with suppress(CorruptDocumentError):
+                    if self._versions(name):
+                        return name
+        return None
 
     # -- primitives: writing -------------------------------------------------
 
