@@ -13,8 +13,6 @@ Usage::
 from ``$STRATEGYSTORE_MODE`` and ``$STRATEGYSTORE_DIR``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from strategystore.errors import (
     ConcurrentUpdateError,
     ConfigurationError,
@@ -32,10 +30,19 @@ from strategystore.memory import MemoryStore
 from strategystore.models import Section, Status, StrategyDocument
 from strategystore.store import Store, open_store
 
-try:
-    __version__ = version("strategystore")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    # importlib.metadata costs more to import than the rest of the package,
+    # so the installed version is looked up only when someone asks for it.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            return version("strategystore")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            return "0+unknown"
+    raise AttributeError(f"module 'strategystore' has no attribute {name!r}")
+
 
 __all__ = [
     "ConcurrentUpdateError",

@@ -27,7 +27,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import stat
 import sys
 import threading
@@ -224,7 +223,7 @@ class FileStore(BaseStore):
         try:
             self._publish(
                 root_fd,
-                self.data_dir,
+                self._root,
                 ".gitignore",
                 GITIGNORE,
                 exclusive=True,
@@ -234,7 +233,7 @@ class FileStore(BaseStore):
             marker = json.dumps({"format": FORMAT}, indent=2).encode() + b"\n"
             self._publish(
                 root_fd,
-                self.data_dir,
+                self._root,
                 MARKER_NAME,
                 marker,
                 exclusive=True,
@@ -371,8 +370,9 @@ class FileStore(BaseStore):
         return time.time_ns() - newest > self._racy_ns
 
     def _remember(self, cache: dict[str, _Entry], key: str, entry: _Entry) -> None:
+        limit = LISTING_CACHE_SIZE if cache is self._listings else CACHE_SIZE
         with self._cache_lock:
-            if key not in cache and len(cache) >= CACHE_SIZE:
+            if key not in cache and len(cache) >= limit:
                 del cache[next(iter(cache))]
             cache[key] = entry
 
@@ -411,7 +411,7 @@ class FileStore(BaseStore):
         try:
             self._publish(
                 dir_fd,
-                self.data_dir / doc.brief_id,
+                f"{self._root}/{doc.brief_id}",
                 f"{doc.version}.json",
                 data,
                 exclusive=exclusive,
@@ -444,7 +444,7 @@ class FileStore(BaseStore):
     def _publish(
         self,
         dir_fd: int,
-        where: Path,
+        where: str,
         name: str,
         data: bytes,
         *,
@@ -457,10 +457,10 @@ class FileStore(BaseStore):
         The proven order: temporary file, write, fsync, link or replace, fsync
         of the directory.
         """
-        temp = f".{name}.{secrets.token_hex(6)}.tmp"
+        temp = f".{name}.{os.urandom(6).hex()}.tmp"
         hook = self._io_hook
         if hook is not None:
-            hook("temp-create", where / temp)
+            hook("temp-create", Path(where, temp))
         fd = os.open(
             temp,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC,
@@ -471,22 +471,22 @@ class FileStore(BaseStore):
         try:
             try:
                 if hook is not None:
-                    hook("write", where / temp)
+                    hook("write", Path(where, temp))
                 _write_all(fd, data)
                 if durable:
                     if hook is not None:
-                        hook("fsync", where / temp)
+                        hook("fsync", Path(where, temp))
                     os.fsync(fd)
             finally:
                 os.close(fd)
             if not exclusive:
                 if hook is not None:
-                    hook("replace", where / name)
+                    hook("replace", Path(where, name))
                 os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 renamed = True
             else:
                 if hook is not None:
-                    hook("link", where / name)
+                    hook("link", Path(where, name))
                 try:
                     os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
                 except FileExistsError:
@@ -500,7 +500,7 @@ class FileStore(BaseStore):
                     os.unlink(temp, dir_fd=dir_fd)
         if durable:
             if hook is not None:
-                hook("dir-fsync", where)
+                hook("dir-fsync", Path(where))
             os.fsync(dir_fd)
 
     def _make_brief_dir(self, brief_id: str, *, durable: bool) -> int:
@@ -597,8 +597,11 @@ class FileStore(BaseStore):
         return fd
 
 
-#: How many documents, and how many brief listings, a FileStore keeps between reads.
+#: How many decoded documents a FileStore keeps between reads.
 CACHE_SIZE = 4096
+#: Listings are a few numbers each, so many more of them are kept: enough for
+#: ``list_briefs`` over a large data directory to be answered from the cache.
+LISTING_CACHE_SIZE = 65536
 
 #: (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns): what proves a file unchanged.
 _Identity = tuple[int, int, int, int, int]

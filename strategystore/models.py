@@ -134,7 +134,8 @@ def _canonical_json_value(value: JsonValue, where: str) -> JsonValue:
 class Section(BaseModel):
     """One section of a strategy: a unique ``key``, a ``title`` and a Markdown ``body``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: the validators are built on first use, not on import.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     key: Annotated[str, Field(min_length=1, max_length=100)]
     title: str
@@ -152,7 +153,7 @@ class StrategyDocument(BaseModel):
     Two documents are equal when their canonical bytes are equal.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     brief_id: Annotated[
         str,

@@ -243,19 +243,22 @@ class BaseStore(abc.ABC):
             pydantic.ValidationError: the sections or metadata are invalid.
         """
         check_brief_id(brief_id)
-        created_at = _check_now(now)
+        # Validated before the lock is taken, so racing writers wait only for
+        # the version number to be chosen and the file to be written.
+        draft = StrategyDocument(
+            brief_id=brief_id,
+            version=1,
+            status=status,
+            created_at=_check_now(now),
+            sections=[_section(s) for s in sections],
+            metadata=dict(metadata or {}),
+        )
         with self._locked(brief_id):
             versions = self._versions(brief_id)
             if not versions:
                 self._refuse_case_variant(brief_id)
-            doc = StrategyDocument(
-                brief_id=brief_id,
-                version=max(versions, default=0) + 1,
-                status=status,
-                created_at=created_at,
-                sections=[_section(s) for s in sections],
-                metadata=dict(metadata or {}),
-            )
+            version = check_version(max(versions, default=0) + 1)
+            doc = draft if version == 1 else draft.model_copy(update={"version": version})
             data = doc.to_json_bytes()
             self._write(doc, data, exclusive=True)
         return StrategyDocument.from_json_bytes(data)
