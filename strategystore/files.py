@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -140,13 +141,14 @@ class FileStore(BaseStore):
         self.durable = durable
         self.lock_timeout = float(lock_timeout)
         self._root = str(self.data_dir)
+        self._locks_fd: tuple[int, tuple[int, int]] | None = None
+        self._cache_lock = threading.Lock()
         self._open_data_dir(create=create)
         # On a case-insensitive file system the marker answers to another case too.
         self._case_insensitive = os.path.lexists(self.data_dir / MARKER_NAME.upper())
         self._racy_ns = _racy_window_ns(self.data_dir)
         self._documents: dict[str, _Cached] = {}
         self._listings: dict[str, _Listing] = {}
-        self._cache_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -218,7 +220,7 @@ class FileStore(BaseStore):
         # The marker goes last: a directory with a marker is complete, and two
         # processes initialising at once both succeed (each publication is
         # insert-only and the loser finds the winner's identical file).
-        self._ensure_locks_dir()
+        self._locks_dir()
         root_fd = os.open(self.data_dir, _DIR_FLAGS & ~os.O_NOFOLLOW)
         try:
             self._publish(
@@ -249,14 +251,18 @@ class FileStore(BaseStore):
 
     def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
         path = f"{self._root}/{brief_id}/{version}.json"
+        try:
+            info = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            # Absent. (Through a brief directory that is a link this finds
+            # nothing too; writing there is refused when the directory is opened.)
+            self._documents.pop(path, None)
+            return None
+        except OSError:
+            info = None
         cached = self._documents.get(path)
-        if cached is not None:
-            try:
-                unchanged = _identity(os.lstat(path)) == cached.identity
-            except OSError:
-                unchanged = False
-            if unchanged:
-                return _copy(cached.doc), cached.data
+        if cached is not None and info is not None and _identity(info) == cached.identity:
+            return _copy(cached.doc), cached.data
         found = self._read_document(brief_id, version)
         if found is None:
             self._documents.pop(path, None)
@@ -457,16 +463,21 @@ class FileStore(BaseStore):
         The proven order: temporary file, write, fsync, link or replace, fsync
         of the directory.
         """
-        temp = f".{name}.{os.urandom(6).hex()}.tmp"
         hook = self._io_hook
-        if hook is not None:
-            hook("temp-create", Path(where, temp))
-        fd = os.open(
-            temp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC,
-            0o666,
-            dir_fd=dir_fd,
-        )
+        while True:
+            temp = f".{name}.{os.getpid()}-{next(_TEMP_NUMBERS)}.tmp"
+            if hook is not None:
+                hook("temp-create", Path(where, temp))
+            try:
+                fd = os.open(
+                    temp,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _O_CLOEXEC,
+                    0o666,
+                    dir_fd=dir_fd,
+                )
+                break
+            except FileExistsError:
+                continue  # left by a crashed process that had this pid
         renamed = False
         try:
             try:
@@ -561,8 +572,26 @@ class FileStore(BaseStore):
                 self._io_hook("lock-release", self.data_dir / LOCKS_DIR / name)
             os.close(fd)  # closing the descriptor releases the flock
 
-    def _ensure_locks_dir(self) -> int:
+    def _locks_dir(self) -> int:
+        """A descriptor of ``.locks/``, kept open while the directory stays the same one."""
         path = f"{self._root}/{LOCKS_DIR}"
+        held = self._locks_fd
+        if held is not None:
+            try:
+                info = os.lstat(path)
+            except OSError:
+                info = None
+            if info is not None and (info.st_dev, info.st_ino) == held[1]:
+                return held[0]
+        fd = self._open_locks_dir(path)
+        info = os.fstat(fd)
+        with self._cache_lock:
+            if self._locks_fd is not None:
+                os.close(self._locks_fd[0])
+            self._locks_fd = (fd, (info.st_dev, info.st_ino))
+        return fd
+
+    def _open_locks_dir(self, path: str) -> int:
         for _ in range(2):
             try:
                 return os.open(path, _DIR_FLAGS)
@@ -574,8 +603,19 @@ class FileStore(BaseStore):
                 raise self._not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
         return os.open(path, _DIR_FLAGS)
 
+    def close(self) -> None:
+        """Release the descriptor the store keeps of ``.locks/``; the store stays usable."""
+        with self._cache_lock:
+            if self._locks_fd is not None:
+                os.close(self._locks_fd[0])
+                self._locks_fd = None
+
+    def __del__(self) -> None:
+        with suppress(Exception):
+            self.close()
+
     def _open_lock_file(self, name: str) -> int:
-        dir_fd = self._ensure_locks_dir()
+        dir_fd = self._locks_dir()
         try:
             fd = os.open(
                 name,
@@ -588,8 +628,6 @@ class FileStore(BaseStore):
                 path = self.data_dir / LOCKS_DIR / name
                 raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
             raise
-        finally:
-            os.close(dir_fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             path = self.data_dir / LOCKS_DIR / name
@@ -687,6 +725,9 @@ def _write_all(fd: int, data: bytes) -> None:
         written = os.write(fd, view)
         view = view[written:]
 
+
+#: Numbers temporary files apart within a process; O_EXCL settles the rest.
+_TEMP_NUMBERS = itertools.count()
 
 _SYNCFS: list[Callable[[int], int] | None] = []
 
