@@ -394,7 +394,9 @@ class FileStore(BaseStore):
         return briefs
 
     def _case_variant(self, brief_id: str) -> str | None:
-        if not self._case_insensitive and os.path.isdir(f"{self._root}/{brief_id}"):
+        # Only a directory holding a document is a brief: one left empty by a
+        # failed write, or kept by a stray file, vouches for nothing.
+        if not self._case_insensitive and self._holds_documents(brief_id):
             return None
         # Only the names are compared for every entry; the few that fold to
         # the same id are then asked whether they hold a version.
@@ -405,6 +407,17 @@ class FileStore(BaseStore):
                     if self._versions(name):
                         return name
         return None
+
+    def _holds_documents(self, brief_id: str) -> bool:
+        dir_fd = self._open_brief_dir(brief_id)
+        if dir_fd is None:
+            return False
+        try:
+            with os.scandir(dir_fd) as entries:
+                # Stops at the first document, however many versions follow.
+                return any(document_version(entry.name) is not None for entry in entries)
+        finally:
+            os.close(dir_fd)
 
     # -- primitives: writing -------------------------------------------------
 
@@ -461,11 +474,64 @@ class FileStore(BaseStore):
         """Write ``data`` to ``name`` in the directory ``dir_fd`` (at ``where``) atomically.
 
         The proven order: temporary file, write, fsync, link or replace, fsync
-        of the directory.
+        of the directory. When that last fsync fails the previous state is put
+        back, so a write that raises has changed nothing.
         """
         hook = self._io_hook
+        # Even a write made durable later (an import) fsyncs its data before
+        # publishing it: a name can reach the disk before the data it points
+        # to, and an empty document is a corrupt one.
+        temp = self._write_temporary(dir_fd, where, name, data, sync=durable or self.durable)
+        backup: str | None = None
+        published = renamed = False
+        try:
+            try:
+                if not exclusive:
+                    if durable:
+                        backup = _keep(dir_fd, name)
+                    if hook is not None:
+                        hook("replace", Path(where, name))
+                    os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                    renamed = published = True
+                else:
+                    if hook is not None:
+                        hook("link", Path(where, name))
+                    try:
+                        os.link(
+                            temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
+                        )
+                        published = True
+                    except FileExistsError:
+                        if not missing_ok:
+                            raise
+            finally:
+                if not renamed:
+                    # After a link the temporary name is redundant; after a failure
+                    # it must not outlive the write.
+                    with suppress(OSError):
+                        os.unlink(temp, dir_fd=dir_fd)
+            if durable:
+                try:
+                    if hook is not None:
+                        hook("dir-fsync", Path(where))
+                    os.fsync(dir_fd)
+                except OSError:
+                    if published:
+                        _restore(dir_fd, name, backup)
+                        backup = None
+                    raise
+        finally:
+            if backup is not None:
+                with suppress(OSError):
+                    os.unlink(backup, dir_fd=dir_fd)
+
+    def _write_temporary(
+        self, dir_fd: int, where: str, name: str, data: bytes, *, sync: bool
+    ) -> str:
+        """A new temporary file beside ``name``, holding ``data``; returns its name."""
+        hook = self._io_hook
         while True:
-            temp = f".{name}.{os.getpid()}-{next(_TEMP_NUMBERS)}.tmp"
+            temp = _temporary_name(name)
             if hook is not None:
                 hook("temp-create", Path(where, temp))
             try:
@@ -478,41 +544,22 @@ class FileStore(BaseStore):
                 break
             except FileExistsError:
                 continue  # left by a crashed process that had this pid
-        renamed = False
         try:
             try:
                 if hook is not None:
                     hook("write", Path(where, temp))
                 _write_all(fd, data)
-                if durable:
+                if sync:
                     if hook is not None:
                         hook("fsync", Path(where, temp))
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            if not exclusive:
-                if hook is not None:
-                    hook("replace", Path(where, name))
-                os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                renamed = True
-            else:
-                if hook is not None:
-                    hook("link", Path(where, name))
-                try:
-                    os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-                except FileExistsError:
-                    if not missing_ok:
-                        raise
-        finally:
-            if not renamed:
-                # After a link the temporary name is redundant; after a failure
-                # it must not outlive the write.
-                with suppress(OSError):
-                    os.unlink(temp, dir_fd=dir_fd)
-        if durable:
-            if hook is not None:
-                hook("dir-fsync", Path(where))
-            os.fsync(dir_fd)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp, dir_fd=dir_fd)
+            raise
+        return temp
 
     def _make_brief_dir(self, brief_id: str, *, durable: bool) -> int:
         dir_fd = self._open_brief_dir(brief_id)
@@ -538,13 +585,25 @@ class FileStore(BaseStore):
         if dir_fd is None:  # pragma: no cover - read under the same lock a moment ago
             return
         try:
+            name = f"{version}.json"
             if self._io_hook is not None:
-                self._io_hook("unlink", self.data_dir / brief_id / f"{version}.json")
-            os.unlink(f"{version}.json", dir_fd=dir_fd)
-            if self.durable:
-                if self._io_hook is not None:
-                    self._io_hook("dir-fsync", self.data_dir / brief_id)
-                os.fsync(dir_fd)
+                self._io_hook("unlink", self.data_dir / brief_id / name)
+            if not self.durable:
+                os.unlink(name, dir_fd=dir_fd)
+            else:
+                # Moved aside rather than unlinked, so a failed directory fsync
+                # can put the document back: a delete that raises deletes nothing.
+                aside = _temporary_name(name)
+                os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                try:
+                    if self._io_hook is not None:
+                        self._io_hook("dir-fsync", self.data_dir / brief_id)
+                    os.fsync(dir_fd)
+                except OSError:
+                    _restore(dir_fd, name, aside)
+                    raise
+                with suppress(OSError):
+                    os.unlink(aside, dir_fd=dir_fd)
             left = os.listdir(dir_fd)
         finally:
             os.close(dir_fd)
@@ -568,9 +627,14 @@ class FileStore(BaseStore):
         try:
             yield
         finally:
-            if self._io_hook is not None:
-                self._io_hook("lock-release", self.data_dir / LOCKS_DIR / name)
-            os.close(fd)  # closing the descriptor releases the flock
+            # The write is complete by now, and closing the descriptor drops
+            # the flock even when close reports an error: neither may leave the
+            # brief locked or make a finished write look failed.
+            with suppress(OSError):
+                if self._io_hook is not None:
+                    self._io_hook("lock-release", self.data_dir / LOCKS_DIR / name)
+            with suppress(OSError):
+                os.close(fd)
 
     def _locks_dir(self) -> int:
         """A descriptor of ``.locks/``, kept open while the directory stays the same one."""
@@ -770,6 +834,32 @@ def _load_syncfs() -> Callable[[int], int] | None:
     except (OSError, AttributeError):
         return None
     return function
+
+
+def _temporary_name(name: str) -> str:
+    return f".{name}.{os.getpid()}-{next(_TEMP_NUMBERS)}.tmp"
+
+
+def _keep(dir_fd: int, name: str) -> str | None:
+    """Hard-link ``name`` to a temporary name, so that replacing it can be undone."""
+    while True:
+        backup = _temporary_name(name)
+        try:
+            os.link(name, backup, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except FileExistsError:
+            continue  # left by a crashed process that had this pid
+        return backup
+
+
+def _restore(dir_fd: int, name: str, backup: str | None) -> None:
+    """Put back what ``name`` was before it was published: ``backup``, or nothing."""
+    with suppress(OSError):
+        if backup is None:
+            os.unlink(name, dir_fd=dir_fd)
+        else:
+            os.replace(backup, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -535,6 +535,9 @@ def _same(current: StrategyDocument, stored: bytes, data: bytes) -> bool:
 def _document(doc: object) -> StrategyDocument:
     if not isinstance(doc, StrategyDocument):
         raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
+    # model_construct and model_copy skip validation, and the key names the files.
+    check_brief_id(doc.brief_id)
+    check_version(doc.version)
     return doc
 
 

@@ -1,0 +1,1 @@
+"""Reliability suite: crashes, faults, races, hostile input and edges, with figures."""

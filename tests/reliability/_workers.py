@@ -1,0 +1,392 @@
+"""Code that runs in worker processes: writers to kill, crashers, lock holders, racers.
+
+Workers start from a ``forkserver`` that has already imported this module
+and strategystore, so a new process costs a few milliseconds instead of a
+fresh interpreter; that is what makes hundreds of kill rounds and races
+affordable. Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import multiprocessing
+import multiprocessing.context
+import multiprocessing.synchronize
+import os
+import random
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from strategystore import (
+    ConcurrentUpdateError,
+    DuplicateVersionError,
+    FileStore,
+    MemoryStore,
+    Status,
+    StrategyDocument,
+)
+from strategystore.store import BaseStore
+from tests.reliability._linearizability import Op, Outcome, apply
+from tests.reliability._support import SCENARIOS, T0, T1, changed, digest, make_doc
+
+#: Exit status of a worker that crashed itself on purpose.
+CRASHED = 86
+
+_CONTEXT: list[multiprocessing.context.ForkServerContext] = []
+
+
+def context() -> multiprocessing.context.ForkServerContext:
+    """The multiprocessing context every reliability test starts workers from."""
+    if not _CONTEXT:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        _CONTEXT.append(ctx)
+    return _CONTEXT[0]
+
+
+# -- a stream of writes, killed at random ------------------------------------
+
+STREAM_BRIEFS = ("kill-a", "kill-b", "kill-c", "kill-d", "kill-e", "kill-f")
+STREAM_CAP = 12
+
+#: ``(method, brief, version, tag)``; version 0 where the store picks it.
+StreamOp = tuple[str, str, int, str]
+
+
+def stream_choices(mirror: MemoryStore, rng: random.Random) -> list[StreamOp]:
+    tag = f"t{rng.randrange(10**6)}"
+    choices: list[StreamOp] = []
+    for brief in STREAM_BRIEFS:
+        docs = mirror.list_versions_by_brief(brief)
+        top = len(docs)
+        if top < STREAM_CAP:
+            choices += [("create_next", brief, 0, tag)] * 3
+            choices += [("create", brief, top + 1, tag), ("save", brief, top + 1, tag)]
+        for doc in docs:
+            if doc.status is Status.DRAFT:
+                for method in ("save", "update", "approve", "reject"):
+                    choices.append((method, brief, doc.version, tag))
+            elif doc.status is Status.APPROVED:
+                choices.append(("withdraw", brief, doc.version, tag))
+        # Only the newest version is ever deleted, so versions stay 1..n.
+        if docs and docs[0].status is Status.DRAFT:
+            choices += [("delete", brief, top, tag)] * 2
+    return choices
+
+
+def run_stream_op(store: BaseStore, op: StreamOp, now: Any) -> object:
+    """Apply one operation of the kill stream to ``store``."""
+    method, brief, version, tag = op
+    if method == "create_next":
+        return store.create_next(brief, metadata={"tag": tag}, now=now)
+    if method == "create":
+        store.create(make_doc(brief, version, metadata={"tag": tag}))
+        return None
+    if method == "save":
+        store.save(make_doc(brief, version, metadata={"tag": tag}))
+        return None
+    if method == "update":
+        current = store.get_strategy(brief, version)
+        assert current is not None
+        store.update(changed(current, tag), expected=current)
+        return None
+    if method == "approve":
+        return store.approve(brief, version, now=now)
+    if method == "reject":
+        return store.reject(brief, version, reason=tag, now=now)
+    if method == "withdraw":
+        return store.withdraw(brief, version, reason=tag, now=now)
+    if method == "delete":
+        return store.delete(brief, version)
+    raise AssertionError(f"unknown method {method}")  # pragma: no cover
+
+
+def _comparable(value: object) -> object:
+    return value.to_json_bytes() if isinstance(value, StrategyDocument) else value
+
+
+def writer_stream(
+    data_dir: str, conn: Connection, seed: int, durable: bool, clock_start: int
+) -> None:
+    """Write forever, announcing each write before it starts and after it returns.
+
+    Messages: ``ready``; ``intent BRIEF VERSION DIGEST`` (``-`` for a
+    deletion) before a write; ``ack`` once it returned; ``saturated`` when
+    nothing is left to write. The parent kills this process at random.
+    A ``MemoryStore`` mirror, loaded from the disk, computes each write's
+    outcome first, so the intent names exactly what the write will leave.
+    """
+    rng = random.Random(seed)
+    store = FileStore(data_dir, durable=durable, lock_timeout=10.0)
+    mirror = MemoryStore()
+    for brief in store.list_briefs():
+        for doc in store.list_versions_by_brief(brief):
+            mirror.save(doc)
+    conn.send_bytes(b"ready")
+    clock = clock_start
+    while True:
+        choices = stream_choices(mirror, rng)
+        if not choices:
+            conn.send_bytes(b"saturated")
+            time.sleep(60)
+            continue
+        clock += 1
+        now = T0 + timedelta(seconds=clock)
+        op = rng.choice(choices)
+        expected = run_stream_op(mirror, op, now)
+        version = expected.version if isinstance(expected, StrategyDocument) else op[2]
+        after = mirror.get_strategy(op[1], version)
+        what = "-" if after is None else digest(after.to_json_bytes())
+        conn.send_bytes(f"intent {op[1]} {version} {what}".encode())
+        actual = run_stream_op(store, op, now)
+        if _comparable(actual) != _comparable(expected):
+            conn.send_bytes(f"mismatch {op} returned {actual!r}, model {expected!r}".encode())
+            os._exit(3)
+        conn.send_bytes(b"ack")
+
+
+# -- crashing at an exact step -----------------------------------------------
+
+
+def crash_at_step(data_dir: str, scenario: str, durable: bool, crash_at: int) -> None:
+    """Run a scenario and die (``os._exit``) just before its ``crash_at``-th I/O step.
+
+    Exits normally when the write has fewer steps: then it completed.
+    """
+    store = FileStore(data_dir, durable=durable, lock_timeout=10.0)
+    steps = 0
+
+    def crash(step: str, path: Path) -> None:
+        nonlocal steps
+        steps += 1
+        if steps == crash_at:
+            os._exit(CRASHED)
+
+    store._io_hook = crash
+    SCENARIOS[scenario].run(store)
+
+
+# -- holding a lock ----------------------------------------------------------
+
+
+def hold_lock(data_dir: str, brief: str, conn: Connection, step: str) -> None:
+    """Start a ``create_next`` and stop at ``step`` with the brief's lock held.
+
+    Says ``holding`` there and waits for any message before finishing (or
+    for the parent to kill it); says ``done`` once the write returned.
+    """
+    store = FileStore(data_dir, durable=True, lock_timeout=10.0)
+
+    def pause(name: str, path: Path) -> None:
+        if name == step:
+            conn.send_bytes(b"holding")
+            conn.recv_bytes()
+
+    store._io_hook = pause
+    store.create_next(brief, now=T1)
+    conn.send_bytes(b"done")
+
+
+def write_as_nobody(data_dir: str, conn: Connection) -> None:
+    """As the unprivileged user ``nobody``, read a document, then try three writes.
+
+    Reports ``read ok``, then for each write the exception class and errno
+    name it raised (or ``written``).
+    """
+    # Whatever loads lazily (pydantic builds a model's validator on first use)
+    # is loaded first: the interpreter's own files may be out of nobody's reach.
+    store = FileStore(data_dir, create=False)
+    expected = make_doc("acme", 1)
+    store.get_strategy("acme", 1)
+    os.setgid(65534)
+    os.setuid(65534)
+    read = store.get_strategy("acme", 1) == expected
+    conn.send_bytes(b"read ok" if read else b"read wrong")
+    writes: list[Callable[[], object]] = [
+        lambda: store.save(make_doc("acme", 2)),
+        lambda: store.create_next("acme"),
+        lambda: store.create_next("brand-new"),
+    ]
+    for write in writes:
+        try:
+            write()
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+            conn.send_bytes(f"{type(exc).__name__} {name}".encode())
+        else:
+            conn.send_bytes(b"written")
+
+
+# -- racers (pool workers released together by a barrier) --------------------
+
+_RACE: dict[str, multiprocessing.synchronize.Barrier] = {}
+
+
+def init_racer(barrier: multiprocessing.synchronize.Barrier) -> None:
+    """Pool initializer: keep the barrier every task waits at."""
+    _RACE["barrier"] = barrier
+
+
+def _start_together() -> None:
+    # Each task holds its worker until all have arrived, so the N tasks of a
+    # round always run in N distinct processes.
+    _RACE["barrier"].wait(timeout=120)
+
+
+def race_create(data_dir: str, brief: str, index: int, durable: bool) -> tuple[str, bytes, int]:
+    """Create version 1 of ``brief``; say whether this process won, and with what."""
+    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    doc = make_doc(brief, 1, metadata={"writer": index})
+    _start_together()
+    try:
+        store.create(doc)
+    except DuplicateVersionError as exc:
+        return ("duplicate", exc.existing.to_json_bytes(), os.getpid())
+    return ("won", doc.to_json_bytes(), os.getpid())
+
+
+def race_create_next(
+    data_dir: str, brief: str, index: int, durable: bool, count: int
+) -> list[bytes]:
+    """``count`` ``create_next``s on ``brief``; what each returned."""
+    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    _start_together()
+    return [
+        store.create_next(brief, metadata={"writer": index, "n": n}).to_json_bytes()
+        for n in range(count)
+    ]
+
+
+def race_update(data_dir: str, brief: str, index: int, durable: bool) -> tuple[str, bytes]:
+    """Update version 1 expecting the seeded document; say whether this process won."""
+    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    expected = make_doc(brief, 1)
+    doc = changed(expected, f"writer-{index}")
+    _start_together()
+    try:
+        store.update(doc, expected=expected)
+    except ConcurrentUpdateError as exc:
+        return ("conflict", exc.current.to_json_bytes())
+    return ("won", doc.to_json_bytes())
+
+
+def race_delete_or_create_next(
+    data_dir: str, brief: str, index: int, durable: bool
+) -> tuple[str, list[Any]]:
+    """Half the tasks delete versions 1, 2, 1 and 3; the others call ``create_next`` twice."""
+    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    _start_together()
+    if index % 2 == 0:
+        return ("deleter", [(v, store.delete(brief, v)) for v in (1, 2, 1, 3)])
+    return ("creator", [store.create_next(brief).to_json_bytes() for _ in range(2)])
+
+
+def race_read_write(
+    data_dir: str, brief: str, index: int, durable: bool, writes: int
+) -> tuple[str, int, list[bytes]]:
+    """Even tasks write, odd tasks read until every writer is done.
+
+    Writers return every document they may have stored; readers return every
+    document they saw. Any exception fails the round.
+    """
+    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    passing = f"{brief}-tmp"
+    done = Path(data_dir) / f".done-{brief}"
+    _start_together()
+    if index % 2 == 0:
+        try:
+            return ("writer", writes, _write_for_readers(store, brief, passing, index, writes))
+        finally:
+            # Even a failed writer says it is done, so the readers stop.
+            done.mkdir(exist_ok=True)
+            (done / str(index)).touch()
+    return _read_until_writers_finish(store, brief, passing, done)
+
+
+def _write_for_readers(
+    store: FileStore, brief: str, passing: str, index: int, writes: int
+) -> list[bytes]:
+    wrote: list[bytes] = []
+    mine: list[int] = []
+    for j in range(writes):
+        kind = j % 6
+        if kind == 0:
+            doc = make_doc(brief, 1, metadata={"writer": index, "j": j})
+            wrote.append(doc.to_json_bytes())
+            store.save(doc)
+        elif kind == 1:
+            created = store.create_next(brief, metadata={"writer": index, "j": j})
+            wrote.append(created.to_json_bytes())
+            mine.append(created.version)
+        elif kind == 2:
+            current = store.get_strategy(brief, 1)
+            assert current is not None
+            new = changed(current, f"{index}-{j}")
+            wrote.append(new.to_json_bytes())
+            with contextlib.suppress(ConcurrentUpdateError):
+                store.update(new, expected=current)
+        elif kind == 3 and mine:
+            wrote.append(store.approve(brief, mine[-1]).to_json_bytes())
+        elif kind == 4:
+            temporary = store.create_next(passing, metadata={"writer": index})
+            wrote.append(temporary.to_json_bytes())
+            assert store.delete(passing, temporary.version)
+        else:
+            extra = store.create_next(brief, metadata={"writer": index, "j": j, "gone": True})
+            wrote.append(extra.to_json_bytes())
+            assert store.delete(brief, extra.version)
+    return wrote
+
+
+def _read_until_writers_finish(
+    store: FileStore, brief: str, passing: str, done: Path
+) -> tuple[str, int, list[bytes]]:
+    seen: set[bytes] = set()
+    reads = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        finished = len(os.listdir(done)) if done.exists() else 0
+        found: list[StrategyDocument | None] = [
+            store.get_strategy(brief, 1),
+            store.get_latest(brief),
+            store.get_latest(brief, status=Status.APPROVED),
+            store.get_strategy(passing, 1),
+        ]
+        history = store.list_versions_by_brief(brief)
+        numbers = store.list_version_numbers(brief)
+        assert numbers == sorted(set(numbers), reverse=True), numbers
+        versions = [d.version for d in history]
+        assert versions == sorted(set(versions), reverse=True), versions
+        found += history + store.list_versions_by_brief(passing)
+        store.list_briefs()
+        reads += 8
+        seen.update(d.to_json_bytes() for d in found if d is not None)
+        if finished >= 4:
+            return ("reader", reads, sorted(seen))
+    raise AssertionError("the writers did not finish within 120 s")
+
+
+def run_history(
+    data_dir: str, brief: str, process: int, ops: list[Op], pause: float
+) -> list[tuple[int, int, int, Op, Outcome]]:
+    """Run ``ops`` on a store of this process's own and time each one.
+
+    Sleeps ``pause`` seconds halfway through.
+    """
+    store = FileStore(data_dir, durable=False, lock_timeout=60.0)
+    events = []
+    _start_together()
+    for n, op in enumerate(ops):
+        if n == len(ops) // 2:
+            # Every process pauses here together, so the second half still
+            # races, on files old enough for the read caches to trust.
+            time.sleep(pause)
+        invoked = time.monotonic_ns()
+        outcome = apply(store, brief, op)
+        events.append((process, invoked, time.monotonic_ns(), op, outcome))
+    return events

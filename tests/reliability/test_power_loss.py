@@ -1,0 +1,159 @@
+"""Power loss, modelled: with ``durable=True`` every write that returned survives a cut."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import strategystore.files
+from strategystore import FileStore, MemoryStore
+from strategystore.store import BaseStore
+from tests.reliability._powerloss import Cut, PowerLossRecorder, recording_syncfs, violations
+from tests.reliability._support import T0, T1, changed, count, disk_state, make_doc, scaled
+from tests.reliability._workers import StreamOp, run_stream_op, stream_choices
+
+Write = Callable[[BaseStore], object]
+
+#: Every kind of write, a new brief and the removal of one included.
+EVERY_KIND_OF_WRITE: list[Write] = [
+    lambda s: s.create_next("alpha", now=T0),
+    lambda s: s.create_next("alpha", now=T0),
+    lambda s: s.save(make_doc("alpha", 3)),
+    lambda s: s.save(changed(make_doc("alpha", 3))),
+    lambda s: s.update(
+        changed(make_doc("alpha", 3), "again"), expected=changed(make_doc("alpha", 3))
+    ),
+    lambda s: s.approve("alpha", 1, now=T1),
+    lambda s: s.reject("alpha", 2, reason="no", now=T1),
+    lambda s: s.withdraw("alpha", 1, reason="recalled", now=T1),
+    lambda s: s.create(make_doc("beta", 1)),
+    lambda s: s.create_next("beta", now=T0),
+    lambda s: s.delete("alpha", 3),
+    lambda s: s.delete("beta", 2),
+    lambda s: s.delete("beta", 1),
+    lambda s: s.import_documents(
+        [make_doc("gamma", 1), make_doc("gamma", 2), make_doc("alpha", 3)]
+    ),
+    lambda s: s.create_next("beta", now=T0),
+]
+
+
+def _random_writes(seed: int, length: int) -> list[Write]:
+    """A random stream of writes, planned on a ``MemoryStore`` so each one is valid."""
+    rng = random.Random(seed)
+    planner = MemoryStore()
+    writes: list[Write] = []
+    for n in range(length):
+        op = rng.choice(stream_choices(planner, rng))
+        now = T1.replace(second=n % 60, minute=n // 60)
+        run_stream_op(planner, op, now)
+        writes.append(_stream_write(op, now))
+    return writes
+
+
+def _stream_write(op: StreamOp, now: datetime) -> Write:
+    def write(store: BaseStore) -> object:
+        return run_stream_op(store, op, now)
+
+    return write
+
+
+def _record(
+    data: Path,
+    writes: list[Write],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    durable: bool,
+    skip_dir_fsync: bool = False,
+    skip_file_fsync: bool = False,
+) -> tuple[list[Cut], list[dict[str, bytes]]]:
+    """Run ``writes`` under a recorder; the cuts, and the state after each write returned."""
+    store = FileStore(data, durable=durable)
+    recorder = PowerLossRecorder(
+        data, skip_dir_fsync=skip_dir_fsync, skip_file_fsync=skip_file_fsync
+    )
+    states = [disk_state(data)]
+    with monkeypatch.context() as patch:
+        patch.setattr(strategystore.files, "os", recorder.os)
+        syncfs = recording_syncfs(recorder, strategystore.files._syncfs)
+        patch.setattr(strategystore.files, "_syncfs", syncfs)
+        for write in writes:
+            recorder.begin()
+            write(store)
+            recorder.acknowledge()
+            states.append(disk_state(data))
+    return recorder.cuts, states
+
+
+def _describe(found: list[tuple[Cut, str, str]]) -> str:
+    return "; ".join(
+        f"cut after {cut.after} (write {cut.acknowledged + 1}): {path} {what}"
+        for cut, path, what in found[:5]
+    )
+
+
+def _sequences() -> list[list[Write]]:
+    return [EVERY_KIND_OF_WRITE] + [_random_writes(seed, 40) for seed in range(scaled(3))]
+
+
+def test_with_durable_writes_every_returned_write_survives_a_power_cut_at_any_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n, writes in enumerate(_sequences()):
+        cuts, states = _record(tmp_path / f"data-{n}", writes, monkeypatch, durable=True)
+        assert len(cuts) > 5 * len(writes)
+        for model in ("strict", "eager_names"):
+            found = violations(cuts, states, model, in_flight=False)
+            assert found == [], f"sequence {n}, {model} model: {_describe(found)}"
+        count("power: cuts simulated with durable=True", 2 * len(cuts))
+        count("power: writes checked with durable=True", len(writes))
+    count("power: returned writes lost with durable=True", 0)
+
+
+def test_with_durable_writes_a_power_cut_mid_write_leaves_each_document_old_or_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n, writes in enumerate(_sequences()):
+        cuts, states = _record(tmp_path / f"data-{n}", writes, monkeypatch, durable=True)
+        for model in ("strict", "eager_names"):
+            found = violations(cuts, states, model, in_flight=True)
+            count("power: documents torn mid-write with durable=True", len(found))
+            assert found == [], f"sequence {n}, {model} model: {_describe(found)}"
+
+
+def test_without_durable_writes_a_power_cut_loses_returned_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cuts, states = _record(tmp_path / "data", EVERY_KIND_OF_WRITE, monkeypatch, durable=False)
+    lost = violations(cuts, states, "strict", in_flight=False)
+    torn = [v for v in violations(cuts, states, "eager_names", in_flight=False) if v[2] == "empty"]
+    final = [v for v in lost if v[0] is cuts[-1]]
+    assert final, "with durable=False the model should lose the returned writes"
+    assert torn, "with durable=False a name may outlive its data: the model should see empty files"
+    count("power: files lost at the last cut with durable=False", len(final))
+    count("power: torn files seen with durable=False", len(torn))
+
+
+def test_the_model_catches_a_store_that_skips_the_directory_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cuts, states = _record(
+        tmp_path / "data", EVERY_KIND_OF_WRITE, monkeypatch, durable=True, skip_dir_fsync=True
+    )
+    assert violations(cuts, states, "strict", in_flight=False), "unsynced renames must be lost"
+    assert violations(cuts, states, "eager_names", in_flight=False) == []
+
+
+def test_the_model_catches_a_store_that_skips_the_file_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cuts, states = _record(
+        tmp_path / "data", EVERY_KIND_OF_WRITE, monkeypatch, durable=True, skip_file_fsync=True
+    )
+    found = violations(cuts, states, "eager_names", in_flight=False)
+    torn = [v for v in found if v[2] == "empty"]
+    assert torn, "a published name whose data was never fsynced must show as an empty file"
