@@ -139,9 +139,10 @@ class FileStore(BaseStore):
     ) -> None:
         self.data_dir = Path(os.path.abspath(data_dir))
         self.durable = durable
-        self.lock_timeout = float(lock_timeout)
+        self.lock_timeout = _check_timeout(lock_timeout)
         self._root = str(self.data_dir)
         self._locks_fd: tuple[int, tuple[int, int]] | None = None
+        self._retired_fds: list[int] = []
         self._cache_lock = threading.Lock()
         self._open_data_dir(create=create)
         # On a case-insensitive file system the marker answers to another case too.
@@ -169,12 +170,16 @@ class FileStore(BaseStore):
                 raise StoreFormatError(
                     f"{root} does not exist; create it with `strategystore --dir {root} init`"
                 )
-            root.mkdir(parents=True, exist_ok=True)
+            self._make_data_dir(root)
         elif not root.is_dir():
             raise StoreFormatError(f"{root} is not a directory")
         if self._read_marker():
             return
-        others = sorted(name for name in os.listdir(root) if not name.startswith("."))
+        others = sorted(
+            name for name in os.listdir(root) if not name.startswith(".") and name != MARKER_NAME
+        )
+        if self._read_marker():
+            return  # another process finished initialising it a moment ago
         if others:
             shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
             raise StoreFormatError(
@@ -186,6 +191,18 @@ class FileStore(BaseStore):
                 f"{root} is not initialised; run `strategystore --dir {root} init`"
             )
         self._initialise()
+
+    def _make_data_dir(self, root: Path) -> None:
+        missing = []
+        ancestor = root
+        while not ancestor.exists():
+            missing.append(ancestor)
+            ancestor = ancestor.parent
+        root.mkdir(parents=True, exist_ok=True)
+        if self.durable:
+            # A new directory is durable once its entry in its parent is.
+            for created in reversed(missing):
+                _fsync_dir(created.parent)
 
     def _read_marker(self) -> bool:
         """Check the marker file; ``False`` when there is none."""
@@ -256,22 +273,29 @@ class FileStore(BaseStore):
         except (FileNotFoundError, NotADirectoryError):
             # Absent. (Through a brief directory that is a link this finds
             # nothing too; writing there is refused when the directory is opened.)
-            self._documents.pop(path, None)
+            self._drop(self._documents, path)
             return None
         except OSError:
             info = None
         cached = self._documents.get(path)
-        if cached is not None and info is not None and _identity(info) == cached.identity:
+        if (
+            cached is not None
+            and info is not None
+            and _identity(info) == cached.identity
+            # lstat followed the brief directory; it must still be no link.
+            and stat.S_ISDIR(os.lstat(f"{self._root}/{brief_id}").st_mode)
+        ):
             return _copy(cached.doc), cached.data
+        seen_at = time.time_ns()
         found = self._read_document(brief_id, version)
         if found is None:
-            self._documents.pop(path, None)
+            self._drop(self._documents, path)
             return None
         data, identity = found
         doc = self._decode(brief_id, version, data)
         if doc is None:
             return None
-        if self._settled(identity):
+        if self._settled(identity, seen_at):
             self._remember(self._documents, path, _Cached(identity, doc, data))
             doc = _copy(doc)
         return doc, data
@@ -351,9 +375,10 @@ class FileStore(BaseStore):
                 unchanged = False
             if unchanged:
                 return list(cached.versions)
+        seen_at = time.time_ns()
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is None:
-            self._listings.pop(path, None)
+            self._drop(self._listings, path)
             return []
         try:
             identity = _identity(os.fstat(dir_fd))
@@ -361,26 +386,31 @@ class FileStore(BaseStore):
         finally:
             os.close(dir_fd)
         versions = [v for v in map(document_version, names) if v is not None]
-        if self._settled(identity):
+        if self._settled(identity, seen_at):
             self._remember(self._listings, path, _Listing(identity, tuple(versions)))
         return versions
 
-    def _settled(self, identity: _Identity) -> bool:
+    def _settled(self, identity: _Identity, seen_at: int) -> bool:
         """Whether a file's timestamps prove any later change would alter them.
 
         git's racy-entry rule: a change within the file system's timestamp
         granularity of the last one can leave mtime and ctime as they were, so
-        only entries whose timestamps were already older than that are kept.
+        only entries whose timestamps were already older than that when the
+        file was looked at (``seen_at``, taken before its stat) are kept.
         """
         newest = max(identity[3], identity[4])
-        return time.time_ns() - newest > self._racy_ns
+        return seen_at - newest > self._racy_ns
 
     def _remember(self, cache: dict[str, _Entry], key: str, entry: _Entry) -> None:
         limit = LISTING_CACHE_SIZE if cache is self._listings else CACHE_SIZE
         with self._cache_lock:
             if key not in cache and len(cache) >= limit:
-                del cache[next(iter(cache))]
+                cache.pop(next(iter(cache)), None)
             cache[key] = entry
+
+    def _drop(self, cache: dict[str, _Entry], key: str) -> None:
+        with self._cache_lock:
+            cache.pop(key, None)
 
     def _briefs(self) -> list[str]:
         briefs = []
@@ -427,15 +457,15 @@ class FileStore(BaseStore):
         durable = self.durable and sync
         self._forget(doc.brief_id, doc.version)
         dir_fd = self._make_brief_dir(doc.brief_id, durable=durable)
+        where = f"{self._root}/{doc.brief_id}"
         try:
             self._publish(
-                dir_fd,
-                f"{self._root}/{doc.brief_id}",
-                f"{doc.version}.json",
-                data,
-                exclusive=exclusive,
-                durable=durable,
+                dir_fd, where, f"{doc.version}.json", data, exclusive=exclusive, durable=durable
             )
+        except OSError as exc:
+            # Calls relative to the directory name only the file: say where it is.
+            _name_in(exc, where)
+            raise
         finally:
             os.close(dir_fd)
 
@@ -576,8 +606,8 @@ class FileStore(BaseStore):
 
     def _forget(self, brief_id: str, version: int) -> None:
         """Drop what the caches hold for a document this store is about to change."""
-        self._documents.pop(f"{self._root}/{brief_id}/{version}.json", None)
-        self._listings.pop(f"{self._root}/{brief_id}", None)
+        self._drop(self._documents, f"{self._root}/{brief_id}/{version}.json")
+        self._drop(self._listings, f"{self._root}/{brief_id}")
 
     def _remove(self, brief_id: str, version: int) -> None:
         self._forget(brief_id, version)
@@ -610,10 +640,12 @@ class FileStore(BaseStore):
         if not left:
             # Other files (a stale temporary, notes.md) keep the directory;
             # without documents it is no brief either way.
-            with suppress(OSError):
+            try:
                 os.rmdir(self.data_dir / brief_id)
-                if self.durable:
-                    _fsync_dir(self.data_dir)
+            except OSError:
+                return  # someone put a file there meanwhile: it stays, as no brief
+            if self.durable:
+                _fsync_dir(self.data_dir)
 
     # -- primitives: locking -------------------------------------------------
 
@@ -621,8 +653,7 @@ class FileStore(BaseStore):
     def _locked(self, brief_id: str) -> Iterator[None]:
         name = brief_id.lower() + ".lock"
         fd = self._open_lock_file(name)
-        if not _acquire(fd, self.lock_timeout):
-            # The waiting thread now owns the descriptor and closes it.
+        if not _acquire(fd, self.lock_timeout, f"{self._root}/{LOCKS_DIR}/{name}"):
             raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
         try:
             yield
@@ -633,8 +664,7 @@ class FileStore(BaseStore):
             with suppress(OSError):
                 if self._io_hook is not None:
                     self._io_hook("lock-release", self.data_dir / LOCKS_DIR / name)
-            with suppress(OSError):
-                os.close(fd)
+            _close_lock(fd)
 
     def _locks_dir(self) -> int:
         """A descriptor of ``.locks/``, kept open while the directory stays the same one."""
@@ -650,8 +680,10 @@ class FileStore(BaseStore):
         fd = self._open_locks_dir(path)
         info = os.fstat(fd)
         with self._cache_lock:
+            # Another thread may be opening a lock file through the old
+            # descriptor right now, so it is kept until the store is dropped.
             if self._locks_fd is not None:
-                os.close(self._locks_fd[0])
+                self._retired_fds.append(self._locks_fd[0])
             self._locks_fd = (fd, (info.st_dev, info.st_ino))
         return fd
 
@@ -667,35 +699,41 @@ class FileStore(BaseStore):
                 raise self._not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
         return os.open(path, _DIR_FLAGS)
 
-    def close(self) -> None:
-        """Release the descriptor the store keeps of ``.locks/``; the store stays usable."""
-        with self._cache_lock:
-            if self._locks_fd is not None:
-                os.close(self._locks_fd[0])
-                self._locks_fd = None
-
     def __del__(self) -> None:
-        with suppress(Exception):
-            self.close()
+        # Nothing can be using the descriptors once the store is unreachable.
+        held = getattr(self, "_locks_fd", None)
+        for fd in [*getattr(self, "_retired_fds", ()), *([held[0]] if held else [])]:
+            with suppress(OSError):
+                os.close(fd)
 
     def _open_lock_file(self, name: str) -> int:
-        dir_fd = self._locks_dir()
-        try:
-            fd = os.open(
-                name,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC,
-                0o666,
-                dir_fd=dir_fd,
-            )
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                path = self.data_dir / LOCKS_DIR / name
-                raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
-            raise
+        """Open (creating) a brief's lock file; the descriptor is registered for fork."""
+        path = self.data_dir / LOCKS_DIR / name
+        for attempt in range(2):
+            dir_fd = self._locks_dir()
+            try:
+                fd = os.open(
+                    name,
+                    os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC,
+                    0o666,
+                    dir_fd=dir_fd,
+                )
+                break
+            except FileNotFoundError:
+                # .locks/ was removed since it was opened: open the new one.
+                if attempt:
+                    raise
+                self._locks_fd = None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
+                exc.filename = str(path)
+                raise
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            path = self.data_dir / LOCKS_DIR / name
             raise CorruptDocumentError(path, "is not a regular file; remove it")
+        with _LOCK_FDS_GUARD:
+            _LOCK_FDS.add(fd)
         return fd
 
 
@@ -773,6 +811,19 @@ def _read_all(fd: int, size: int) -> bytes:
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+
+
+def _name_in(exc: OSError, directory: str) -> None:
+    if isinstance(exc.filename, str) and not os.path.isabs(exc.filename):
+        exc.filename = os.path.join(directory, exc.filename)
+    if isinstance(exc.filename2, str) and not os.path.isabs(exc.filename2):
+        exc.filename2 = os.path.join(directory, exc.filename2)
+
+
+def _check_timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"lock_timeout must be a number of seconds >= 0, not {value!r}")
+    return float(value)
 
 
 def _is_brief_name(name: str) -> bool:
@@ -870,25 +921,87 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _acquire(fd: int, timeout: float) -> bool:
+#: Lock descriptors this process holds or waits with. flock belongs to the open
+#: file description, which a forked child shares, so the child closes its
+#: copies: otherwise it would keep the parent's lock alive for its whole life.
+_LOCK_FDS: set[int] = set()
+_LOCK_FDS_GUARD = threading.Lock()
+#: Lock files with a waiting thread left behind by a timeout, and how many.
+_STUCK: dict[str, int] = {}
+
+
+def _close_inherited_locks() -> None:
+    global _LOCK_FDS_GUARD  # noqa: PLW0603 - the parent's guard may be held by a thread that is gone
+    _LOCK_FDS_GUARD = threading.Lock()
+    for fd in _LOCK_FDS:
+        with suppress(OSError):
+            os.close(fd)
+    _LOCK_FDS.clear()
+    _STUCK.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+def _close_lock(fd: int) -> None:
+    """Close a registered lock descriptor, which releases its flock; once only."""
+    with _LOCK_FDS_GUARD:
+        if fd not in _LOCK_FDS:
+            return  # closed in a forked child already
+        _LOCK_FDS.discard(fd)
+    with suppress(OSError):
+        os.close(fd)
+
+
+def _acquire(fd: int, timeout: float, key: str) -> bool:
     """Take an exclusive flock on ``fd`` within ``timeout`` seconds.
 
-    Returns ``False`` on timeout, and then a waiting thread owns ``fd``: it
-    closes it as soon as its blocked ``flock`` returns.
+    Returns ``True`` with the lock held, or ``False`` on timeout. On
+    ``False`` or an exception ``fd`` is no longer the caller's: it is closed,
+    or a waiting thread closes it once its blocked ``flock`` returns.
     """
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         pass
+    except BaseException:
+        _close_lock(fd)
+        raise
     else:
         return True
     if timeout <= 0:
-        os.close(fd)
+        _close_lock(fd)
         return False
-    return _wait_for_flock(fd, timeout)
+    if _STUCK.get(key):
+        # A thread already waits on this lock for a caller that gave up: the
+        # holder is slow or stuck, so poll rather than add a thread per retry.
+        return _poll_for_flock(fd, timeout)
+    return _wait_for_flock(fd, timeout, key)
 
 
-def _wait_for_flock(fd: int, timeout: float) -> bool:
+def _poll_for_flock(fd: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    _close_lock(fd)
+                    return False
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 0.05)
+            else:
+                return True
+    except BaseException:
+        _close_lock(fd)
+        raise
+
+
+def _wait_for_flock(fd: int, timeout: float, key: str) -> bool:
     # A blocking flock in a helper thread hands the lock over the moment its
     # holder releases it, with no polling; the caller waits on an event that
     # can time out, which flock itself cannot.
@@ -903,21 +1016,36 @@ def _wait_for_flock(fd: int, timeout: float) -> bool:
         except OSError as exc:
             failures.append(exc)
         with guard:
-            if abandoned:
-                os.close(fd)
-            else:
+            if not abandoned:
                 granted.set()
+                return
+        _close_lock(fd)
+        with _LOCK_FDS_GUARD:
+            if _STUCK.get(key, 0) > 1:
+                _STUCK[key] -= 1
+            else:
+                _STUCK.pop(key, None)
+
+    def give_up() -> None:
+        nonlocal abandoned
+        with guard:
+            abandoned = not granted.is_set()
+            if abandoned:  # counted before the waiter can see it and count down
+                with _LOCK_FDS_GUARD:
+                    _STUCK[key] = _STUCK.get(key, 0) + 1
 
     threading.Thread(target=wait, name="strategystore-lock-wait", daemon=True).start()
     try:
-        granted.wait(timeout)
-    finally:
-        with guard:
-            if not granted.is_set():
-                abandoned = True
+        granted.wait(None if timeout == float("inf") else timeout)
+    except BaseException:
+        give_up()
+        if not abandoned:
+            _close_lock(fd)  # interrupted (Ctrl-C) just as the lock was granted
+        raise
+    give_up()
     if abandoned:
         return False
     if failures:
-        os.close(fd)
+        _close_lock(fd)
         raise failures[0]
     return True

@@ -105,12 +105,22 @@ class Status(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
+
+
 def _timestamp_input(value: object) -> object:
-    # pydantic would read a JSON number as a Unix timestamp; a file should say
-    # what it means, so only text and datetime objects are timestamps here.
-    if isinstance(value, datetime | str):
+    # pydantic would read a number, or a string of digits, as a Unix time; a
+    # file should say what it means, so only RFC 3339 text and datetime
+    # objects are timestamps here (a missing offset is refused later, by
+    # AwareDatetime, with its own message).
+    if isinstance(value, datetime):
         return value
-    raise ValueError(f"a timestamp must be an RFC 3339 string, not {type(value).__name__}")
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    shown = repr(value) if isinstance(value, str) else type(value).__name__
+    raise ValueError(
+        f"a timestamp must be an RFC 3339 string like 2026-01-15T09:30:00Z, not {shown}"
+    )
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -265,6 +265,7 @@ class BaseStore(abc.ABC):
 
     def get_latest(self, brief_id: str, *, status: Status | None = None) -> StrategyDocument | None:
         """The highest version, or the highest with ``status``; ``None`` if there is none."""
+        check_brief_id(brief_id)
         wanted = None if status is None else Status(status)
         for doc in self._iter_newest_first(brief_id):
             if wanted is None or doc.status is wanted:
@@ -290,7 +291,7 @@ class BaseStore(abc.ABC):
             ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
         """
         data = _document(doc).to_json_bytes()
-        expected_data = _document(expected).to_json_bytes()
+        expected_data = _expected(expected).to_json_bytes()
         if doc.key != expected.key:
             raise ValueError(
                 f"update of {doc.key} expects a document with the same key, not {expected.key}"
@@ -533,11 +534,21 @@ def _same(current: StrategyDocument, stored: bytes, data: bytes) -> bool:
 
 
 def _document(doc: object) -> StrategyDocument:
+    """``doc``, validated again: what a store writes is always a valid document.
+
+    ``model_construct``, ``model_copy(update=...)`` and changing ``sections``
+    or ``metadata`` in place all bypass validation, and the key names files.
+    """
     if not isinstance(doc, StrategyDocument):
         raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
-    # model_construct and model_copy skip validation, and the key names the files.
     check_brief_id(doc.brief_id)
     check_version(doc.version)
+    return StrategyDocument.model_validate(doc.model_dump())
+
+
+def _expected(doc: object) -> StrategyDocument:
+    if not isinstance(doc, StrategyDocument):
+        raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
     return doc
 
 
@@ -608,5 +619,11 @@ def open_store(
             f"FileStore does not take {', '.join(unknown)}; "
             "it takes create, durable and lock_timeout"
         )
+    for flag in ("create", "durable"):
+        if flag in options and not isinstance(options[flag], bool):
+            raise ConfigurationError(f"{flag} must be True or False, not {options[flag]!r}")
+    timeout = options.get("lock_timeout", 0.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
+        raise ConfigurationError(f"lock_timeout must be a number of seconds >= 0, not {timeout!r}")
     directory = data_dir or os.environ.get("STRATEGYSTORE_DIR") or DEFAULT_DATA_DIR
     return FileStore(directory, **options)

@@ -238,3 +238,14 @@ def test_with_coarse_timestamps_a_settled_entry_still_sees_an_in_place_edit(
     got = store.get_strategy("acme-q3", 1)
     assert got is not None
     assert got.metadata == {"rev": "c"}
+
+
+def test_a_cached_read_refuses_a_brief_directory_that_became_a_link(
+    cached: CountingStore, tmp_path: Path
+) -> None:
+    brief = cached.data_dir / "acme-q3"
+    moved = tmp_path / "moved"
+    brief.rename(moved)  # the same inode now lives outside the data directory
+    brief.symlink_to(moved)
+    with pytest.raises(CorruptDocumentError, match="symbolic link"):
+        cached.get_strategy("acme-q3", 1)

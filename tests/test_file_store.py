@@ -486,3 +486,159 @@ def test_open_store_names_the_valid_values_of_a_bad_setting(
         open_store("file", fast=True)
     with pytest.raises(ConfigurationError, match="no options"):
         open_store("memory", durable=False)
+
+
+# -- found in review: locks across fork, timeouts, interrupts, .locks removal
+
+
+def test_a_forked_child_does_not_keep_a_brief_locked(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=5)
+    with store._locked("acme-q3"):
+        pid = os.fork()
+        if pid == 0:  # the child outlives the parent's critical section
+            time.sleep(3)
+            os._exit(0)
+    try:
+        other = FileStore(tmp_path / "data", lock_timeout=0.5)
+        assert other.create_next("acme-q3").version == 1
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+
+
+def test_timeouts_against_a_stuck_holder_do_not_pile_up_threads(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=0.01)
+    before = threading.active_count()
+    with open(store.data_dir / ".locks" / "acme-q3.lock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        for _ in range(50):
+            with pytest.raises(LockTimeoutError):
+                store.create_next("acme-q3")
+        assert threading.active_count() <= before + 1
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+    store.lock_timeout = 5
+    assert store.create_next("acme-q3").version == 1
+
+
+def test_an_interrupt_just_as_the_lock_is_granted_leaves_it_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=5)
+    lock_path = store.data_dir / ".locks" / "acme-q3.lock"
+
+    class InterruptedAfterTheGrant(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            granted = super().wait(timeout)
+            if timeout is None:  # Thread.start waiting for its thread, not the lock
+                return granted
+            raise KeyboardInterrupt
+
+    with open(lock_path, "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        threading.Timer(0.2, lambda: fcntl.flock(holder, fcntl.LOCK_UN)).start()
+        monkeypatch.setattr(threading, "Event", InterruptedAfterTheGrant)
+        with pytest.raises(KeyboardInterrupt):
+            store.create_next("acme-q3")
+        monkeypatch.undo()
+    store.lock_timeout = 0.5
+    assert store.create_next("acme-q3").version == 1
+
+
+def test_removing_the_locks_directory_while_writers_run_keeps_locks_inside_it(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def write(brief: str) -> None:
+        try:
+            while not stop.is_set():
+                store.create_next(brief)
+        except BaseException as exc:
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(f"b{n}",)) for n in range(3)]
+    for writer in writers:
+        writer.start()
+    for _ in range(30):
+        shutil.rmtree(store.data_dir / ".locks", ignore_errors=True)
+        time.sleep(0.01)
+    stop.set()
+    for writer in writers:
+        writer.join(timeout=30)
+    stray = [p for p in store.data_dir.rglob("*.lock") if p.parent.name != ".locks"]
+    assert stray == []
+    assert all(isinstance(e, FileNotFoundError) and ".locks" in str(e) for e in errors), errors
+    for n in range(3):
+        versions = store.list_version_numbers(f"b{n}")
+        assert versions == list(range(len(versions), 0, -1))
+
+
+def test_a_marker_published_by_another_process_mid_check_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    real = FileStore._read_marker
+    calls = [0]
+
+    def racing(self: FileStore) -> bool:
+        calls[0] += 1
+        if calls[0] == 1:  # the other process finishes right after this look
+            (data / "strategystore.json").write_text('{\n  "format": 1\n}\n')
+            return False
+        return real(self)
+
+    monkeypatch.setattr(FileStore, "_read_marker", racing)
+    FileStore(data)
+    assert calls[0] >= 2
+
+
+def test_creating_a_data_directory_makes_each_new_directory_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import strategystore.files as files_module  # noqa: PLC0415
+
+    synced: list[Path] = []
+    real = files_module._fsync_dir
+
+    def record(path: Path) -> None:
+        synced.append(Path(path))
+        real(path)
+
+    monkeypatch.setattr(files_module, "_fsync_dir", record)
+    FileStore(tmp_path / "a" / "b" / "data")
+    assert {tmp_path, tmp_path / "a", tmp_path / "a" / "b"} <= set(synced)
+
+
+def test_an_io_error_names_the_whole_path(file_store: FileStore) -> None:
+    import errno  # noqa: PLC0415
+
+    def full_disk(step: str, path: Path) -> None:
+        if step == "write":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path.name)
+
+    file_store._io_hook = full_disk
+    with pytest.raises(OSError, match="No space") as info:
+        file_store.create_next("acme-q3")
+    assert str(file_store.data_dir / "acme-q3") in str(info.value)
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "10s", None, True])
+def test_a_bad_lock_timeout_is_refused(tmp_path: Path, timeout: object) -> None:
+    with pytest.raises(ValueError, match="lock_timeout"):
+        FileStore(tmp_path / "data", lock_timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="lock_timeout"):
+        open_store("file", tmp_path / "data", lock_timeout=timeout)
+
+
+def test_an_infinite_lock_timeout_waits_for_the_holder(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=float("inf"))
+    with open(store.data_dir / ".locks" / "acme-q3.lock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        threading.Timer(0.2, lambda: fcntl.flock(holder, fcntl.LOCK_UN)).start()
+        assert store.create_next("acme-q3").version == 1

@@ -59,9 +59,12 @@ def test_naive_timestamps_are_refused_with_a_clear_error() -> None:
         )
 
 
-def test_numbers_are_not_timestamps() -> None:
+@pytest.mark.parametrize("value", [b"0", b'"1700000000"', b'"2026-01-01"', b'"yesterday"'])
+def test_only_rfc_3339_text_is_a_timestamp(value: bytes) -> None:
     with pytest.raises(ValidationError, match="RFC 3339"):
-        StrategyDocument.from_json_bytes(b'{"brief_id": "a", "version": 1, "created_at": 0}')
+        StrategyDocument.from_json_bytes(
+            b'{"brief_id": "a", "version": 1, "created_at": ' + value + b"}"
+        )
 
 
 def test_updated_at_is_never_before_created_at() -> None:

@@ -503,3 +503,32 @@ def test_import_documents_with_upsert_replaces_drafts_but_not_approved_versions(
     assert (summary.written, summary.skipped, summary.refused) == (1, 0, 1)
     got = store.get_strategy("acme-q3", 1)
     assert got is not None and got.metadata == {"n": 1}
+
+
+# -- documents that bypassed validation
+
+
+def test_a_document_changed_without_validation_is_validated_before_it_is_written(
+    store: BaseStore,
+) -> None:
+    doc = make_doc()
+    naive = doc.model_copy(update={"updated_at": datetime(2030, 1, 1)})
+    with pytest.raises(ValidationError, match="timezone"):
+        store.save(naive)
+    doc.sections.append(Section(key="goal", title="Again", body=""))
+    with pytest.raises(ValidationError, match="more than once"):
+        store.create(doc)
+    nan = make_doc()
+    nan.metadata["score"] = float("nan")
+    with pytest.raises(ValidationError, match="JSON cannot hold"):
+        store.save(nan)
+    with pytest.raises(InvalidBriefIdError):
+        store.save(make_doc().model_copy(update={"brief_id": "../outside"}))
+    with pytest.raises(ValueError, match="version"):
+        store.save(make_doc().model_copy(update={"version": 0}))
+    assert store.list_briefs() == []
+
+
+def test_get_latest_checks_the_brief_id_before_the_status(store: BaseStore) -> None:
+    with pytest.raises(InvalidBriefIdError):
+        store.get_latest("../etc", status="bogus")  # type: ignore[arg-type]
