@@ -150,6 +150,7 @@ class FileStore(BaseStore):
         self._racy_ns = _racy_window_ns(self.data_dir)
         self._documents: dict[str, _Cached] = {}
         self._listings: dict[str, _Listing] = {}
+        self._fold_index: tuple[_Identity, dict[str, tuple[str, ...]]] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -424,19 +425,47 @@ class FileStore(BaseStore):
         return briefs
 
     def _case_variant(self, brief_id: str) -> str | None:
-        # Only a directory holding a document is a brief: one left empty by a
-        # failed write, or kept by a stray file, vouches for nothing.
-        if not self._case_insensitive and self._holds_documents(brief_id):
-            return None
-        # Only the names are compared for every entry; the few that fold to
-        # the same id are then asked whether they hold a version.
         folded = brief_id.lower()
-        for name in os.listdir(self._root):
-            if name != brief_id and name.lower() == folded:
-                with suppress(CorruptDocumentError):
-                    if self._versions(name):
-                        return name
+        names = self._names_by_fold()
+        if names is not None:
+            # The data directory's listing is settled: only names that fold to
+            # the same id can collide, and usually there is none but this one.
+            candidates = [name for name in names.get(folded, ()) if name != brief_id]
+        elif not self._case_insensitive and self._holds_documents(brief_id):
+            # Only a directory holding a document is a brief: one left empty by
+            # a failed write, or kept by a stray file, vouches for nothing.
+            return None
+        else:
+            listed = os.listdir(self._root)
+            candidates = [name for name in listed if name != brief_id and name.lower() == folded]
+        for name in candidates:
+            with suppress(CorruptDocumentError):
+                if self._versions(name):
+                    return name
         return None
+
+    def _names_by_fold(self) -> dict[str, tuple[str, ...]] | None:
+        """The data directory's entries grouped by case-folded name, if settled.
+
+        ``None`` while the directory changed too recently for its timestamps to
+        prove a later change (the racy rule); the caller then looks itself.
+        """
+        seen_at = time.time_ns()
+        identity = _identity(os.lstat(self._root))
+        cached = self._fold_index
+        if cached is not None and cached[0] == identity:
+            return cached[1]
+        if not self._settled(identity, seen_at):
+            return None
+        groups: dict[str, list[str]] = {}
+        for name in os.listdir(self._root):
+            if not name.startswith("."):
+                groups.setdefault(name.lower(), []).append(name)
+        if _identity(os.lstat(self._root)) != identity:
+            return None  # changed while it was listed
+        index = {fold: tuple(group) for fold, group in groups.items()}
+        self._fold_index = (identity, index)
+        return index
 
     def _holds_documents(self, brief_id: str) -> bool:
         dir_fd = self._open_brief_dir(brief_id)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import strategystore.files as files_module
-from strategystore import CorruptDocumentError, FileStore, Status
+from strategystore import CorruptDocumentError, FileStore, InvalidBriefIdError, Status
 from tests.conftest import make_doc
 
 SETTLE = files_module.FINE_RACY_WINDOW_NS / 1e9 + 0.05
@@ -249,3 +249,18 @@ def test_a_cached_read_refuses_a_brief_directory_that_became_a_link(
     brief.symlink_to(moved)
     with pytest.raises(CorruptDocumentError, match="symbolic link"):
         cached.get_strategy("acme-q3", 1)
+
+
+def test_a_case_variant_made_behind_the_stores_back_is_seen_by_the_next_write(
+    cached: CountingStore,
+) -> None:
+    cached.create_next("zeta")  # a new brief: the settled names are indexed
+    time.sleep(SETTLE)
+    variant = cached.data_dir / "Globex"
+    variant.mkdir()
+    (variant / "1.json").write_bytes(make_doc(brief_id="Globex").to_json_bytes())
+    with pytest.raises(InvalidBriefIdError, match="'Globex' already exists"):
+        cached.create_next("globex")  # right after the change
+    time.sleep(SETTLE)
+    with pytest.raises(InvalidBriefIdError, match="'Globex' already exists"):
+        cached.create_next("GLOBEX")  # once the change is settled
