@@ -481,7 +481,13 @@ class FileStore(BaseStore):
     # -- primitives: writing -------------------------------------------------
 
     def _write(
-        self, doc: StrategyDocument, data: bytes, *, exclusive: bool, sync: bool = True
+        self,
+        doc: StrategyDocument,
+        data: bytes,
+        *,
+        exclusive: bool,
+        sync: bool = True,
+        staged: object = None,
     ) -> None:
         durable = self.durable and sync
         self._forget(doc.brief_id, doc.version)
@@ -489,7 +495,13 @@ class FileStore(BaseStore):
         where = f"{self._root}/{doc.brief_id}"
         try:
             self._publish(
-                dir_fd, where, f"{doc.version}.json", data, exclusive=exclusive, durable=durable
+                dir_fd,
+                where,
+                f"{doc.version}.json",
+                data,
+                exclusive=exclusive,
+                durable=durable,
+                staged=staged[1] if isinstance(staged, tuple) else None,
             )
         except OSError as exc:
             # Calls relative to the directory name only the file: say where it is.
@@ -497,6 +509,45 @@ class FileStore(BaseStore):
             raise
         finally:
             os.close(dir_fd)
+
+    def _stage(self, items: list[tuple[StrategyDocument, bytes]]) -> list[object]:
+        if not self.durable:
+            return [None] * len(items)
+        tokens: list[object] = []
+        try:
+            for doc, data in items:
+                tokens.append(self._stage_one(doc, data))
+            staged = [t for t in tokens if isinstance(t, tuple)]
+            if staged:
+                if self._io_hook is not None:
+                    self._io_hook("stage-sync", self.data_dir)
+                if not _syncfs(self._root):
+                    for brief_id, temp in staged:
+                        _fsync_file(f"{self._root}/{brief_id}/{temp}")
+        except BaseException:
+            self._unstage(tokens)
+            raise
+        return tokens
+
+    def _stage_one(self, doc: StrategyDocument, data: bytes) -> object:
+        try:
+            dir_fd = self._make_brief_dir(doc.brief_id, durable=False)
+        except CorruptDocumentError:
+            return None  # refused when its turn comes, under the lock
+        try:
+            name = f"{doc.version}.json"
+            where = f"{self._root}/{doc.brief_id}"
+            return (doc.brief_id, self._write_temporary(dir_fd, where, name, data, sync=False))
+        except FileNotFoundError:
+            return None  # its last version was deleted just now: written the plain way
+        finally:
+            os.close(dir_fd)
+
+    def _unstage(self, tokens: list[object]) -> None:
+        for token in tokens:
+            if isinstance(token, tuple):
+                with suppress(OSError):
+                    os.unlink(f"{self._root}/{token[0]}/{token[1]}")
 
     def _flush(self, keys: list[tuple[str, int]]) -> None:
         if not self.durable or not keys:
@@ -529,18 +580,22 @@ class FileStore(BaseStore):
         exclusive: bool,
         durable: bool,
         missing_ok: bool = False,
+        staged: str | None = None,
     ) -> None:
         """Write ``data`` to ``name`` in the directory ``dir_fd`` (at ``where``) atomically.
 
         The proven order: temporary file, write, fsync, link or replace, fsync
         of the directory. When that last fsync fails the previous state is put
-        back, so a write that raises has changed nothing.
+        back, so a write that raises has changed nothing. ``staged`` names a
+        temporary file already holding ``data`` durably (see ``_stage``).
         """
         hook = self._io_hook
-        # Even a write made durable later (an import) fsyncs its data before
-        # publishing it: a name can reach the disk before the data it points
-        # to, and an empty document is a corrupt one.
-        temp = self._write_temporary(dir_fd, where, name, data, sync=durable or self.durable)
+        # Even a write made durable later (an import) has its data durable
+        # before its name is published: a name can reach the disk before the
+        # data it points to, and an empty document is a corrupt one.
+        temp = staged or self._write_temporary(
+            dir_fd, where, name, data, sync=durable or self.durable
+        )
         backup: str | None = None
         published = renamed = False
         try:
@@ -940,6 +995,14 @@ def _restore(dir_fd: int, name: str, backup: str | None) -> None:
             os.unlink(name, dir_fd=dir_fd)
         else:
             os.replace(backup, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | _O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -51,7 +51,13 @@ class MemoryStore(BaseStore):
             return list(self._data)
 
     def _write(
-        self, doc: StrategyDocument, data: bytes, *, exclusive: bool, sync: bool = True
+        self,
+        doc: StrategyDocument,
+        data: bytes,
+        *,
+        exclusive: bool,
+        sync: bool = True,
+        staged: object = None,
     ) -> None:
         with self._mutex:
             versions = self._data.setdefault(doc.brief_id, {})

@@ -11,6 +11,7 @@ construction, and the parity tests check that they do.
 from __future__ import annotations
 
 import abc
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 ImportOutcome = Literal["written", "skipped", "refused"]
+
+#: How many documents an import prepares and makes durable at a time.
+IMPORT_BATCH = 256
 
 
 @dataclass
@@ -152,14 +156,33 @@ class BaseStore(abc.ABC):
 
     @abc.abstractmethod
     def _write(
-        self, doc: StrategyDocument, data: bytes, *, exclusive: bool, sync: bool = True
+        self,
+        doc: StrategyDocument,
+        data: bytes,
+        *,
+        exclusive: bool,
+        sync: bool = True,
+        staged: object = None,
     ) -> None:
         """Store ``data`` (the canonical bytes of ``doc``) atomically.
 
         With ``exclusive`` the key must not exist (``FileExistsError``);
         otherwise it is replaced. With ``sync=False`` the write need not be
-        durable until ``_flush`` is called with its key.
+        durable until ``_flush`` is called with its key. ``staged`` is what
+        ``_stage`` prepared for this document, if anything.
         """
+
+    def _stage(self, items: list[tuple[StrategyDocument, bytes]]) -> list[object]:
+        """Prepare documents for ``_write(..., staged=token)``; one token (or ``None``) each.
+
+        A file store writes each to a temporary file and makes their data
+        durable together, so an import never publishes a name whose data a
+        power cut could lose.
+        """
+        return [None] * len(items)
+
+    def _unstage(self, tokens: list[object]) -> None:  # noqa: B027 - optional primitive
+        """Discard prepared documents that were not written."""
 
     def _flush(self, keys: list[tuple[str, int]]) -> None:  # noqa: B027 - optional primitive
         """Make the writes of ``keys``, made with ``sync=False``, durable.
@@ -417,25 +440,42 @@ class BaseStore(abc.ABC):
         summary = ImportSummary()
         written: list[tuple[str, int]] = []
         try:
-            for doc in docs:
-                outcome: ImportOutcome
-                error: StrategyStoreError | None = None
-                data = _document(doc).to_json_bytes()
+            for batch in _batched(docs, IMPORT_BATCH):
+                valid = [_document(doc) for doc in batch]
+                prepared = [(doc, doc.to_json_bytes()) for doc in valid]
+                staged = self._stage(prepared)
                 try:
-                    with self._locked(doc.brief_id):
-                        outcome = self._put(doc, data, overwrite=upsert, sync=False)
-                except StrategyStoreError as exc:
-                    if isinstance(exc, LockTimeoutError):
-                        raise
-                    outcome, error = "refused", exc
-                if outcome == "written":
-                    written.append(doc.key)
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
-                if on_result is not None:
-                    on_result(doc, outcome, error)
+                    for i, (original, (doc, data)) in enumerate(zip(batch, prepared, strict=True)):
+                        token, staged[i] = staged[i], None  # consumed or discarded below
+                        outcome, error = self._import_one(doc, data, token, upsert=upsert)
+                        if outcome == "written":
+                            written.append(doc.key)
+                        setattr(summary, outcome, getattr(summary, outcome) + 1)
+                        if on_result is not None:
+                            on_result(original, outcome, error)
+                finally:
+                    self._unstage([t for t in staged if t is not None])
         finally:
             self._flush(written)
         return summary
+
+    def _import_one(
+        self, doc: StrategyDocument, data: bytes, token: object, *, upsert: bool
+    ) -> tuple[ImportOutcome, StrategyStoreError | None]:
+        try:
+            with self._locked(doc.brief_id):
+                try:
+                    outcome = self._put(doc, data, overwrite=upsert, sync=False, staged=token)
+                finally:
+                    # Unless it was published, the staged copy goes, while the
+                    # brief is still locked.
+                    if token is not None:
+                        self._unstage([token])
+        except StrategyStoreError as exc:
+            if isinstance(exc, LockTimeoutError):
+                raise
+            return "refused", exc
+        return outcome, None
 
     # -- shared helpers -----------------------------------------------------
 
@@ -444,7 +484,13 @@ class BaseStore(abc.ABC):
         return None if loaded is None else loaded[0]
 
     def _put(
-        self, doc: StrategyDocument, data: bytes, *, overwrite: bool, sync: bool
+        self,
+        doc: StrategyDocument,
+        data: bytes,
+        *,
+        overwrite: bool,
+        sync: bool,
+        staged: object = None,
     ) -> ImportOutcome:
         """Insert ``doc``, or replace a differing draft when ``overwrite``; under the lock."""
         loaded = self._load(doc.brief_id, doc.version)
@@ -458,7 +504,7 @@ class BaseStore(abc.ABC):
                 raise DuplicateVersionError(current)
             if current.status is not Status.DRAFT:
                 raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "change")
-        self._write(doc, data, exclusive=False, sync=sync)
+        self._write(doc, data, exclusive=False, sync=sync, staged=staged)
         return "written"
 
     def _iter_newest_first(self, brief_id: str) -> Iterator[StrategyDocument]:
@@ -524,6 +570,12 @@ class BaseStore(abc.ABC):
 
 
 _VERBS = {Status.APPROVED: "approve", Status.REJECTED: "reject", Status.WITHDRAWN: "withdraw"}
+
+
+def _batched(items: Iterable[StrategyDocument], size: int) -> Iterator[list[StrategyDocument]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def _same(current: StrategyDocument, stored: bytes, data: bytes) -> bool:
