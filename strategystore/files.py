@@ -302,7 +302,7 @@ class FileStore(BaseStore):
         return doc, data
 
     def _decode(self, brief_id: str, version: int, data: bytes) -> StrategyDocument | None:
-        path = self.data_dir / brief_id / f"{version}.json"
+        path = f"{self._root}/{brief_id}/{version}.json"
         try:
             doc = StrategyDocument.from_json_bytes(data)
         except ValidationError as exc:
@@ -792,7 +792,7 @@ class FileStore(BaseStore):
 
     def _open_lock_file(self, name: str) -> int:
         """Open (creating) a brief's lock file; the descriptor is registered for fork."""
-        path = self.data_dir / LOCKS_DIR / name
+        path = f"{self._root}/{LOCKS_DIR}/{name}"
         for attempt in range(2):
             dir_fd = self._locks_dir()
             try:
@@ -811,7 +811,7 @@ class FileStore(BaseStore):
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
-                exc.filename = str(path)
+                exc.filename = path
                 raise
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
@@ -971,8 +971,13 @@ def _load_syncfs() -> Callable[[int], int] | None:
     return function
 
 
+_PID = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
 def _temporary_name(name: str) -> str:
-    return f".{name}.{os.getpid()}-{next(_TEMP_NUMBERS)}.tmp"
+    return f".{name}.{_PID[0]}-{next(_TEMP_NUMBERS)}.tmp"
 
 
 def _keep(dir_fd: int, name: str) -> str | None:
