@@ -13,13 +13,15 @@ import stat
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from strategystore import Section, Status, StrategyDocument
+from strategystore import Status, StrategyDocument
 from strategystore.store import BaseStore
+from tests import conftest
 
-T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+T0 = conftest.T0
+
 #: A moment after every document the scenarios create, for status changes.
 T1 = T0 + timedelta(hours=1)
 
@@ -51,16 +53,8 @@ def count(figure: str, amount: int = 1) -> None:
 
 
 def make_doc(brief_id: str = "acme", version: int = 1, **fields: object) -> StrategyDocument:
-    """A valid draft with one section and some metadata; ``fields`` override."""
-    values: dict[str, object] = {
-        "brief_id": brief_id,
-        "version": version,
-        "created_at": T0,
-        "sections": [Section(key="goal", title="Goal", body="Grow **fast**.")],
-        "metadata": {"model": "gpt", "score": 0.5},
-    }
-    values.update(fields)
-    return StrategyDocument.model_validate(values)
+    """The suite's usual document (``tests.conftest.make_doc``), for brief ``acme``."""
+    return conftest.make_doc(brief_id, version, **fields)
 
 
 def changed(doc: StrategyDocument, tag: str = "changed") -> StrategyDocument:
