@@ -160,8 +160,12 @@ class DataDirCheck:
                         path, f"directory name is not a valid brief id ({reason}); rename it"
                     )
                     continue
-                brief_dirs.append(name)
+                before = self.documents
                 yield from self._check_brief_dir(name)
+                if self.documents > before:
+                    # Only a directory holding a document is a brief, in the
+                    # store's eyes too; an empty one collides with nothing.
+                    brief_dirs.append(name)
         yield from self._check_case_collisions(brief_dirs)
 
     def _count(self) -> None:
@@ -306,30 +310,17 @@ class DataDirCheck:
                     note=True,
                 )
             return
+        findings: list[Finding] = []
         try:
-            # Every write makes and removes its temporary file while holding
-            # the brief's lock, so whatever is left while we hold it is stale.
+            # A write makes and removes its temporary file while holding the
+            # brief's lock; an import also prepares a batch of them before it
+            # takes the lock, named after its process, which is still running.
+            # Whatever is left while we hold the lock, by no live process, is
+            # stale. The findings are reported once the lock is released, so
+            # a slow reader of this output never holds up a writer.
             with self._store._locked(brief_id):
                 for name in names:
-                    path = directory / name
-                    if not os.path.lexists(path):
-                        continue  # a writer finished with it since the listing
-                    if not self.repair:
-                        yield Finding(
-                            path,
-                            "stale temporary file left by an interrupted write; "
-                            "`strategystore check --repair` removes it",
-                            note=True,
-                        )
-                        continue
-                    try:
-                        os.unlink(path)
-                    except FileNotFoundError:
-                        continue
-                    except OSError as exc:
-                        yield Finding(path, f"stale temporary file, not removed: {exc.strerror}")
-                        continue
-                    yield Finding(path, "removed stale temporary file", note=True)
+                    findings.extend(self._check_temporary(directory / name))
         except LockTimeoutError:
             # A live writer holds the lock: its temporary file is in use.
             return
@@ -341,6 +332,32 @@ class DataDirCheck:
                     f"stale ({exc})",
                     note=True,
                 )
+            return
+        yield from findings
+
+    def _check_temporary(self, path: Path) -> list[Finding]:
+        """What to say of one temporary file, while its brief's lock is held."""
+        if not os.path.lexists(path):
+            return []  # a writer finished with it since the listing
+        owner = _temporary_owner(path.name)
+        if owner is not None and owner != os.getpid() and _process_alive(owner):
+            return []  # prepared by an import that is still running
+        if not self.repair:
+            return [
+                Finding(
+                    path,
+                    "stale temporary file left by an interrupted write; "
+                    "`strategystore check --repair` removes it",
+                    note=True,
+                )
+            ]
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            return [Finding(path, f"stale temporary file, not removed: {exc.strerror}")]
+        return [Finding(path, "removed stale temporary file", note=True)]
 
     def _check_case_collisions(self, brief_dirs: list[str]) -> Iterator[Finding]:
         by_folded: dict[str, list[str]] = {}
@@ -356,6 +373,25 @@ class DataDirCheck:
                     f"brief directory differs only by letter case from {others}; they collide "
                     "on a case-insensitive file system (macOS, Windows): merge them into one",
                 )
+
+
+_TEMPORARY_OWNER = re.compile(r"\.(\d+)-\d+\.tmp\Z")
+
+
+def _temporary_owner(name: str) -> int | None:
+    """The process id a temporary file's name carries (``.<name>.<pid>-<n>.tmp``)."""
+    found = _TEMPORARY_OWNER.search(name)
+    return int(found.group(1)) if found else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True
 
 
 def _mode(path: Path) -> int | None:

@@ -15,11 +15,12 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from pydantic import JsonValue, ValidationError
 
@@ -42,6 +43,9 @@ PROG = "strategystore"
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+_T = TypeVar("_T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (StrategyStoreError, ValidationError, OSError) as exc:
         _error(_describe(exc))
+        return 1
+    except UnicodeEncodeError as exc:
+        _error(f"cannot print {exc.object[exc.start : exc.end]!r} here: set PYTHONIOENCODING=utf-8")
         return 1
 
 
@@ -352,7 +359,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
             _error(f"version {args.version} of brief {args.brief!r} does not exist")
             return 1
     if args.json:
-        sys.stdout.write(doc.to_json_bytes().decode())
+        # The file as it is, even where a hand edit left it in another layout.
+        loaded = store._load(doc.brief_id, doc.version)
+        data = doc.to_json_bytes() if loaded is None else loaded[1]
+        sys.stdout.write(data.decode())
     else:
         print(_render_document(doc))
     return 0
@@ -361,6 +371,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_put(args: argparse.Namespace) -> int:
     store = _store(args)
     name, data = _read_input(args.file)
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a BOM is no data
     try:
         doc = StrategyDocument.from_json_bytes(data)
     except ValidationError as exc:
@@ -388,11 +399,12 @@ def _cmd_new(args: argparse.Namespace) -> int:
     name, data = _read_input(args.file)
     try:
         given = json.loads(data)
-    except json.JSONDecodeError as exc:
-        _error(f"{name}: not valid JSON: {exc}")
-        return 1
     except UnicodeDecodeError:
         _error(f"{name}: not UTF-8 text")
+        return 1
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError, and numbers or nesting beyond what Python reads.
+        _error(f"{name}: not valid JSON: {exc}")
         return 1
     shape = '{"sections": [...], "metadata": {...}}'
     if not isinstance(given, dict):
@@ -530,7 +542,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     store = _store(args)
     progress = _Progress("imported", "lines")
     invalid = 0
-    line_of: dict[tuple[str, int], int] = {}
+    # The same key may come on several lines; results come back in input order.
+    line_of: dict[tuple[str, int], deque[int]] = {}
 
     with _open_binary(args.file) as (name, stream):
 
@@ -548,13 +561,13 @@ def _cmd_import(args: argparse.Namespace) -> int:
                     _error(f"{name}:{number}: {describe_invalid(line, exc)}")
                     invalid += 1
                     continue
-                line_of[doc.key] = number
+                line_of.setdefault(doc.key, deque()).append(number)
                 yield doc
 
         def on_result(
             doc: StrategyDocument, outcome: ImportOutcome, error: StrategyStoreError | None
         ) -> None:
-            number = line_of.pop(doc.key, 0)
+            number = _next_of(line_of, doc.key, 0)
             if outcome == "refused" and error is not None:
                 progress.clear()
                 _error(f"{name}:{number}: {_refusal(error)}")
@@ -576,7 +589,7 @@ def _cmd_import_sql(args: argparse.Namespace) -> int:
     progress = _Progress("imported", "rows")
     database = args.database
     unmappable = rows = 0
-    row_of: dict[tuple[str, int], object] = {}
+    row_of: dict[tuple[str, int], deque[object]] = {}
 
     def documents() -> Iterator[StrategyDocument]:
         nonlocal unmappable, rows
@@ -588,13 +601,13 @@ def _cmd_import_sql(args: argparse.Namespace) -> int:
                 unmappable += 1
                 progress.update(rows)
                 continue
-            row_of[result.key] = row_id
+            row_of.setdefault(result.key, deque()).append(row_id)
             yield result
 
     def on_result(
         doc: StrategyDocument, outcome: ImportOutcome, error: StrategyStoreError | None
     ) -> None:
-        row_id = row_of.pop(doc.key, "?")
+        row_id = _next_of(row_of, doc.key, "?")
         if outcome == "refused" and error is not None:
             progress.clear()
             _error(f"{database}: row id {row_id}: {_refusal(error)}")
@@ -737,9 +750,22 @@ def _render_diff(old: StrategyDocument, new: StrategyDocument) -> list[str]:
     return lines
 
 
+def _next_of(queues: dict[tuple[str, int], deque[_T]], key: tuple[str, int], default: _T) -> _T:
+    """The oldest value queued under ``key`` (removed), or ``default``."""
+    queue = queues.get(key)
+    if not queue:
+        return default
+    value = queue.popleft()
+    if not queue:
+        del queues[key]
+    return value
+
+
 def _body_diff(before: str, after: str) -> list[str]:
     if before == after:
         return []
+    if before.splitlines() == after.splitlines():
+        return ["      (only line endings or the final newline differ)"]
     diff = difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=2)
     # The first two lines name the files; the section line above already does.
     return [f"      {line}" for line in list(diff)[2:]]

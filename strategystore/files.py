@@ -150,6 +150,7 @@ class FileStore(BaseStore):
         self._racy_ns = _racy_window_ns(self.data_dir)
         self._documents: dict[str, _Cached] = {}
         self._listings: dict[str, _Listing] = {}
+        self._cached_bytes = 0
         self._fold_index: tuple[_Identity, dict[str, tuple[str, ...]]] | None = None
 
     def __repr__(self) -> str:
@@ -403,15 +404,26 @@ class FileStore(BaseStore):
         return seen_at - newest > self._racy_ns
 
     def _remember(self, cache: dict[str, _Entry], key: str, entry: _Entry) -> None:
-        limit = LISTING_CACHE_SIZE if cache is self._listings else CACHE_SIZE
         with self._cache_lock:
-            if key not in cache and len(cache) >= limit:
-                cache.pop(next(iter(cache)), None)
+            if cache is self._listings:
+                if key not in cache and len(cache) >= LISTING_CACHE_SIZE:
+                    cache.pop(next(iter(cache)), None)
+            else:
+                assert isinstance(entry, _Cached)
+                size = len(entry.data)
+                if size > CACHE_BYTES // 8:
+                    return  # one huge document is not worth pushing out many small ones
+                self._cached_bytes += size - _cached_size(cache.get(key))
+                while self._cached_bytes > CACHE_BYTES or len(cache) >= CACHE_SIZE:
+                    oldest = cache.pop(next(iter(cache)))
+                    self._cached_bytes -= _cached_size(oldest)
             cache[key] = entry
 
     def _drop(self, cache: dict[str, _Entry], key: str) -> None:
         with self._cache_lock:
-            cache.pop(key, None)
+            entry = cache.pop(key, None)
+            if cache is self._documents:
+                self._cached_bytes -= _cached_size(entry)
 
     def _briefs(self) -> list[str]:
         briefs = []
@@ -501,7 +513,7 @@ class FileStore(BaseStore):
                 data,
                 exclusive=exclusive,
                 durable=durable,
-                staged=staged[1] if isinstance(staged, tuple) else None,
+                staged=self._still_staged(dir_fd, staged),
             )
         except OSError as exc:
             # Calls relative to the directory name only the file: say where it is.
@@ -543,11 +555,28 @@ class FileStore(BaseStore):
         finally:
             os.close(dir_fd)
 
-    def _unstage(self, tokens: list[object]) -> None:
+    @staticmethod
+    def _still_staged(dir_fd: int, staged: object) -> str | None:
+        """The staged temporary file's name, unless someone removed it by hand."""
+        if not isinstance(staged, tuple):
+            return None
+        try:
+            os.lstat(staged[1], dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None  # written afresh instead
+        return str(staged[1])
+
+    def _unstage(self, tokens: list[object], *, locked: bool = False) -> None:
         for token in tokens:
             if isinstance(token, tuple):
                 with suppress(OSError):
                     os.unlink(f"{self._root}/{token[0]}/{token[1]}")
+                if locked:
+                    # A brief directory made only to stage a refused document
+                    # would otherwise stay behind, empty. Only the brief's
+                    # lock makes removing it safe from its writers.
+                    with suppress(OSError):
+                        os.rmdir(f"{self._root}/{token[0]}")
 
     def _flush(self, keys: list[tuple[str, int]]) -> None:
         if not self.durable or not keys:
@@ -821,8 +850,11 @@ class FileStore(BaseStore):
         return fd
 
 
-#: How many decoded documents a FileStore keeps between reads.
+#: How many decoded documents a FileStore keeps between reads, at most ...
 CACHE_SIZE = 4096
+#: ... and how many bytes of their files: the decoded form takes a few times
+#: that, so a store's cache stays within some tens of megabytes.
+CACHE_BYTES = 8 * 1024 * 1024
 #: Listings are a few numbers each, so many more of them are kept: enough for
 #: ``list_briefs`` over a large data directory to be answered from the cache.
 LISTING_CACHE_SIZE = 65536
@@ -870,6 +902,10 @@ def _racy_window_ns(root: Path) -> int:
 FINE_RACY_WINDOW_NS = 100_000_000
 #: The racy window on file systems with whole-second (or two-second) timestamps.
 COARSE_RACY_WINDOW_NS = 3_000_000_000
+
+
+def _cached_size(entry: object) -> int:
+    return len(entry.data) if isinstance(entry, _Cached) else 0
 
 
 def _copy(doc: StrategyDocument) -> StrategyDocument:

@@ -181,8 +181,8 @@ class BaseStore(abc.ABC):
         """
         return [None] * len(items)
 
-    def _unstage(self, tokens: list[object]) -> None:  # noqa: B027 - optional primitive
-        """Discard prepared documents that were not written."""
+    def _unstage(self, tokens: list[object], *, locked: bool = False) -> None:  # noqa: B027
+        """Discard prepared documents that were not written (``locked``: under their lock)."""
 
     def _flush(self, keys: list[tuple[str, int]]) -> None:  # noqa: B027 - optional primitive
         """Make the writes of ``keys``, made with ``sync=False``, durable.
@@ -464,13 +464,16 @@ class BaseStore(abc.ABC):
     ) -> tuple[ImportOutcome, StrategyStoreError | None]:
         try:
             with self._locked(doc.brief_id):
+                # Unless it is published, the staged copy goes while the brief
+                # is still locked.
                 try:
                     outcome = self._put(doc, data, overwrite=upsert, sync=False, staged=token)
-                finally:
-                    # Unless it was published, the staged copy goes, while the
-                    # brief is still locked.
+                except BaseException:
                     if token is not None:
-                        self._unstage([token])
+                        self._unstage([token], locked=True)
+                    raise
+                if token is not None and outcome != "written":
+                    self._unstage([token], locked=True)
         except StrategyStoreError as exc:
             if isinstance(exc, LockTimeoutError):
                 raise

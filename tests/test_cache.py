@@ -264,3 +264,18 @@ def test_a_case_variant_made_behind_the_stores_back_is_seen_by_the_next_write(
     time.sleep(SETTLE)
     with pytest.raises(InvalidBriefIdError, match="'Globex' already exists"):
         cached.create_next("GLOBEX")  # once the change is settled
+
+
+def test_the_cache_holds_a_bounded_number_of_bytes(tmp_path: Path) -> None:
+    from strategystore import Section  # noqa: PLC0415
+
+    store = FileStore(tmp_path / "data", durable=False)
+    body = "x" * 100_000
+    for version in range(1, 201):  # 20 MB of documents, more than the cache holds
+        store.save(make_doc(version=version, sections=[Section(key="k", title="", body=body)]))
+    time.sleep(SETTLE)
+    for version in range(1, 201):
+        assert store.get_strategy("acme-q3", version) is not None
+    held = sum(len(entry.data) for entry in store._documents.values())
+    assert 0 < held <= files_module.CACHE_BYTES
+    assert store._cached_bytes == held

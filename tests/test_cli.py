@@ -976,3 +976,87 @@ def test_the_real_program_prints_the_schema(tmp_path: Path) -> None:
     result = run_module("schema", cwd=tmp_path)
     assert result.returncode == 0
     assert json.loads(result.stdout)["title"] == "strategystore document"
+
+
+# -- found in review ---------------------------------------------------------------
+
+
+def test_check_repair_leaves_the_temporary_files_of_a_running_import(
+    cli: Cli, store: FileStore, tmp_path: Path
+) -> None:
+    store.create_next("acme-q3")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        brief = store.data_dir / "acme-q3"
+        staged = brief / f".2.json.{live.pid}-0.tmp"
+        staged.write_text("an import is about to publish this")
+        stale = brief / ".3.json.999999999-0.tmp"  # no such process
+        stale.write_text("left by a crash")
+        result = cli("check", "--repair")
+        assert result.status == 0
+        assert staged.exists()
+        assert not stale.exists()
+        assert str(stale) in result.out
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_refused_import_line_leaves_no_directory_behind(
+    cli: Cli, store: FileStore, tmp_path: Path
+) -> None:
+    store.create_next("acme-q3")
+    lines = tmp_path / "in.jsonl"
+    lines.write_bytes(make_doc(brief_id="ACME-Q3").model_dump_json().encode() + b"\n")
+    result = cli("import", str(lines))
+    assert result.status == 1
+    assert sorted(p.name for p in store.data_dir.iterdir() if not p.name.startswith(".")) == [
+        "acme-q3",
+        "strategystore.json",
+    ]
+    assert cli("check").status == 0
+
+
+def test_an_import_names_the_right_line_when_a_key_comes_twice(cli: Cli, tmp_path: Path) -> None:
+    docs = [make_doc(version=1), make_doc(version=2), make_doc(version=1, metadata={"x": 1})]
+    lines = tmp_path / "in.jsonl"
+    lines.write_bytes(b"".join(d.model_dump_json().encode() + b"\n" for d in docs))
+    result = cli("import", str(lines))
+    assert result.status == 1
+    assert result.err.splitlines()[0].startswith(f"strategystore: {lines}:3: ")
+
+
+def test_new_reports_json_python_cannot_read_in_one_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed_stdin(monkeypatch, b'{"metadata": {"x": ' + b"1" * 5000 + b"}}")
+    result = cli("new", "acme-q3", "-")
+    assert result.status == 1
+    assert "not valid JSON" in result.error_line
+    feed_stdin(monkeypatch, b"[" * 100_000)
+    result = cli("new", "acme-q3", "-")
+    assert result.status == 1
+    assert "not valid JSON" in result.error_line
+
+
+def test_show_json_prints_a_hand_formatted_file_as_it_is(cli: Cli, store: FileStore) -> None:
+    store.save(make_doc())
+    path = store.data_dir / "acme-q3" / "1.json"
+    hand = json.dumps(json.loads(path.read_bytes()), indent=4) + "\n"
+    path.write_text(hand)
+    assert cli("show", "acme-q3", "1", "--json").out == hand
+
+
+def test_diff_says_when_only_the_final_newline_differs(cli: Cli, store: FileStore) -> None:
+    store.save(make_doc(version=1, sections=[Section(key="a", title="A", body="x")]))
+    store.save(make_doc(version=2, sections=[Section(key="a", title="A", body="x\n")]))
+    assert "only line endings or the final newline differ" in cli("diff", "acme-q3", "1", "2").out
+
+
+def test_put_accepts_a_file_that_starts_with_a_byte_order_mark(
+    cli: Cli, store: FileStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "doc.json"
+    path.write_bytes(b"\xef\xbb\xbf" + make_doc().to_json_bytes())
+    assert cli("put", str(path)).status == 0
+    assert store.get_strategy("acme-q3", 1) == make_doc()
