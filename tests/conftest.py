@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,3 +42,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseStore]
 @pytest.fixture
 def file_store(tmp_path: Path) -> FileStore:
     return FileStore(tmp_path / "data", lock_timeout=5.0)
+
+
+def run_module(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m strategystore`` for real, with no STRATEGYSTORE_* from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATEGYSTORE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "strategystore", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )

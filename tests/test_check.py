@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from strategystore import FileStore
 from strategystore.check import DataDirCheck, Finding
 from strategystore.cli import main
-from tests.conftest import make_doc
+from tests.conftest import make_doc, run_module
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -260,15 +258,7 @@ def test_progress_is_reported_per_entry(data_dir: Path) -> None:
 
 def test_the_real_program_exits_1_and_lists_the_problem(data_dir: Path) -> None:
     (data_dir / "acme" / "1.json").write_text("{")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATEGYSTORE_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "strategystore", "--dir", str(data_dir), "check"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = run_module("--dir", str(data_dir), "check", cwd=data_dir)
     assert result.returncode == 1
     assert f"{data_dir / 'acme' / '1.json'}:1: not valid JSON" in result.stdout
     assert result.stderr == ""

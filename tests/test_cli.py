@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import subprocess
 import sys
 import types
@@ -20,7 +19,7 @@ import pytest
 
 from strategystore import FileStore, Section, Status, StrategyDocument
 from strategystore.cli import main
-from tests.conftest import T0, make_doc
+from tests.conftest import T0, make_doc, run_module
 
 
 @dataclass
@@ -67,21 +66,6 @@ def cli(capsys: pytest.CaptureFixture[str], data_dir: Path) -> Cli:
 
 def feed_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
-
-
-def run_module(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m strategystore`` for real, with no STRATEGYSTORE_* from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATEGYSTORE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "strategystore", *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def write_json(path: Path, value: object) -> Path:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import pytest
 from strategystore import FileStore, Section, Status
 from strategystore.cli import main
 from strategystore.sql import UnmappableRowError, read_documents, row_to_document
+from tests.conftest import run_module
 
 SCHEMA = """
 CREATE TABLE strategy_document (
@@ -362,23 +360,7 @@ def test_the_real_program_imports_a_database(tmp_path: Path, data_dir: Path) -> 
     database = make_database(
         tmp_path / "legacy.sqlite", row(id=1), row(id=2, version=2, status="nope")
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATEGYSTORE_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "strategystore",
-            "--dir",
-            str(data_dir),
-            "import-sql",
-            str(database),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = run_module("--dir", str(data_dir), "import-sql", str(database), cwd=tmp_path)
     assert result.returncode == 1
     assert "row id 2: cannot map: status 'nope'" in result.stderr
     assert result.stderr.endswith("1 written, 0 skipped, 1 refused\n")
