@@ -32,8 +32,8 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -420,6 +420,10 @@ class FileStore(BaseStore):
             cache[key] = entry
 
     def _drop(self, cache: dict[str, _Entry], key: str) -> None:
+        if key not in cache:
+            # Every entry is checked against its file before it is used, so
+            # dropping is only tidying; an absent key needs no lock.
+            return
         with self._cache_lock:
             entry = cache.pop(key, None)
             if cache is self._documents:
@@ -762,22 +766,8 @@ class FileStore(BaseStore):
 
     # -- primitives: locking -------------------------------------------------
 
-    @contextmanager
-    def _locked(self, brief_id: str) -> Iterator[None]:
-        name = brief_id.lower() + ".lock"
-        fd = self._open_lock_file(name)
-        if not _acquire(fd, self.lock_timeout, f"{self._root}/{LOCKS_DIR}/{name}"):
-            raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
-        try:
-            yield
-        finally:
-            # The write is complete by now, and closing the descriptor drops
-            # the flock even when close reports an error: neither may leave the
-            # brief locked or make a finished write look failed.
-            with suppress(OSError):
-                if self._io_hook is not None:
-                    self._io_hook("lock-release", self.data_dir / LOCKS_DIR / name)
-            _close_lock(fd)
+    def _locked(self, brief_id: str) -> _BriefLock:
+        return _BriefLock(self, brief_id.lower() + ".lock")
 
     def _locks_dir(self) -> int:
         """A descriptor of ``.locks/``, kept open while the directory stays the same one."""
@@ -848,6 +838,34 @@ class FileStore(BaseStore):
         with _LOCK_FDS_GUARD:
             _LOCK_FDS.add(fd)
         return fd
+
+
+class _BriefLock:
+    """A brief's lock held for a ``with`` block: ``flock`` on ``.locks/<name>``."""
+
+    __slots__ = ("_fd", "_name", "_store")
+
+    def __init__(self, store: FileStore, name: str) -> None:
+        self._store = store
+        self._name = name
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        store, name = self._store, self._name
+        fd = store._open_lock_file(name)
+        if not _acquire(fd, store.lock_timeout, f"{store._root}/{LOCKS_DIR}/{name}"):
+            raise LockTimeoutError(store.data_dir / LOCKS_DIR / name, store.lock_timeout)
+        self._fd = fd
+
+    def __exit__(self, *exc_info: object) -> None:
+        # The write is complete by now, and closing the descriptor drops the
+        # flock even when close reports an error: neither may leave the brief
+        # locked or make a finished write look failed.
+        hook = self._store._io_hook
+        if hook is not None:
+            with suppress(OSError):
+                hook("lock-release", self._store.data_dir / LOCKS_DIR / self._name)
+        _close_lock(self._fd)
 
 
 #: How many decoded documents a FileStore keeps between reads, at most ...

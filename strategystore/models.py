@@ -10,6 +10,7 @@ differ while key order does not.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -180,6 +182,11 @@ class StrategyDocument(BaseModel):
     sections: list[Section] = Field(default_factory=list)
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
+    # The fields that cannot change in place, as validation left them (see
+    # ``_trusted_json_bytes``). ``model_construct`` leaves it unset, and a copy
+    # made with ``model_copy(update=...)`` no longer matches what it holds.
+    _validated: tuple[object, ...] | None = PrivateAttr(default=None)
+
     @model_validator(mode="before")
     @classmethod
     def _updated_at_defaults_to_created_at(cls, data: Any) -> Any:
@@ -220,7 +227,40 @@ class StrategyDocument(BaseModel):
                 f"updated_at {self.updated_at.isoformat()} is before "
                 f"created_at {self.created_at.isoformat()}"
             )
+        self.__pydantic_private__["_validated"] = self._immutable_fields()  # type: ignore[index]
         return self
+
+    def _immutable_fields(self) -> tuple[object, ...]:
+        return (
+            self.brief_id,
+            self.version,
+            self.status,
+            self.status_reason,
+            self.created_at,
+            self.updated_at,
+        )
+
+    def _trusted_json_bytes(self) -> bytes | None:
+        """The canonical bytes, if this document provably still is what validation made.
+
+        That holds when the fields that cannot change in place are the very
+        objects validation left, and ``sections`` and ``metadata``, which can be
+        changed in place, still pass the checks validation applied to them.
+        ``None`` means it is not proven (the document was built with
+        ``model_construct`` or ``model_copy(update=...)``, is of a subclass, or
+        changed in place): validate it again to find out.
+        """
+        private = self.__pydantic_private__
+        validated = private.get("_validated") if private else None
+        if (
+            validated is None
+            or type(self) is not StrategyDocument
+            or not all(map(operator.is_, validated, self._immutable_fields()))
+            or not _sections_still_valid(self.sections)
+            or not _canonical_json(self.metadata)
+        ):
+            return None
+        return self._dump()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -237,8 +277,12 @@ class StrategyDocument(BaseModel):
         # again keeps the bytes canonical whatever was done to the dict.
         if self.metadata and not _is_sorted(self.metadata):
             copy = self.model_copy(update={"metadata": self._canonical_metadata(self.metadata)})
-            return copy.model_dump_json(indent=2).encode() + b"\n"
-        return self.model_dump_json(indent=2).encode() + b"\n"
+            return copy._dump()
+        return self._dump()
+
+    def _dump(self) -> bytes:
+        # model_dump_json(indent=2) without its decode to str and encode back.
+        return self.__pydantic_serializer__.to_json(self, indent=2) + b"\n"
 
     @classmethod
     def from_json_bytes(cls, data: bytes | str) -> StrategyDocument:
@@ -256,6 +300,49 @@ class StrategyDocument(BaseModel):
 
     def __hash__(self) -> int:
         return hash(self.to_json_bytes())
+
+
+def _sections_still_valid(sections: object) -> bool:
+    """Whether ``sections`` is a list of valid ``Section`` objects with unique keys."""
+    if type(sections) is not list:
+        return False
+    keys = set()
+    for section in sections:
+        if type(section) is not Section:
+            return False
+        key, title, body = section.key, section.title, section.body
+        if type(key) is not str or not 1 <= len(key) <= 100 or key in keys:
+            return False
+        if type(title) is not str or type(body) is not str:
+            return False
+        keys.add(key)
+    return True
+
+
+_JSON_SCALARS = frozenset([str, int, bool, type(None)])
+
+
+def _canonical_json(value: object) -> bool:
+    """Whether ``value`` is JSON as validation leaves it: plain types, sorted keys, finite."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind in _JSON_SCALARS:
+            continue
+        if kind is float:
+            if not math.isfinite(item):  # type: ignore[arg-type]
+                return False
+        elif kind is list:
+            pending.extend(item)  # type: ignore[arg-type]
+        elif kind is dict:
+            keys = list(item)  # type: ignore[call-overload]
+            if any(type(k) is not str for k in keys) or keys != sorted(keys):
+                return False
+            pending.extend(item.values())  # type: ignore[attr-defined]
+        else:
+            return False
+    return True
 
 
 def _is_sorted(value: JsonValue) -> bool:

@@ -213,7 +213,7 @@ class BaseStore(abc.ABC):
             ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
             InvalidBriefIdError: a brief differing only by case already exists.
         """
-        data = _document(doc).to_json_bytes()
+        data = _valid_bytes(doc)[1]
         with self._locked(doc.brief_id):
             self._put(doc, data, overwrite=True, sync=True)
 
@@ -236,7 +236,7 @@ class BaseStore(abc.ABC):
             DuplicateVersionError: the key exists, whatever its content (``.existing``).
             InvalidBriefIdError: a brief differing only by case already exists.
         """
-        data = _document(doc).to_json_bytes()
+        data = _valid_bytes(doc)[1]
         with self._locked(doc.brief_id):
             current = self._read(doc.brief_id, doc.version)
             if current is not None:
@@ -313,7 +313,7 @@ class BaseStore(abc.ABC):
             ConcurrentUpdateError: the stored document is not ``expected`` (``.current``).
             ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
         """
-        data = _document(doc).to_json_bytes()
+        data = _valid_bytes(doc)[1]
         expected_data = _expected(expected).to_json_bytes()
         if doc.key != expected.key:
             raise ValueError(
@@ -441,8 +441,7 @@ class BaseStore(abc.ABC):
         written: list[tuple[str, int]] = []
         try:
             for batch in _batched(docs, IMPORT_BATCH):
-                valid = [_document(doc) for doc in batch]
-                prepared = [(doc, doc.to_json_bytes()) for doc in valid]
+                prepared = [_valid_bytes(doc) for doc in batch]
                 staged = self._stage(prepared)
                 try:
                     for i, (original, (doc, data)) in enumerate(zip(batch, prepared, strict=True)):
@@ -588,17 +587,24 @@ def _same(current: StrategyDocument, stored: bytes, data: bytes) -> bool:
     return stored == data or current.to_json_bytes() == data
 
 
-def _document(doc: object) -> StrategyDocument:
-    """``doc``, validated again: what a store writes is always a valid document.
+def _valid_bytes(doc: object) -> tuple[StrategyDocument, bytes]:
+    """``doc`` and its canonical bytes, proven valid: what a store writes always is.
 
     ``model_construct``, ``model_copy(update=...)`` and changing ``sections``
     or ``metadata`` in place all bypass validation, and the key names files.
+    A document that validation made and that has not changed since is taken
+    as it is; any other is validated again in full, and the valid document
+    that validation returns is the one written.
     """
     if not isinstance(doc, StrategyDocument):
         raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
     check_brief_id(doc.brief_id)
     check_version(doc.version)
-    return StrategyDocument.model_validate(doc.model_dump())
+    data = doc._trusted_json_bytes()
+    if data is None:
+        doc = StrategyDocument.model_validate(doc.model_dump())
+        data = doc.to_json_bytes()
+    return doc, data
 
 
 def _expected(doc: object) -> StrategyDocument:

@@ -103,6 +103,21 @@ def test_every_target_figure_is_reported(report: dict[str, Any]) -> None:
             assert figure["note"], key
 
 
+def test_the_figures_that_explain_the_targets_are_reported(report: dict[str, Any]) -> None:
+    # What a document built with model_copy(update=...) costs to save, and the
+    # import cost of the least a package defining a pydantic model can pay.
+    figures = report["figures"]
+    for key in (
+        "save_durable_copied_vs_raw",
+        "save_nondurable_copied_vs_raw",
+        "import_time_over_basemodel",
+        "import_time_over_one_model",
+    ):
+        assert is_number(figures[key]["value"]), key
+        assert figures[key]["target"] is None, key
+    assert "one-field pydantic model" in figures["import_time_over_one_model"]["label"]
+
+
 def test_only_optional_figures_may_be_missing(report: dict[str, Any]) -> None:
     missing = {k for k, f in report["figures"].items() if not f["available"]}
     assert missing <= {"tinydb_insert", "bulk_import_vs_save"}

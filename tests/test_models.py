@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from strategystore import InvalidBriefIdError, Section, Status, StrategyDocument
+from strategystore import InvalidBriefIdError, MemoryStore, Section, Status, StrategyDocument
 from strategystore.models import check_brief_id, check_version
 from tests.conftest import T0, make_doc
 
@@ -270,3 +272,95 @@ def test_the_json_schema_carries_the_brief_id_pattern_for_editors() -> None:
         assert re.search(pattern, brief_id), brief_id
     for brief_id in ["", "-a", ".a", "a.", "a b", "a/b", "..", "x" * 101, "é"]:
         assert not re.search(pattern, brief_id), brief_id
+
+
+# -- the store's fast path for documents validation made --------------------
+
+_SECTION_BYPASSES = st.sampled_from(
+    [
+        Section(key="extra", title="Extra", body=""),
+        Section.model_construct(key="", title="Empty key", body=""),
+        Section.model_construct(key="k" * 101, title="Long key", body=""),
+        Section.model_construct(key="t", title=1, body=""),  # type: ignore[arg-type]
+        {"key": "as-dict", "title": "Dict", "body": ""},
+    ]
+)
+_ODD_VALUES = st.sampled_from(
+    [float("nan"), float("inf"), {1, 2}, (1, 2), b"x", {1: "int key"}, Status.DRAFT, 2**70]
+)
+_FIELD_VALUES = {
+    "brief_id": st.sampled_from(["acme", "Other-brief", "../outside", "nul", ""]),
+    "version": st.sampled_from([1, 7, 0, -1, True, 2**31, 1.0]),
+    "status": st.sampled_from([*Status, "approved", "bogus"]),
+    "status_reason": st.sampled_from([None, "why", 3]),
+    "created_at": timestamps | st.just(datetime(2030, 1, 1)),
+    "updated_at": timestamps | st.just(datetime(2030, 1, 1)),
+}
+
+
+@st.composite
+def bypassed(draw: st.DrawFn) -> tuple[StrategyDocument, bool]:
+    """A valid document changed in ways that skip validation, and whether it was changed."""
+    doc = draw(documents())
+    changes = draw(
+        st.lists(
+            st.sampled_from(
+                ["metadata", "nested", "section", "pop", "copy", "setattr", "construct"]
+            ),
+            max_size=3,
+        )
+    )
+    for change in changes:
+        metadata: dict[str, Any] = doc.metadata
+        if change == "metadata":
+            metadata[draw(st.text(max_size=3))] = draw(json_values | _ODD_VALUES)
+        elif change == "nested":
+            for value in metadata.values():
+                if isinstance(value, list):
+                    value.append(draw(json_values | _ODD_VALUES))
+                elif isinstance(value, dict):
+                    value[draw(st.text(max_size=3))] = draw(json_values | _ODD_VALUES)
+        elif change == "section":
+            doc.sections.append(draw(_SECTION_BYPASSES))  # type: ignore[arg-type]
+        elif change == "pop" and doc.sections:
+            doc.sections.pop()
+        elif change in ("copy", "setattr"):
+            name = draw(st.sampled_from(sorted(_FIELD_VALUES)))
+            value = draw(_FIELD_VALUES[name])
+            if change == "copy":
+                doc = doc.model_copy(update={name: value})
+            else:
+                object.__setattr__(doc, name, value)
+        elif change == "construct":
+            doc = StrategyDocument.model_construct(**doc.__dict__)
+    return doc, bool(changes)
+
+
+@settings(max_examples=300)
+@given(bypassed())
+def test_a_store_writes_exactly_what_validating_again_would(
+    case: tuple[StrategyDocument, bool],
+) -> None:
+    # A document validation made and left alone is written without validating
+    # it again; that shortcut must write the same bytes as the full check, and
+    # refuse exactly what it refuses.
+    doc, changed = case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # serialising a section given as a dict warns
+        try:
+            expected: bytes | None = StrategyDocument.model_validate(
+                doc.model_dump()
+            ).to_json_bytes()
+        except (ValidationError, ValueError):
+            expected = None
+        store = MemoryStore()
+        try:
+            store.save(doc)
+        except (ValidationError, ValueError, TypeError):
+            written = None
+        else:
+            loaded = store._load(doc.brief_id, doc.version)
+            written = None if loaded is None else loaded[1]  # the bytes as stored
+    assert written == expected
+    if not changed:
+        assert doc._trusted_json_bytes() == expected  # the shortcut is taken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -527,6 +528,71 @@ def test_a_document_changed_without_validation_is_validated_before_it_is_written
     with pytest.raises(ValueError, match="version"):
         store.save(make_doc().model_copy(update={"version": 0}))
     assert store.list_briefs() == []
+
+
+def _bad_section_title(doc: StrategyDocument) -> None:
+    doc.sections.append(Section.model_construct(key="odd", title=1, body=""))  # type: ignore[arg-type]
+
+
+def _tuple_in_metadata(doc: StrategyDocument) -> None:
+    doc.metadata["pair"] = (1, 2)  # type: ignore[assignment]
+
+
+def _nan_in_a_nested_list(doc: StrategyDocument) -> None:
+    scores: list[object] = [1.0]
+    doc.metadata["scores"] = scores  # type: ignore[assignment]
+    scores.append(float("nan"))
+
+
+def _status_forced(doc: StrategyDocument) -> None:
+    object.__setattr__(doc, "status", "bogus")
+
+
+def _updated_forced_before_created(doc: StrategyDocument) -> None:
+    object.__setattr__(doc, "updated_at", doc.created_at - timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    "bypass",
+    [
+        _bad_section_title,
+        _tuple_in_metadata,
+        _nan_in_a_nested_list,
+        _status_forced,
+        _updated_forced_before_created,
+    ],
+)
+def test_a_validated_document_broken_afterwards_is_refused(
+    store: BaseStore, bypass: Callable[[StrategyDocument], None]
+) -> None:
+    doc = make_doc()
+    bypass(doc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic warns while dumping the odd value
+        with pytest.raises(ValidationError):
+            store.save(doc)
+    assert store.list_briefs() == []
+
+
+class _Annotated(StrategyDocument):
+    note: str = "kept out of the file format"
+
+
+def test_a_subclass_with_fields_of_its_own_is_refused(store: BaseStore) -> None:
+    doc = _Annotated.model_validate(make_doc().model_dump())
+    with pytest.raises(ValidationError, match="note"):
+        store.save(doc)
+    assert store.list_briefs() == []
+
+
+def test_a_key_added_in_place_is_written_in_canonical_order(store: BaseStore) -> None:
+    doc = make_doc(metadata={"b": 1})
+    doc.metadata["a"] = {"z": 1, "y": 2}
+    store.save(doc)
+    loaded = store._load("acme-q3", 1)
+    assert loaded is not None
+    assert loaded[1] == make_doc(metadata={"a": {"y": 2, "z": 1}, "b": 1}).to_json_bytes()
+    assert b'"a": {\n      "y": 2' in loaded[1]
 
 
 def test_get_latest_checks_the_brief_id_before_the_status(store: BaseStore) -> None:
