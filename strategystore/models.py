@@ -250,17 +250,25 @@ class StrategyDocument(BaseModel):
         ``model_construct`` or ``model_copy(update=...)``, is of a subclass, or
         changed in place): validate it again to find out.
         """
+        return self._dump() if self._still_as_validated() else None
+
+    def _still_as_validated(self) -> bool:
         private = self.__pydantic_private__
         validated = private.get("_validated") if private else None
-        if (
-            validated is None
-            or type(self) is not StrategyDocument
-            or not all(map(operator.is_, validated, self._immutable_fields()))
-            or not _sections_still_valid(self.sections)
-            or not _canonical_json(self.metadata)
-        ):
-            return None
-        return self._dump()
+        return (
+            validated is not None
+            and type(self) is StrategyDocument
+            and all(map(operator.is_, validated, self._immutable_fields()))
+            and _sections_still_valid(self.sections)
+            and _canonical_json(self.metadata)
+        )
+
+    def _renumbered(self, version: int) -> StrategyDocument:
+        """A copy under another version, still known valid if this one is."""
+        copy = self.model_copy(update={"version": check_version(version)})
+        if self._still_as_validated():
+            copy.__pydantic_private__["_validated"] = copy._immutable_fields()  # type: ignore[index]
+        return copy
 
     @property
     def key(self) -> tuple[str, int]:

@@ -276,15 +276,20 @@ class BaseStore(abc.ABC):
             sections=[_section(s) for s in sections],
             metadata=dict(metadata or {}),
         )
+        if not draft._still_as_validated():
+            # Validation takes Section objects as they are, even ones made with
+            # model_construct: check them as a save would.
+            draft = StrategyDocument.model_validate(draft.model_dump())
         with self._locked(brief_id):
             versions = self._versions(brief_id)
             if not versions:
                 self._refuse_case_variant(brief_id)
             version = check_version(max(versions, default=0) + 1)
-            doc = draft if version == 1 else draft.model_copy(update={"version": version})
-            data = doc.to_json_bytes()
-            self._write(doc, data, exclusive=True)
-        return StrategyDocument.from_json_bytes(data)
+            doc = draft if version == 1 else draft._renumbered(version)
+            self._write(doc, doc.to_json_bytes(), exclusive=True)
+        # Validation built the draft's containers afresh, so the caller's
+        # sections and metadata share nothing with it, nor does the store.
+        return doc
 
     def get_latest(self, brief_id: str, *, status: Status | None = None) -> StrategyDocument | None:
         """The highest version, or the highest with ``status``; ``None`` if there is none."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
 from strategystore import (
     ConcurrentUpdateError,
@@ -572,6 +572,30 @@ def test_a_validated_document_broken_afterwards_is_refused(
         with pytest.raises(ValidationError):
             store.save(doc)
     assert store.list_briefs() == []
+
+
+def test_create_next_checks_sections_made_without_validation(store: BaseStore) -> None:
+    unchecked = Section.model_construct(key="", title="No key", body="")
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        store.create_next("acme-q3", [unchecked])
+    assert store.list_briefs() == []
+
+
+def test_create_next_returns_a_document_sharing_nothing_with_its_inputs(store: BaseStore) -> None:
+    tags: list[JsonValue] = ["a"]
+    sections = [Section(key="goal", title="Goal", body="")]
+    store.create_next("acme-q3")
+    created = store.create_next("acme-q3", sections, {"tags": tags})
+    tags.append("changed by the caller")
+    sections.append(Section(key="more", title="More", body=""))
+    assert created.metadata == {"tags": ["a"]} and len(created.sections) == 1
+    created.metadata["tags"].append("changed in the result")  # type: ignore[union-attr]
+    assert store.get_strategy("acme-q3", 2) == make_doc(
+        version=2,
+        created_at=created.created_at,
+        sections=[Section(key="goal", title="Goal", body="")],
+        metadata={"tags": ["a"]},
+    )
 
 
 class _Annotated(StrategyDocument):
