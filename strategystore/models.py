@@ -126,6 +126,20 @@ def _timestamp_input(value: object) -> object:
 
 
 def _to_utc(value: datetime) -> datetime:
+    if type(value) is not datetime:
+        # A subclass may override anything, and its tzinfo may change later:
+        # keep only the moment it names, as a plain datetime.
+        value = datetime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=value.tzinfo,
+            fold=value.fold,
+        )
     return value.astimezone(UTC)
 
 
@@ -227,7 +241,8 @@ class StrategyDocument(BaseModel):
                 f"updated_at {self.updated_at.isoformat()} is before "
                 f"created_at {self.created_at.isoformat()}"
             )
-        self.__pydantic_private__["_validated"] = self._immutable_fields()  # type: ignore[index]
+        if type(self) is StrategyDocument:  # a subclass validates in its own way
+            self.__pydantic_private__["_validated"] = self._immutable_fields()  # type: ignore[index]
         return self
 
     def _immutable_fields(self) -> tuple[object, ...]:
@@ -318,7 +333,9 @@ def _sections_still_valid(sections: object) -> bool:
     for section in sections:
         if type(section) is not Section:
             return False
-        key, title, body = section.key, section.title, section.body
+        # model_construct may have left a field out: read the values as stored.
+        fields = section.__dict__
+        key, title, body = fields.get("key"), fields.get("title"), fields.get("body")
         if type(key) is not str or not 1 <= len(key) <= 100 or key in keys:
             return False
         if type(title) is not str or type(body) is not str:
@@ -330,26 +347,39 @@ def _sections_still_valid(sections: object) -> bool:
 _JSON_SCALARS = frozenset([str, int, bool, type(None)])
 
 
+#: Deeper metadata is left to full validation, which has its own limits.
+_MAX_JSON_DEPTH = 64
+
+
 def _canonical_json(value: object) -> bool:
-    """Whether ``value`` is JSON as validation leaves it: plain types, sorted keys, finite."""
-    pending = [value]
+    """Whether ``value`` is JSON as validation leaves it: plain types, sorted keys, finite.
+
+    A container met twice (a cycle, or one shared by two places) or nested
+    deeper than ``_MAX_JSON_DEPTH`` is not proven: full validation decides.
+    """
+    pending = [(value, 0)]
+    seen: set[int] = set()
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         kind = type(item)
         if kind in _JSON_SCALARS:
             continue
         if kind is float:
             if not math.isfinite(item):  # type: ignore[arg-type]
                 return False
-        elif kind is list:
-            pending.extend(item)  # type: ignore[arg-type]
-        elif kind is dict:
+            continue
+        if kind is not list and kind is not dict:
+            return False
+        if id(item) in seen or depth >= _MAX_JSON_DEPTH:
+            return False
+        seen.add(id(item))
+        if kind is list:
+            pending.extend((v, depth + 1) for v in item)  # type: ignore[attr-defined]
+        else:
             keys = list(item)  # type: ignore[call-overload]
             if any(type(k) is not str for k in keys) or keys != sorted(keys):
                 return False
-            pending.extend(item.values())  # type: ignore[attr-defined]
-        else:
-            return False
+            pending.extend((v, depth + 1) for v in item.values())  # type: ignore[attr-defined]
     return True
 
 

@@ -276,10 +276,6 @@ class BaseStore(abc.ABC):
             sections=[_section(s) for s in sections],
             metadata=dict(metadata or {}),
         )
-        if not draft._still_as_validated():
-            # Validation takes Section objects as they are, even ones made with
-            # model_construct: check them as a save would.
-            draft = StrategyDocument.model_validate(draft.model_dump())
         with self._locked(brief_id):
             versions = self._versions(brief_id)
             if not versions:
@@ -287,8 +283,8 @@ class BaseStore(abc.ABC):
             version = check_version(max(versions, default=0) + 1)
             doc = draft if version == 1 else draft._renumbered(version)
             self._write(doc, doc.to_json_bytes(), exclusive=True)
-        # Validation built the draft's containers afresh, so the caller's
-        # sections and metadata share nothing with it, nor does the store.
+        # Validation built the draft's containers, sections and timestamps
+        # afresh: it shares nothing with the caller's arguments, nor the store.
         return doc
 
     def get_latest(self, brief_id: str, *, status: Status | None = None) -> StrategyDocument | None:
@@ -619,7 +615,10 @@ def _expected(doc: object) -> StrategyDocument:
 
 
 def _section(value: Section | Mapping[str, str]) -> Section:
-    return value if isinstance(value, Section) else Section.model_validate(dict(value))
+    # A new, validated Section even from a Section: one made with
+    # model_construct may be invalid, and the result shares nothing with it.
+    fields = value.__dict__ if isinstance(value, Section) else value
+    return Section.model_validate(dict(fields))
 
 
 def _check_now(now: datetime | None) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
 from pydantic import JsonValue, ValidationError
@@ -544,6 +544,14 @@ def _nan_in_a_nested_list(doc: StrategyDocument) -> None:
     scores.append(float("nan"))
 
 
+def _section_without_title(doc: StrategyDocument) -> None:
+    doc.sections.append(Section.model_construct(key="odd", body=""))  # type: ignore[call-arg]
+
+
+def _metadata_holding_itself(doc: StrategyDocument) -> None:
+    doc.metadata["self"] = doc.metadata
+
+
 def _status_forced(doc: StrategyDocument) -> None:
     object.__setattr__(doc, "status", "bogus")
 
@@ -556,6 +564,8 @@ def _updated_forced_before_created(doc: StrategyDocument) -> None:
     "bypass",
     [
         _bad_section_title,
+        _section_without_title,
+        _metadata_holding_itself,
         _tuple_in_metadata,
         _nan_in_a_nested_list,
         _status_forced,
@@ -596,6 +606,57 @@ def test_create_next_returns_a_document_sharing_nothing_with_its_inputs(store: B
         sections=[Section(key="goal", title="Goal", body="")],
         metadata={"tags": ["a"]},
     )
+
+
+class _ShiftingZone(tzinfo):
+    """A time zone whose offset can be changed after a timestamp uses it."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return self.offset
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "shifting"
+
+
+class _OddDatetime(datetime):
+    def astimezone(self, tz: tzinfo | None = None) -> _OddDatetime:
+        return self  # claims to be in every zone at once
+
+
+def test_timestamps_keep_the_moment_validation_saw(store: BaseStore) -> None:
+    zone = _ShiftingZone()
+    odd = _OddDatetime(2026, 1, 15, 9, 30, tzinfo=zone)
+    doc = make_doc(created_at=odd, updated_at=odd)
+    zone.offset = timedelta(hours=5)
+    assert type(doc.created_at) is datetime and doc.created_at.tzinfo is UTC
+    store.save(doc)
+    assert store.get_strategy("acme-q3", 1) == make_doc()
+    created = store.create_next("acme-q3", now=odd)
+    assert type(created.created_at) is datetime and created.created_at.tzinfo is UTC
+
+
+def test_a_subclass_document_passed_off_as_the_model_is_validated_again(
+    store: BaseStore,
+) -> None:
+    doc = _Annotated.model_validate(make_doc().model_dump())
+    object.__setattr__(doc, "__class__", StrategyDocument)
+    object.__setattr__(doc, "status", "bogus")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic warns while dumping the odd value
+        with pytest.raises(ValidationError, match="status"):
+            store.save(doc)
+
+
+def test_create_next_keeps_no_section_object_of_the_caller(store: BaseStore) -> None:
+    given = Section(key="goal", title="Goal", body="")
+    created = store.create_next("acme-q3", [given])
+    assert created.sections == [given] and created.sections[0] is not given
 
 
 class _Annotated(StrategyDocument):
