@@ -48,6 +48,7 @@ _WINDOWS_DEVICES = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
 )
 _MARKER_NAME = "strategystore.json"
+_SECTION_KEY_MAX = 100
 
 
 def check_brief_id(brief_id: object) -> str:
@@ -163,7 +164,7 @@ class Section(BaseModel):
     # defer_build: the validators are built on first use, not on import.
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
-    key: Annotated[str, Field(min_length=1, max_length=100)]
+    key: Annotated[str, Field(min_length=1, max_length=_SECTION_KEY_MAX)]
     title: str
     body: str
 
@@ -336,7 +337,7 @@ def _sections_still_valid(sections: object) -> bool:
         # model_construct may have left a field out: read the values as stored.
         fields = section.__dict__
         key, title, body = fields.get("key"), fields.get("title"), fields.get("body")
-        if type(key) is not str or not 1 <= len(key) <= 100 or key in keys:
+        if type(key) is not str or not 1 <= len(key) <= _SECTION_KEY_MAX or key in keys:
             return False
         if type(title) is not str or type(body) is not str:
             return False
