@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     JsonValue,
     PrivateAttr,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -31,12 +32,15 @@ from pydantic import (
 from strategystore.errors import InvalidBriefIdError
 
 __all__ = [
+    "MAX_INT_DIGITS",
+    "MAX_METADATA_DEPTH",
     "MAX_VERSION",
     "Section",
     "Status",
     "StrategyDocument",
     "check_brief_id",
     "check_version",
+    "describe_validation_error",
     "utc_now",
 ]
 
@@ -49,6 +53,15 @@ _WINDOWS_DEVICES = frozenset(
 )
 _MARKER_NAME = "strategystore.json"
 _SECTION_KEY_MAX = 100
+
+#: How deep ``metadata`` may nest, counting the metadata object itself as 1.
+#: The JSON reader stops at 200 levels in a whole file; a document is only
+#: stored if it reads back, so the limit keeps well inside that.
+MAX_METADATA_DEPTH = 100
+#: Integers in ``metadata`` have at most this many digits: the JSON reader
+#: (like Python's own int parsing) refuses longer ones.
+MAX_INT_DIGITS = 4300
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 
 def check_brief_id(brief_id: object) -> str:
@@ -92,6 +105,31 @@ def check_version(version: object) -> int:
     if not 1 <= version < MAX_VERSION:
         raise ValueError(f"version must be between 1 and {MAX_VERSION - 1}, not {version}")
     return version
+
+
+def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
+    """Say, in one line for a person, what a validation error found.
+
+    The one formatter behind every message that reports an invalid document,
+    section or row: each problem as ``where: what`` (at most ``limit`` of
+    them), without pydantic's ``Value error, `` prefix, and JSON that does
+    not parse as ``not valid JSON: ...``.
+    """
+    problems = error.errors(include_url=False, include_input=False)
+    if problems and problems[0]["type"] == "json_invalid":
+        detail = problems[0].get("ctx", {}).get("error", problems[0]["msg"])
+        return f"not valid JSON: {detail}"
+    parts = []
+    for problem in problems[:limit]:
+        loc = [str(p) for p in problem["loc"]]
+        if len(loc) > 8:  # a path through deep nesting says nothing more past its start
+            loc = [*loc[:4], f"… ({len(loc) - 4} more levels)"]
+        where = ".".join(loc)
+        # pydantic prefixes the message of a validator's ValueError with its type.
+        message = problem["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return "; ".join(parts) + more
 
 
 def utc_now() -> datetime:
@@ -141,20 +179,62 @@ def _to_utc(value: datetime) -> datetime:
             tzinfo=value.tzinfo,
             fold=value.fold,
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} is outside the timestamps a document can hold "
+            "(years 1 to 9999 in UTC)"
+        ) from None
+
+
+def _check_text(value: str, where: str) -> str:
+    """Refuse text that is not valid Unicode: a lone surrogate has no UTF-8 form."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{where} holds the lone surrogate {value[exc.start]!r} at position "
+                f"{exc.start}, which is not text and cannot be written as UTF-8"
+            ) from None
+    return value
 
 
 _Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_input)]
 
 
-def _canonical_json_value(value: JsonValue, where: str) -> JsonValue:
-    """Sort object keys at every depth and refuse non-finite numbers."""
-    if isinstance(value, dict):
-        return {k: _canonical_json_value(value[k], f"{where}.{k}") for k in sorted(value)}
-    if isinstance(value, list):
-        return [_canonical_json_value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+def _canonical_json_value(value: JsonValue, where: str, depth: int = 1) -> JsonValue:
+    """Sort object keys at every depth and refuse what would not read back identically.
+
+    That is a non-finite number, an integer of more than ``MAX_INT_DIGITS``
+    digits, text with a lone surrogate (in a key too), and nesting deeper
+    than ``MAX_METADATA_DEPTH``.
+    """
+    if isinstance(value, dict | list):
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(
+                f"{where} nests deeper than metadata may ({MAX_METADATA_DEPTH} levels)"
+            )
+        if isinstance(value, list):
+            return [
+                _canonical_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)
+            ]
+        return {
+            _check_text(k, f"the key {where}.{k!r}"): _canonical_json_value(
+                value[k], f"{where}.{k}", depth + 1
+            )
+            for k in sorted(value)
+        }
+    if isinstance(value, str):
+        return _check_text(value, where)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{where} is {value!r}, which JSON cannot hold")
+    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise ValueError(
+            f"{where} is an integer of more than {MAX_INT_DIGITS} digits, "
+            "which the JSON reader cannot read back"
+        )
     return value
 
 
@@ -167,6 +247,12 @@ class Section(BaseModel):
     key: Annotated[str, Field(min_length=1, max_length=_SECTION_KEY_MAX)]
     title: str
     body: str
+
+    @model_validator(mode="after")
+    def _valid_text(self) -> Self:
+        for name in ("key", "title", "body"):
+            _check_text(getattr(self, name), name)
+        return self
 
 
 class StrategyDocument(BaseModel):
@@ -215,6 +301,11 @@ class StrategyDocument(BaseModel):
     def _valid_brief_id(cls, value: str) -> str:
         return check_brief_id(value)
 
+    @field_validator("status_reason")
+    @classmethod
+    def _valid_reason(cls, value: str | None) -> str | None:
+        return None if value is None else _check_text(value, "status_reason")
+
     @field_validator("created_at", "updated_at")
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
@@ -233,7 +324,9 @@ class StrategyDocument(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _canonical_metadata(cls, metadata: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        return {k: _canonical_json_value(metadata[k], f"metadata.{k}") for k in sorted(metadata)}
+        canonical = _canonical_json_value(metadata, "metadata")
+        assert isinstance(canonical, dict)
+        return canonical
 
     @model_validator(mode="after")
     def _updated_not_before_created(self) -> Self:
@@ -341,11 +434,24 @@ def _sections_still_valid(sections: object) -> bool:
             return False
         if type(title) is not str or type(body) is not str:
             return False
+        if not (_is_text(key) and _is_text(title) and _is_text(body)):
+            return False
         keys.add(key)
     return True
 
 
-_JSON_SCALARS = frozenset([str, int, bool, type(None)])
+_JSON_SCALARS = frozenset([bool, type(None)])
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` has a UTF-8 form (no lone surrogate)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 #: Deeper metadata is left to full validation, which has its own limits.
@@ -365,6 +471,14 @@ def _canonical_json(value: object) -> bool:
         kind = type(item)
         if kind in _JSON_SCALARS:
             continue
+        if kind is str:
+            if not _is_text(item):  # type: ignore[arg-type]
+                return False
+            continue
+        if kind is int:
+            if not -_INT_LIMIT < item < _INT_LIMIT:
+                return False
+            continue
         if kind is float:
             if not math.isfinite(item):  # type: ignore[arg-type]
                 return False
@@ -378,7 +492,7 @@ def _canonical_json(value: object) -> bool:
             pending.extend((v, depth + 1) for v in item)  # type: ignore[attr-defined]
         else:
             keys = list(item)  # type: ignore[call-overload]
-            if any(type(k) is not str for k in keys) or keys != sorted(keys):
+            if any(type(k) is not str or not _is_text(k) for k in keys) or keys != sorted(keys):
                 return False
             pending.extend((v, depth + 1) for v in item.values())  # type: ignore[attr-defined]
     return True
