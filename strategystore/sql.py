@@ -12,7 +12,8 @@ mapping each section key to its text or to such an object. A section given as
 bare text takes its key as its title.
 
 Nothing is guessed that could lose data: a row with a field the document has
-no place for, or a value that does not fit, is reported as unmappable instead.
+no place for, a value that does not fit, a JSON object that repeats a key or
+JSON nested too deeply to read is reported as unmappable instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from strategystore.models import Status, StrategyDocument
+from strategystore.models import Status, StrategyDocument, describe_validation_error
 
 __all__ = ["TABLE", "SqlSourceError", "UnmappableRowError", "read_documents", "row_to_document"]
 
@@ -40,6 +41,14 @@ _STATUSES = ", ".join(s.value for s in Status)
 
 class SqlSourceError(Exception):
     """The database cannot be read as the original table (no such table or columns)."""
+
+
+class _RepeatedKeyError(ValueError):
+    """A JSON object gives ``key`` more than once."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"repeated key {key!r}")
 
 
 class UnmappableRowError(ValueError):
@@ -65,12 +74,17 @@ def read_documents(
     grow with the table. The database is opened read-only.
 
     Raises:
+        IsADirectoryError: the path is a directory.
         FileNotFoundError: there is no such file.
         SqlSourceError: the file has no ``strategy_document`` table, or it
             lacks a column.
         sqlite3.Error: the file is not a readable SQLite database.
     """
     path = Path(database)
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, "is a directory, not a SQLite database file", str(path)
+        )
     if not path.is_file():
         raise FileNotFoundError(errno.ENOENT, "no such database file", str(path))
     uri = f"{path.resolve().as_uri()}?mode=ro"
@@ -107,25 +121,33 @@ def row_to_document(row: Mapping[str, object]) -> StrategyDocument:
     """
     row_id = row.get("id")
     try:
-        created_at = _timestamp(row["created_at"], "created_at")
-        updated_at = (
-            created_at if row["updated_at"] is None else _timestamp(row["updated_at"], "updated_at")
-        )
-        values = {
-            "brief_id": row["brief_id"],
-            "version": _version(row["version"]),
-            "status": _status(row["status"]),
-            "created_at": created_at,
-            "updated_at": updated_at,
-            "sections": _sections(row["sections"]),
-            "metadata": _metadata(row["metadata"]),
-        }
+        return StrategyDocument.model_validate(_values(row))
+    except ValidationError as exc:
+        raise UnmappableRowError(row_id, describe_validation_error(exc, limit=3)) from exc
     except ValueError as exc:
         raise UnmappableRowError(row_id, str(exc)) from exc
-    try:
-        return StrategyDocument.model_validate(values)
-    except ValidationError as exc:
-        raise UnmappableRowError(row_id, _summary(exc)) from exc
+    except RecursionError:
+        # The JSON reader names the column it gave up on; validation walks
+        # nested values recursively too, and a value the reader managed with
+        # little stack to spare can still exhaust it there.
+        raise UnmappableRowError(row_id, "a value is nested too deeply") from None
+
+
+def _values(row: Mapping[str, object]) -> dict[str, object]:
+    """The document's fields from a row's columns, before validation."""
+    created_at = _timestamp(row["created_at"], "created_at")
+    updated_at = (
+        created_at if row["updated_at"] is None else _timestamp(row["updated_at"], "updated_at")
+    )
+    return {
+        "brief_id": row["brief_id"],
+        "version": _version(row["version"]),
+        "status": _status(row["status"]),
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "sections": _sections(row["sections"]),
+        "metadata": _metadata(row["metadata"]),
+    }
 
 
 def _version(value: object) -> object:
@@ -158,7 +180,12 @@ def _timestamp(value: object, column: str) -> datetime:
 
 
 def _json(value: object, column: str) -> object:
-    """The JSON value a text column holds; ``None`` for NULL or empty text."""
+    """The JSON value a text column holds; ``None`` for NULL or empty text.
+
+    Raises:
+        ValueError: the text is not JSON, repeats a key in an object, or
+            nests too deeply for the JSON reader.
+    """
     if isinstance(value, bytes):
         try:
             value = value.decode()
@@ -169,12 +196,29 @@ def _json(value: object, column: str) -> object:
     if not isinstance(value, str):
         raise ValueError(f"{column} is {value!r}, not JSON text")
     try:
-        decoded = json.loads(value)
+        decoded = json.loads(value, object_pairs_hook=_object)
         # Some writers encoded the JSON twice: a string holding the JSON text.
         if isinstance(decoded, str) and decoded.lstrip()[:1] in ("[", "{"):
-            decoded = json.loads(decoded)
+            decoded = json.loads(decoded, object_pairs_hook=_object)
+    except _RepeatedKeyError as exc:
+        # Keeping either value would silently drop the other.
+        raise ValueError(f"{column} repeats the key {exc.key!r}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{column} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{column} is nested too deeply") from None
+    return decoded
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A decoded JSON object, refusing one that gives a key twice."""
+    decoded = dict(pairs)
+    if len(decoded) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKeyError(key)
+            seen.add(key)
     return decoded
 
 
@@ -252,12 +296,3 @@ def _kind(value: object) -> str:
     if isinstance(value, list):
         return "list"
     return "object"
-
-
-def _summary(error: ValidationError) -> str:
-    parts = []
-    for problem in error.errors(include_url=False, include_input=False)[:3]:
-        where = ".".join(str(p) for p in problem["loc"]) or "document"
-        # pydantic prefixes a validator's own message with its error type.
-        parts.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
-    return "; ".join(parts)

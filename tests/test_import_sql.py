@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from strategystore import FileStore, Section, Status
+from strategystore import FileStore, Section, Status, sql
 from strategystore.cli import main
+from strategystore.models import describe_validation_error
 from strategystore.sql import UnmappableRowError, read_documents, row_to_document
 from tests.conftest import run_module
 
@@ -205,6 +207,99 @@ def test_a_row_that_does_not_fit_is_unmappable_with_its_reason(
     assert reason in caught.value.reason
 
 
+@pytest.mark.parametrize(
+    ("column", "text", "key"),
+    [
+        ("sections", '{"audience": "a", "audience": "b"}', "audience"),
+        ("sections", '[{"key": "a", "body": "x", "body": "y"}]', "body"),
+        ("sections", '{"a": {"body": "x", "body": "x"}}', "body"),
+        ("metadata", '{"budget": 100, "budget": 200}', "budget"),
+        ("metadata", '{"plan": {"tv": {"spend": 1, "spend": 2}}}', "spend"),
+        ("metadata", '{"channels": [{"name": "tv", "name": "tv"}]}', "name"),
+    ],
+)
+def test_a_repeated_json_key_makes_the_row_unmappable(column: str, text: str, key: str) -> None:
+    with pytest.raises(UnmappableRowError) as caught:
+        row_to_document(row(id=42, **{column: text}))
+    assert caught.value.row_id == 42
+    assert caught.value.reason == f"{column} repeats the key {key!r}"
+
+
+@pytest.mark.parametrize(
+    ("column", "text", "key"),
+    [
+        ("sections", '{"audience": "a", "audience": "b"}', "audience"),
+        ("metadata", '{"budget": {"q1": 100, "q1": 200}}', "q1"),
+    ],
+)
+def test_a_repeated_json_key_in_json_encoded_twice_makes_the_row_unmappable(
+    column: str, text: str, key: str
+) -> None:
+    with pytest.raises(UnmappableRowError) as caught:
+        row_to_document(row(**{column: json.dumps(text)}))  # type: ignore[arg-type]
+    assert caught.value.reason == f"{column} repeats the key {key!r}"
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("column", "text"),
+    [
+        ("sections", DEEP_JSON),
+        ("metadata", DEEP_JSON),
+        ("metadata", '{"plan": ' + DEEP_JSON + "}"),
+        ("metadata", json.dumps('{"plan": ' + DEEP_JSON + "}")),
+    ],
+    ids=["sections", "metadata", "a metadata value", "metadata encoded twice"],
+)
+def test_json_nested_deeper_than_python_reads_makes_the_row_unmappable(
+    column: str, text: str
+) -> None:
+    with pytest.raises(UnmappableRowError) as caught:
+        row_to_document(row(id=42, **{column: text}))
+    assert caught.value.row_id == 42
+    assert caught.value.reason == f"{column} is nested too deeply"
+
+
+def test_a_recursion_error_in_validation_makes_the_row_unmappable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Validation walks nested values recursively: a value the JSON reader
+    # managed, read with less stack to spare, can still exhaust it there.
+    class TooDeep:
+        @staticmethod
+        def model_validate(values: object) -> None:
+            raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(sql, "StrategyDocument", TooDeep)
+    with pytest.raises(UnmappableRowError) as caught:
+        row_to_document(row(id=42))
+    assert caught.value.row_id == 42
+    assert caught.value.reason == "a value is nested too deeply"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"updated_at": "2024-05-01 00:00:00"},
+        {
+            "brief_id": "../etc",
+            "version": 0,
+            "sections": json.dumps([{"key": "k" * 101}]),
+            "metadata": '{"x": NaN}',
+        },
+    ],
+    ids=["a document problem", "more problems than shown"],
+)
+def test_validation_problems_read_as_in_every_other_command(fields: dict[str, object]) -> None:
+    with pytest.raises(UnmappableRowError) as caught:
+        row_to_document(row(**fields))  # type: ignore[arg-type]
+    cause = caught.value.__cause__
+    assert isinstance(cause, ValidationError)
+    assert caught.value.reason == describe_validation_error(cause, limit=3)
+
+
 def test_rows_are_read_in_brief_and_version_order(tmp_path: Path) -> None:
     database = make_database(
         tmp_path / "legacy.sqlite",
@@ -240,6 +335,41 @@ def test_import_sql_writes_every_mappable_row_and_reports_the_others_by_id(
     store = FileStore(data_dir)
     assert store.list_version_numbers("acme") == [2, 1]
     assert store.list_briefs() == ["acme"]
+
+
+def test_import_sql_writes_the_rows_around_one_nested_too_deeply(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = make_database(
+        tmp_path / "legacy.sqlite",
+        row(id=1, version=1),
+        row(id=2, version=2, metadata='{"plan": ' + DEEP_JSON + "}"),
+        row(id=3, version=3),
+    )
+    status, err = import_sql(data_dir, database, capsys)
+    assert status == 1
+    assert err == [
+        f"strategystore: {database}: row id 2: cannot map: metadata is nested too deeply",
+        "2 written, 0 skipped, 1 refused",
+    ]
+    assert FileStore(data_dir).list_version_numbers("acme") == [3, 1]
+
+
+def test_import_sql_writes_the_rows_around_one_with_a_repeated_key(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = make_database(
+        tmp_path / "legacy.sqlite",
+        row(id=1, version=1),
+        row(id=2, version=2, metadata='{"budget": 100, "budget": 200}'),
+    )
+    status, err = import_sql(data_dir, database, capsys)
+    assert status == 1
+    assert err == [
+        f"strategystore: {database}: row id 2: cannot map: metadata repeats the key 'budget'",
+        "1 written, 0 skipped, 1 refused",
+    ]
+    assert FileStore(data_dir).list_version_numbers("acme") == [1]
 
 
 def test_a_rerun_skips_identical_documents(
@@ -314,6 +444,23 @@ def test_a_missing_database_is_one_line(
     status, err = import_sql(data_dir, tmp_path / "absent.sqlite", capsys)
     assert status == 1
     assert err == [f"strategystore: {tmp_path / 'absent.sqlite'}: no such database file"]
+
+
+def test_a_directory_is_said_to_be_one_not_a_missing_database(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(IsADirectoryError) as caught:
+        next(read_documents(tmp_path))
+    assert caught.value.filename == str(tmp_path)
+    status, err = import_sql(data_dir, tmp_path, capsys)
+    assert status == 1
+    assert err == [f"strategystore: {tmp_path}: is a directory, not a SQLite database file"]
+
+
+def test_a_missing_database_raises_file_not_found_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        next(read_documents(tmp_path / "absent.sqlite"))
+    assert caught.value.filename == str(tmp_path / "absent.sqlite")
 
 
 def test_a_file_that_is_not_a_database_is_one_line(
