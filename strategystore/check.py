@@ -19,20 +19,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
 from strategystore.files import (
     FORMAT,
     LOCKS_DIR,
     MARKER_NAME,
+    DocumentFileError,
     FileStore,
-    conflict_marker_line,
-    describe_invalid,
+    decode_document_file,
     document_version,
     is_temporary,
 )
-from strategystore.models import MAX_VERSION, StrategyDocument, check_brief_id
+from strategystore.models import MAX_VERSION, check_brief_id
 
 __all__ = ["DataDirCheck", "Finding"]
 
@@ -106,9 +104,9 @@ class DataDirCheck:
         """
         if not self.root.is_dir():
             reason = "is not a directory" if self.root.exists() else "does not exist"
+            where = self.root.absolute()
             raise StoreFormatError(
-                f"{self.root} {reason}; create a data directory with "
-                f"`strategystore --dir {self.root} init`"
+                f"{where} {reason}; create a data directory with `strategystore --dir {where} init`"
             )
         problem, newer = self._check_marker()
         if problem is not None:
@@ -235,6 +233,13 @@ class DataDirCheck:
             names = sorted(os.listdir(directory), key=_document_order)
         except FileNotFoundError:
             return  # its last version was deleted since the listing
+        except OSError as exc:
+            yield Finding(
+                directory,
+                f"brief directory cannot be read: {exc.strerror}; its documents "
+                "were not checked (fix its permissions)",
+            )
+            return
         present = set(names)
         temporaries: list[str] = []
         documents = 0
@@ -281,14 +286,19 @@ class DataDirCheck:
             if exc.errno == errno.ELOOP:
                 return [Finding(path, _LINK_ADVICE)]
             return [Finding(path, f"cannot be read: {exc.strerror}")]
-        with os.fdopen(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return [Finding(path, "is not a regular file; remove it")]
-            data = file.read()
         try:
-            doc = StrategyDocument.from_json_bytes(data)
-        except ValidationError as exc:
-            return [Finding(path, describe_invalid(data, exc), line=_error_line(data, exc))]
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                kind = "a directory" if os.path.isdir(path) else "not a regular file"
+                return [Finding(path, f"is {kind}, where a document belongs; remove it")]
+            data = _read_all(fd)
+        except OSError as exc:
+            return [Finding(path, f"cannot be read: {exc.strerror}")]
+        finally:
+            os.close(fd)
+        try:
+            doc = decode_document_file(data)
+        except DocumentFileError as exc:
+            return [Finding(path, exc.reason, line=exc.line)]
         if doc.key != (brief_id, version):
             return [
                 Finding(
@@ -420,27 +430,8 @@ def _misnamed(number: int, present: set[str]) -> str:
     return f"not a document: versions are named in plain decimal; rename it to {canonical}"
 
 
-def _error_line(data: bytes, error: ValidationError) -> int | None:
-    """The line a person should look at: a conflict marker, a JSON error, or the field."""
-    marker_line = conflict_marker_line(data)
-    if marker_line is not None:
-        return marker_line
-    try:
-        json.loads(data)
-    except json.JSONDecodeError as exc:
-        return exc.lineno
-    except UnicodeDecodeError:
-        return None
-    return _field_line(data, error)
-
-
-def _field_line(data: bytes, error: ValidationError) -> int | None:
-    """The line of the top-level field the first validation error is about, if it is plain."""
-    problems = error.errors(include_url=False, include_input=False)
-    if not problems or not problems[0]["loc"]:
-        return None
-    field = json.dumps(str(problems[0]["loc"][0])).encode()
-    pattern = re.compile(rb"^\s*" + re.escape(field) + rb"\s*:", re.MULTILINE)
-    lines = [data.count(b"\n", 0, m.start()) + 1 for m in pattern.finditer(data)]
-    # A name that also appears nested (a metadata key, say) is ambiguous.
-    return lines[0] if len(lines) == 1 else None
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)

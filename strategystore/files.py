@@ -32,18 +32,36 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
-from strategystore.errors import CorruptDocumentError, LockTimeoutError, StoreFormatError
-from strategystore.models import MAX_VERSION, StrategyDocument, check_brief_id
+from strategystore.errors import (
+    CorruptDocumentError,
+    LockTimeoutError,
+    StoreFormatError,
+    StrategyStoreError,
+)
+from strategystore.models import (
+    MAX_VERSION,
+    StrategyDocument,
+    check_brief_id,
+    describe_validation_error,
+)
 from strategystore.store import BaseStore
 
-__all__ = ["FORMAT", "MARKER_NAME", "FileStore", "conflict_marker_line", "describe_invalid"]
+__all__ = [
+    "FORMAT",
+    "MARKER_NAME",
+    "DocumentFileError",
+    "FileStore",
+    "conflict_marker_line",
+    "decode_document_file",
+    "describe_invalid",
+]
 
 #: The on-disk format this version reads and writes.
 FORMAT = 1
@@ -85,23 +103,153 @@ def conflict_marker_line(data: bytes) -> int | None:
     return None
 
 
-def describe_invalid(data: bytes, error: ValidationError) -> str:
-    """Say, for a person, why ``data`` is not a valid document."""
+def describe_invalid(data: bytes, error: ValidationError, *, stored: bool = True) -> str:
+    """Say, for a person, why ``data`` is not a valid document.
+
+    Args:
+        data: the bytes that did not validate.
+        error: what validation said.
+        stored: ``data`` is a file in a data directory (the advice is to
+            restore it); ``False`` for input given to a command.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        return (
+            "starts with a UTF-8 byte order mark (BOM), which a document file must not; "
+            "save it as UTF-8 without a BOM"
+        )
     if not data.strip():
-        return "the file is empty; restore it from git or delete it"
+        if stored:
+            return "the file is empty; restore it from git or delete it"
+        return "is empty; expected a JSON document"
     line = conflict_marker_line(data)
     if line is not None:
         return f"git merge-conflict marker at line {line}; resolve the conflict and remove it"
+    summary = describe_validation_error(error)
+    if summary.startswith("not valid JSON"):
+        return summary
+    return "not a valid strategy document: " + summary
+
+
+class DocumentFileError(ValueError):
+    """A document file that is not a valid, complete document.
+
+    Attributes:
+        reason: what is wrong and what to do, for a person.
+        line: the 1-based line a person should look at, when there is one.
+    """
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        self.reason = reason
+        self.line = line
+        super().__init__(reason)
+
+
+#: Every field a document file must state (DESIGN §6): the model's defaults
+#: serve callers building documents, never a stored file.
+_FILE_FIELDS = tuple(StrategyDocument.model_fields)
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:]')
+_JSON_POSITION = re.compile(r"at line (\d+) column \d+")
+
+
+def decode_document_file(data: bytes) -> StrategyDocument:
+    """The document a file in a data directory holds, by the rules for stored files.
+
+    A file must be a valid document that states every field and repeats no
+    key in any object; a file the store wrote is canonical, which proves both
+    at once, so only a hand-edited layout is examined further.
+
+    Raises:
+        DocumentFileError: with the reason and, where it has one, the line.
+    """
+    try:
+        doc = StrategyDocument.from_json_bytes(data)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_input=False)
+        parsed = bool(problems) and problems[0]["type"] != "json_invalid"
+        if parsed and data.lstrip().startswith(b"{") and _utf8(data):
+            # A field left out explains a confusing error (a default created_at
+            # of now is after the file's updated_at), so it is named first.
+            _check_hand_edited(data.decode())
+        raise DocumentFileError(describe_invalid(data, exc), _error_line(data, exc)) from exc
+    if doc._dump() != data:
+        # Re-encoding a file with a repeated key, or a field left out, can
+        # never give back the same bytes; only such files need a closer look.
+        _check_hand_edited(data.decode())
+    return doc
+
+
+def _check_hand_edited(text: str) -> None:
+    """Refuse a repeated key in any object, and a top-level field left out."""
+    # The text is valid JSON (it parsed), so its strings and brackets can be
+    # matched by pattern; a string followed by ':' is a key.
+    frames: list[dict[str, int] | None] = []  # one per open object (keys: offsets) or array
+    top_level: dict[str, int] = {}
+    key: tuple[str, int] | None = None
+    for token in _JSON_TOKEN.finditer(text):
+        mark = token.group()
+        if mark == "{":
+            frames.append(top_level if not frames else {})
+        elif mark == "[":
+            frames.append(None)
+        elif mark in "}]":
+            frames.pop()
+        elif mark == ":":
+            assert key is not None
+            name, offset = key
+            seen = frames[-1]
+            assert seen is not None
+            if name in seen:
+                first, again = _line_at(text, seen[name]), _line_at(text, offset)
+                raise DocumentFileError(
+                    f"the key {name!r} appears twice in one object, at lines {first} and "
+                    f"{again}; a merge or a hand edit left both: keep the right one",
+                    again,
+                )
+            seen[name] = offset
+        else:
+            key = (json.loads(mark), token.start())
+    missing = [field for field in _FILE_FIELDS if field not in top_level]
+    if missing:
+        raise DocumentFileError(
+            f"does not state {', '.join(missing)}: a document file states every field "
+            "(restore it from git, or add the missing fields)"
+        )
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _error_line(data: bytes, error: ValidationError) -> int | None:
+    """The line a person should look at: a conflict marker, a JSON error, or the field."""
+    marker_line = conflict_marker_line(data)
+    if marker_line is not None:
+        return marker_line
     problems = error.errors(include_url=False, include_input=False)
     if problems and problems[0]["type"] == "json_invalid":
-        detail = problems[0].get("ctx", {}).get("error", problems[0]["msg"])
-        return f"not valid JSON: {detail}"
-    parts = []
-    for problem in problems[:5]:
-        where = ".".join(str(p) for p in problem["loc"]) or "document"
-        parts.append(f"{where}: {problem['msg']}")
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return "not a valid strategy document: " + "; ".join(parts) + more
+        found = _JSON_POSITION.search(str(problems[0].get("ctx", {}).get("error", "")))
+        return int(found.group(1)) if found else None
+    return _field_line(data, error)
+
+
+def _field_line(data: bytes, error: ValidationError) -> int | None:
+    """The line of the top-level field the first validation error is about, if it is plain."""
+    problems = error.errors(include_url=False, include_input=False)
+    if not problems or not problems[0]["loc"]:
+        return None
+    field = json.dumps(str(problems[0]["loc"][0])).encode()
+    pattern = re.compile(rb"^\s*" + re.escape(field) + rb"\s*:", re.MULTILINE)
+    lines = [data.count(b"\n", 0, m.start()) + 1 for m in pattern.finditer(data)]
+    # A name that also appears nested (a metadata key, say) is ambiguous.
+    return lines[0] if len(lines) == 1 else None
 
 
 class FileStore(BaseStore):
@@ -141,9 +289,8 @@ class FileStore(BaseStore):
         self.durable = durable
         self.lock_timeout = _check_timeout(lock_timeout)
         self._root = str(self.data_dir)
-        self._locks_fd: tuple[int, tuple[int, int]] | None = None
-        self._retired_fds: list[int] = []
         self._cache_lock = threading.Lock()
+        self._made_root = False
         self._open_data_dir(create=create)
         # On a case-insensitive file system the marker answers to another case too.
         self._case_insensitive = os.path.lexists(self.data_dir / MARKER_NAME.upper())
@@ -152,6 +299,9 @@ class FileStore(BaseStore):
         self._listings: dict[str, _Listing] = {}
         self._cached_bytes = 0
         self._fold_index: tuple[_Identity, dict[str, tuple[str, ...]]] | None = None
+        # Brief directories (device, inode) whose entry this store made durable.
+        self._durable_dirs: dict[tuple[int, int], None] = {}
+        self._root_durable = self._made_root
 
     def __repr__(self) -> str:
         return (
@@ -205,6 +355,7 @@ class FileStore(BaseStore):
             # A new directory is durable once its entry in its parent is.
             for created in reversed(missing):
                 _fsync_dir(created.parent)
+            self._made_root = True
 
     def _read_marker(self) -> bool:
         """Check the marker file; ``False`` when there is none."""
@@ -239,18 +390,10 @@ class FileStore(BaseStore):
         # The marker goes last: a directory with a marker is complete, and two
         # processes initialising at once both succeed (each publication is
         # insert-only and the loser finds the winner's identical file).
-        self._locks_dir()
+        self._make_locks_dir()
         root_fd = os.open(self.data_dir, _DIR_FLAGS & ~os.O_NOFOLLOW)
         try:
-            self._publish(
-                root_fd,
-                self._root,
-                ".gitignore",
-                GITIGNORE,
-                exclusive=True,
-                durable=self.durable,
-                missing_ok=True,
-            )
+            self._add_missing_lines(root_fd, ".gitignore", GITIGNORE)
             marker = json.dumps({"format": FORMAT}, indent=2).encode() + b"\n"
             self._publish(
                 root_fd,
@@ -265,6 +408,45 @@ class FileStore(BaseStore):
             os.close(root_fd)
         if not self._read_marker():  # pragma: no cover - removed by someone at once
             raise StoreFormatError(f"{self.data_dir}: the marker file vanished while initialising")
+
+    def _add_missing_lines(self, root_fd: int, name: str, wanted: bytes) -> None:
+        """Write ``name`` in the data directory, or add to the user's own the lines it lacks."""
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=root_fd)
+        except FileNotFoundError:
+            self._publish(
+                root_fd,
+                self._root,
+                name,
+                wanted,
+                exclusive=True,
+                durable=self.durable,
+                missing_ok=True,
+            )
+            return
+        except OSError:
+            return  # a link or an unreadable file is the user's to fix; git shows it
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            present = _read_all(fd, 0)
+        finally:
+            os.close(fd)
+        have = {line.strip() for line in present.splitlines()}
+        missing = [
+            line for line in wanted.splitlines() if line.startswith(b"#") or line not in have
+        ]
+        if all(line.startswith(b"#") for line in missing):
+            return
+        joined = present if present.endswith(b"\n") or not present else present + b"\n"
+        self._publish(
+            root_fd,
+            self._root,
+            name,
+            joined + b"\n".join(missing) + b"\n",
+            exclusive=False,
+            durable=self.durable,
+        )
 
     # -- primitives: reading -------------------------------------------------
 
@@ -285,7 +467,7 @@ class FileStore(BaseStore):
             and info is not None
             and _identity(info) == cached.identity
             # lstat followed the brief directory; it must still be no link.
-            and stat.S_ISDIR(os.lstat(f"{self._root}/{brief_id}").st_mode)
+            and self._is_real_dir(f"{self._root}/{brief_id}")
         ):
             return _copy(cached.doc), cached.data
         seen_at = time.time_ns()
@@ -302,12 +484,20 @@ class FileStore(BaseStore):
             doc = _copy(doc)
         return doc, data
 
+    @staticmethod
+    def _is_real_dir(path: str) -> bool:
+        """Whether ``path`` is a directory, not a link; ``False`` once it is gone."""
+        try:
+            return stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            return False  # removed a moment ago (its last version deleted): read afresh
+
     def _decode(self, brief_id: str, version: int, data: bytes) -> StrategyDocument | None:
         path = f"{self._root}/{brief_id}/{version}.json"
         try:
-            doc = StrategyDocument.from_json_bytes(data)
-        except ValidationError as exc:
-            raise CorruptDocumentError(path, describe_invalid(data, exc)) from exc
+            doc = decode_document_file(data)
+        except DocumentFileError as exc:
+            raise CorruptDocumentError(path, exc.reason) from exc
         if doc.brief_id != brief_id or doc.version != version:
             if (
                 self._case_insensitive
@@ -392,6 +582,33 @@ class FileStore(BaseStore):
             self._remember(self._listings, path, _Listing(identity, tuple(versions)))
         return versions
 
+    def _brief_state(self, brief_id: str) -> Hashable:
+        path = f"{self._root}/{brief_id}"
+        seen_at = time.time_ns()
+        try:
+            identity = _identity(os.lstat(path))
+        except OSError:
+            return None
+        if self._settled(identity, seen_at):
+            # Every write adds or replaces a name in the brief directory, so
+            # it changes the directory's timestamps, and these are old enough
+            # that the next change cannot leave them as they are.
+            return identity
+        # Changed too recently for its timestamps alone to prove the next
+        # change: each write also gives its document a new inode.
+        try:
+            names = os.listdir(path)
+        except OSError:
+            return (identity, None)
+        files: list[tuple[str, _Identity | None]] = []
+        for name in sorted(names):
+            if document_version(name) is not None:
+                try:
+                    files.append((name, _identity(os.lstat(f"{path}/{name}"))))
+                except OSError:
+                    files.append((name, None))
+        return (identity, tuple(files))
+
     def _settled(self, identity: _Identity, seen_at: int) -> bool:
         """Whether a file's timestamps prove any later change would alter them.
 
@@ -435,9 +652,16 @@ class FileStore(BaseStore):
             for entry in entries:
                 if not _is_brief_name(entry.name) or not entry.is_dir(follow_symlinks=False):
                     continue
-                with suppress(CorruptDocumentError):  # replaced by a link since the scan
+                try:
                     if self._versions(entry.name):
                         briefs.append(entry.name)
+                except CorruptDocumentError:
+                    # Passed over only when it became a link or a file since the
+                    # scan; one that cannot be opened may hold versions, so it is
+                    # listed and reading it raises.
+                    with suppress(FileNotFoundError):
+                        if stat.S_ISDIR(os.lstat(entry.path).st_mode):
+                            briefs.append(entry.name)
         return briefs
 
     def _case_variant(self, brief_id: str) -> str | None:
@@ -519,20 +743,47 @@ class FileStore(BaseStore):
                 durable=durable,
                 staged=self._still_staged(dir_fd, staged),
             )
+            if durable:
+                self._make_path_durable(dir_fd)
         except OSError as exc:
-            # Calls relative to the directory name only the file: say where it is.
-            _name_in(exc, where)
+            _name_document(exc, where, f"{doc.version}.json")
             raise
         finally:
             os.close(dir_fd)
+
+    def _make_path_durable(self, dir_fd: int) -> None:
+        """Make the brief directory's entry durable, and the data directory's, once each.
+
+        Whoever made them, and however (an import that failed part-way, a
+        process that crashed, a store with ``durable=False``), a durable write
+        returns only once every directory on its path is on disk too. A store
+        remembers the directories it has made durable, so this costs a
+        directory fsync only on the first durable write into each.
+        """
+        info = os.fstat(dir_fd)
+        key = (info.st_dev, info.st_ino)
+        if key in self._durable_dirs:
+            return
+        if not self._root_durable:
+            _fsync_dir_if_readable(self.data_dir.parent)
+            self._root_durable = True
+        _fsync_dir(self.data_dir)
+        self._remember_durable(key)
+
+    def _remember_durable(self, key: tuple[int, int]) -> None:
+        with self._cache_lock:
+            if len(self._durable_dirs) >= LISTING_CACHE_SIZE:
+                self._durable_dirs.pop(next(iter(self._durable_dirs)), None)
+            self._durable_dirs[key] = None
 
     def _stage(self, items: list[tuple[StrategyDocument, bytes]]) -> list[object]:
         if not self.durable:
             return [None] * len(items)
         tokens: list[object] = []
+        created: list[str] = []
         try:
             for doc, data in items:
-                tokens.append(self._stage_one(doc, data))
+                tokens.append(self._stage_one(doc, data, created))
             staged = [t for t in tokens if isinstance(t, tuple)]
             if staged:
                 if self._io_hook is not None:
@@ -540,13 +791,24 @@ class FileStore(BaseStore):
                 if not _syncfs(self._root):
                     for brief_id, temp in staged:
                         _fsync_file(f"{self._root}/{brief_id}/{temp}")
-        except BaseException:
+        except BaseException as exc:
             self._unstage(tokens)
+            if isinstance(exc, Exception):
+                self._remove_if_empty(created)
             raise
         return tokens
 
-    def _stage_one(self, doc: StrategyDocument, data: bytes) -> object:
+    def _remove_if_empty(self, brief_ids: list[str]) -> None:
+        """Remove brief directories a failed import made, unless a writer filled them."""
+        for brief_id in brief_ids:
+            # Only the brief's lock makes removing its directory safe from its writers.
+            with suppress(StrategyStoreError, OSError), self._locked(brief_id):
+                os.rmdir(f"{self._root}/{brief_id}")
+
+    def _stage_one(self, doc: StrategyDocument, data: bytes, created: list[str]) -> object:
         try:
+            if not self._has_brief_dir(doc.brief_id):
+                created.append(doc.brief_id)
             dir_fd = self._make_brief_dir(doc.brief_id, durable=False)
         except CorruptDocumentError:
             return None  # refused when its turn comes, under the lock
@@ -556,6 +818,9 @@ class FileStore(BaseStore):
             return (doc.brief_id, self._write_temporary(dir_fd, where, name, data, sync=False))
         except FileNotFoundError:
             return None  # its last version was deleted just now: written the plain way
+        except OSError as exc:
+            _name_document(exc, where, name)
+            raise
         finally:
             os.close(dir_fd)
 
@@ -592,10 +857,14 @@ class FileStore(BaseStore):
         # Files first, then each directory once: a name is only durable once
         # the data it points to is.
         for brief_id, version in keys:
+            path = self.data_dir / brief_id / f"{version}.json"
             with suppress(FileNotFoundError):
-                fd = os.open(self.data_dir / brief_id / f"{version}.json", _READ_FLAGS)
+                fd = os.open(path, _READ_FLAGS)
                 try:
                     os.fsync(fd)
+                except OSError as exc:
+                    exc.filename = str(path)
+                    raise
                 finally:
                     os.close(fd)
         for brief_id in dict.fromkeys(brief_id for brief_id, _ in keys):
@@ -708,6 +977,13 @@ class FileStore(BaseStore):
             raise
         return temp
 
+    def _has_brief_dir(self, brief_id: str) -> bool:
+        dir_fd = self._open_brief_dir(brief_id)
+        if dir_fd is None:
+            return False
+        os.close(dir_fd)
+        return True
+
     def _make_brief_dir(self, brief_id: str, *, durable: bool) -> int:
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is not None:
@@ -727,6 +1003,13 @@ class FileStore(BaseStore):
         self._drop(self._listings, f"{self._root}/{brief_id}")
 
     def _remove(self, brief_id: str, version: int) -> None:
+        try:
+            self._remove_file(brief_id, version)
+        except OSError as exc:
+            _name_document(exc, f"{self._root}/{brief_id}", f"{version}.json")
+            raise
+
+    def _remove_file(self, brief_id: str, version: int) -> None:
         self._forget(brief_id, version)
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is None:  # pragma: no cover - read under the same lock a moment ago
@@ -769,93 +1052,101 @@ class FileStore(BaseStore):
     def _locked(self, brief_id: str) -> _BriefLock:
         return _BriefLock(self, brief_id.lower() + ".lock")
 
-    def _locks_dir(self) -> int:
-        """A descriptor of ``.locks/``, kept open while the directory stays the same one."""
-        path = f"{self._root}/{LOCKS_DIR}"
-        held = self._locks_fd
-        if held is not None:
-            try:
-                info = os.lstat(path)
-            except OSError:
-                info = None
-            if info is not None and (info.st_dev, info.st_ino) == held[1]:
-                return held[0]
-        fd = self._open_locks_dir(path)
-        info = os.fstat(fd)
-        with self._cache_lock:
-            # Another thread may be opening a lock file through the old
-            # descriptor right now, so it is kept until the store is dropped.
-            if self._locks_fd is not None:
-                self._retired_fds.append(self._locks_fd[0])
-            self._locks_fd = (fd, (info.st_dev, info.st_ino))
-        return fd
+    def _take_lock(self, name: str) -> tuple[int, int]:
+        """Hold ``.locks/<name>``; returns its descriptor and the data directory's.
 
-    def _open_locks_dir(self, path: str) -> int:
-        for _ in range(2):
-            try:
-                return os.open(path, _DIR_FLAGS)
-            except FileNotFoundError:
-                # Removed by hand (git clean -X, say): lock files hold no data.
-                with suppress(FileExistsError):
-                    os.mkdir(path)
-            except OSError as exc:
-                raise self._not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
-        return os.open(path, _DIR_FLAGS)
-
-    def __del__(self) -> None:
-        # Nothing can be using the descriptors once the store is unreachable.
-        held = getattr(self, "_locks_fd", None)
-        for fd in [*getattr(self, "_retired_fds", ()), *([held[0]] if held else [])]:
-            with suppress(OSError):
-                os.close(fd)
-
-    def _open_lock_file(self, name: str) -> int:
-        """Open (creating) a brief's lock file; the descriptor is registered for fork."""
+        Lock files hold no data, so anyone may remove them (``git clean -X``
+        removes all of ``.locks/``), even while a writer holds one: a writer
+        that then created a new file and locked it would not exclude the one
+        still holding the old. So a lock counts only once it is proven to be
+        the file at its path, and that proof is kept true for as long as it is
+        held: each holder also holds a shared ``flock`` on the data directory,
+        and a lock file is only ever created under an exclusive one. Neither
+        lock is taken while waiting for the other.
+        """
         path = f"{self._root}/{LOCKS_DIR}/{name}"
-        for attempt in range(2):
-            dir_fd = self._locks_dir()
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            fd = self._open_lock_file(name, deadline)
+            if not _acquire(fd, _left(deadline), path):
+                raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             try:
-                fd = os.open(
-                    name,
-                    os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC,
-                    0o666,
-                    dir_fd=dir_fd,
-                )
-                break
-            except FileNotFoundError:
-                # .locks/ was removed since it was opened: open the new one.
-                if attempt:
-                    raise
-                self._locks_fd = None
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
-                exc.filename = path
+                root_fd = _open_registered(self._root, _ROOT_FLAGS)
+            except BaseException:
+                _close_lock(fd)
                 raise
+            if not _acquire(root_fd, _left(deadline), self._root, fcntl.LOCK_SH):
+                _close_lock(fd)
+                raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
+            if _is_at(fd, path):
+                return fd, root_fd
+            # Removed (or replaced) while this writer waited for it: lock
+            # the file that is there now.
+            _close_lock(fd)
+            _close_lock(root_fd)
+
+    def _open_lock_file(self, name: str, deadline: float) -> int:
+        """Open a brief's lock file, creating it (and ``.locks/``) when it is missing."""
+        try:
+            return self._open_in_locks(name, create=False)
+        except FileNotFoundError:
+            pass
+        root_fd = _open_registered(self._root, _ROOT_FLAGS)
+        try:
+            # Exclusive: no writer is between proving its lock file and
+            # releasing it, so none can be holding a file this replaces.
+            if not _acquire(root_fd, _left(deadline), self._root):
+                raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
+            while True:
+                self._make_locks_dir()
+                with suppress(FileNotFoundError):  # .locks/ removed again at once
+                    return self._open_in_locks(name, create=True)
+        finally:
+            _close_lock(root_fd)
+
+    def _make_locks_dir(self) -> None:
+        with suppress(FileExistsError):
+            os.mkdir(f"{self._root}/{LOCKS_DIR}")
+
+    def _open_in_locks(self, name: str, *, create: bool) -> int:
+        """Open ``.locks/<name>`` without following a link; registered for fork."""
+        path = f"{self._root}/{LOCKS_DIR}/{name}"
+        try:
+            dir_fd = os.open(f"{self._root}/{LOCKS_DIR}", _DIR_FLAGS)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise self._not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
+        try:
+            flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC
+            fd = _open_registered(name, flags | (os.O_CREAT if create else 0), dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CorruptDocumentError(path, f"is a symbolic link; {_NO_LINKS}") from exc
+            exc.filename = path
+            raise
+        finally:
+            os.close(dir_fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
+            _close_lock(fd)
             raise CorruptDocumentError(path, "is not a regular file; remove it")
-        with _LOCK_FDS_GUARD:
-            _LOCK_FDS.add(fd)
         return fd
 
 
 class _BriefLock:
-    """A brief's lock held for a ``with`` block: ``flock`` on ``.locks/<name>``."""
+    """A brief's lock held for a ``with`` block (see ``FileStore._take_lock``)."""
 
-    __slots__ = ("_fd", "_name", "_store")
+    __slots__ = ("_fds", "_name", "_store")
 
     def __init__(self, store: FileStore, name: str) -> None:
         self._store = store
         self._name = name
-        self._fd = -1
+        self._fds = (-1, -1)
 
     def __enter__(self) -> None:
-        store, name = self._store, self._name
-        fd = store._open_lock_file(name)
-        if not _acquire(fd, store.lock_timeout, f"{store._root}/{LOCKS_DIR}/{name}"):
-            raise LockTimeoutError(store.data_dir / LOCKS_DIR / name, store.lock_timeout)
-        self._fd = fd
+        self._fds = self._store._take_lock(self._name)
 
     def __exit__(self, *exc_info: object) -> None:
         # The write is complete by now, and closing the descriptor drops the
@@ -865,7 +1156,25 @@ class _BriefLock:
         if hook is not None:
             with suppress(OSError):
                 hook("lock-release", self._store.data_dir / LOCKS_DIR / self._name)
-        _close_lock(self._fd)
+        _close_lock(self._fds[0])
+        _close_lock(self._fds[1])
+
+
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _is_at(fd: int, path: str) -> bool:
+    """Whether the file open as ``fd`` is the one at ``path``."""
+    held = os.fstat(fd)
+    try:
+        there = os.lstat(path)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
 #: How many decoded documents a FileStore keeps between reads, at most ...
@@ -951,9 +1260,19 @@ def _read_all(fd: int, size: int) -> bytes:
         chunks.append(chunk)
 
 
-def _name_in(exc: OSError, directory: str) -> None:
-    if isinstance(exc.filename, str) and not os.path.isabs(exc.filename):
-        exc.filename = os.path.join(directory, exc.filename)
+def _name_document(exc: OSError, directory: str, name: str) -> None:
+    """Make an error from writing ``directory/name`` name that document.
+
+    A write names no file (a full disk's ``ENOSPC``), calls relative to a
+    directory name only the file, and a temporary file's name means nothing
+    to the person who asked for the document to be written.
+    """
+    named = exc.filename
+    if named is None or (isinstance(named, str) and is_temporary(os.path.basename(named))):
+        exc.filename = os.path.join(directory, name)
+        exc.filename2 = None
+    elif isinstance(named, str) and not os.path.isabs(named):
+        exc.filename = os.path.join(directory, named)
     if isinstance(exc.filename2, str) and not os.path.isabs(exc.filename2):
         exc.filename2 = os.path.join(directory, exc.filename2)
 
@@ -1064,10 +1383,25 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
+def _fsync_dir_if_readable(path: Path) -> None:
+    """fsync a directory outside the data directory, which may not be open to this user."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+    except PermissionError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        exc.filename = str(path)
+        raise
     finally:
         os.close(fd)
 
@@ -1081,8 +1415,28 @@ _LOCK_FDS_GUARD = threading.Lock()
 _STUCK: dict[str, int] = {}
 
 
+def _open_registered(path: str, flags: int, *, dir_fd: int | None = None) -> int:
+    """``os.open`` a descriptor that may come to hold a flock, registered for fork.
+
+    Opening and registering happen under the guard that ``fork`` takes too,
+    so no child is ever forked between the two with an unregistered copy.
+    """
+    with _LOCK_FDS_GUARD:
+        fd = os.open(path, flags, 0o666, dir_fd=dir_fd)
+        _LOCK_FDS.add(fd)
+    return fd
+
+
+def _before_fork() -> None:
+    _LOCK_FDS_GUARD.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _LOCK_FDS_GUARD.release()
+
+
 def _close_inherited_locks() -> None:
-    global _LOCK_FDS_GUARD  # noqa: PLW0603 - the parent's guard may be held by a thread that is gone
+    global _LOCK_FDS_GUARD  # noqa: PLW0603 - a fresh guard for the child's only thread
     _LOCK_FDS_GUARD = threading.Lock()
     for fd in _LOCK_FDS:
         with suppress(OSError):
@@ -1092,7 +1446,13 @@ def _close_inherited_locks() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_close_inherited_locks)
+    # The guard is held across fork, so a child never sees a descriptor
+    # opened but not yet registered, or unregistered but not yet closed.
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_close_inherited_locks,
+    )
 
 
 def _close_lock(fd: int) -> None:
@@ -1101,19 +1461,19 @@ def _close_lock(fd: int) -> None:
         if fd not in _LOCK_FDS:
             return  # closed in a forked child already
         _LOCK_FDS.discard(fd)
-    with suppress(OSError):
-        os.close(fd)
+        with suppress(OSError):
+            os.close(fd)
 
 
-def _acquire(fd: int, timeout: float, key: str) -> bool:
-    """Take an exclusive flock on ``fd`` within ``timeout`` seconds.
+def _acquire(fd: int, timeout: float, key: str, mode: int = fcntl.LOCK_EX) -> bool:
+    """Take a flock (exclusive unless ``mode`` says ``LOCK_SH``) on ``fd`` within ``timeout`` s.
 
     Returns ``True`` with the lock held, or ``False`` on timeout. On
     ``False`` or an exception ``fd`` is no longer the caller's: it is closed,
     or a waiting thread closes it once its blocked ``flock`` returns.
     """
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
         pass
     except BaseException:
@@ -1127,17 +1487,17 @@ def _acquire(fd: int, timeout: float, key: str) -> bool:
     if _STUCK.get(key):
         # A thread already waits on this lock for a caller that gave up: the
         # holder is slow or stuck, so poll rather than add a thread per retry.
-        return _poll_for_flock(fd, timeout)
-    return _wait_for_flock(fd, timeout, key)
+        return _poll_for_flock(fd, timeout, mode)
+    return _wait_for_flock(fd, timeout, key, mode)
 
 
-def _poll_for_flock(fd: int, timeout: float) -> bool:
+def _poll_for_flock(fd: int, timeout: float, mode: int) -> bool:
     deadline = time.monotonic() + timeout
     pause = 0.001
     try:
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -1152,7 +1512,7 @@ def _poll_for_flock(fd: int, timeout: float) -> bool:
         raise
 
 
-def _wait_for_flock(fd: int, timeout: float, key: str) -> bool:
+def _wait_for_flock(fd: int, timeout: float, key: str, mode: int) -> bool:
     # A blocking flock in a helper thread hands the lock over the moment its
     # holder releases it, with no polling; the caller waits on an event that
     # can time out, which flock itself cannot.
@@ -1163,7 +1523,7 @@ def _wait_for_flock(fd: int, timeout: float, key: str) -> bool:
 
     def wait() -> None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, mode)
         except OSError as exc:
             failures.append(exc)
         with guard:

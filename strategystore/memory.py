@@ -8,7 +8,7 @@ same as on disk. One re-entrant lock makes it safe to share between threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from strategystore.models import StrategyDocument
@@ -30,6 +30,8 @@ class MemoryStore(BaseStore):
 
     def __init__(self) -> None:
         self._data: dict[str, dict[int, bytes]] = {}
+        # Bumped by every write of a brief; a brief removed keeps its count.
+        self._changes: dict[str, int] = {}
         # Re-entrant so a write's check and write can share one critical
         # section with the reads they make.
         self._mutex = threading.RLock()
@@ -64,6 +66,7 @@ class MemoryStore(BaseStore):
             if exclusive and doc.version in versions:
                 raise FileExistsError(f"{doc.brief_id}/{doc.version}")
             versions[doc.version] = data
+            self._changes[doc.brief_id] = self._changes.get(doc.brief_id, 0) + 1
 
     def _remove(self, brief_id: str, version: int) -> None:
         with self._mutex:
@@ -71,6 +74,11 @@ class MemoryStore(BaseStore):
             del versions[version]
             if not versions:
                 del self._data[brief_id]
+            self._changes[brief_id] += 1
+
+    def _brief_state(self, brief_id: str) -> Hashable:
+        with self._mutex:
+            return self._changes.get(brief_id, 0)
 
     @contextmanager
     def _locked(self, brief_id: str) -> Iterator[None]:

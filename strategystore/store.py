@@ -13,11 +13,11 @@ from __future__ import annotations
 import abc
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload, runtime_checkable
 
 from pydantic import JsonValue
 
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 ImportOutcome = Literal["written", "skipped", "refused"]
+_T = TypeVar("_T")
 
 #: How many documents an import prepares and makes durable at a time.
 IMPORT_BATCH = 256
@@ -184,6 +185,15 @@ class BaseStore(abc.ABC):
     def _unstage(self, tokens: list[object], *, locked: bool = False) -> None:  # noqa: B027
         """Discard prepared documents that were not written (``locked``: under their lock)."""
 
+    @abc.abstractmethod
+    def _brief_state(self, brief_id: str) -> Hashable:
+        """A value that changes whenever a version of the brief is added, removed or rewritten.
+
+        Two equal values, taken one after the other, prove that nothing in the
+        brief changed in between: a read made between them saw the brief as it
+        stood at one instant.
+        """
+
     def _flush(self, keys: list[tuple[str, int]]) -> None:  # noqa: B027 - optional primitive
         """Make the writes of ``keys``, made with ``sync=False``, durable.
 
@@ -225,7 +235,8 @@ class BaseStore(abc.ABC):
 
     def list_versions_by_brief(self, brief_id: str) -> list[StrategyDocument]:
         """Every version of a brief, newest first; ``[]`` for an unknown brief."""
-        return list(self._iter_newest_first(brief_id))
+        check_brief_id(brief_id)
+        return self._at_one_instant(brief_id, lambda: list(self._newest_first(brief_id)))
 
     # -- the rest of the contract ------------------------------------------
 
@@ -264,8 +275,16 @@ class BaseStore(abc.ABC):
         Raises:
             InvalidBriefIdError: a bad id, or a brief differing only by case exists.
             pydantic.ValidationError: the sections or metadata are invalid.
+            TypeError: ``sections`` is a mapping or text, or holds something
+                that is neither a ``Section`` nor a mapping.
         """
         check_brief_id(brief_id)
+        if isinstance(sections, Mapping | str | bytes):
+            raise TypeError(
+                f"sections must be a list of Section objects or of mappings with key, title "
+                f"and body, not a {type(sections).__name__}; metadata is the next argument "
+                "(create_next(brief_id, sections, metadata))"
+            )
         # Validated before the lock is taken, so racing writers wait only for
         # the version number to be chosen and the file to be written.
         draft = StrategyDocument(
@@ -291,10 +310,14 @@ class BaseStore(abc.ABC):
         """The highest version, or the highest with ``status``; ``None`` if there is none."""
         check_brief_id(brief_id)
         wanted = None if status is None else Status(status)
-        for doc in self._iter_newest_first(brief_id):
-            if wanted is None or doc.status is wanted:
-                return doc
-        return None
+
+        def latest() -> StrategyDocument | None:
+            for doc in self._newest_first(brief_id):
+                if wanted is None or doc.status is wanted:
+                    return doc
+            return None
+
+        return self._at_one_instant(brief_id, latest)
 
     def list_briefs(self) -> list[str]:
         """Ids of the briefs with at least one version, ascending by code point."""
@@ -406,7 +429,9 @@ class BaseStore(abc.ABC):
             if current is None:
                 return False
             if current.status is not Status.DRAFT:
-                raise ImmutableVersionError(brief_id, version, current.status, "delete")
+                raise ImmutableVersionError(
+                    brief_id, version, current.status, "delete", _KEEP_RULES[current.status]
+                )
             self._remove(brief_id, version)
         return True
 
@@ -510,13 +535,28 @@ class BaseStore(abc.ABC):
         self._write(doc, data, exclusive=False, sync=sync, staged=staged)
         return "written"
 
-    def _iter_newest_first(self, brief_id: str) -> Iterator[StrategyDocument]:
-        check_brief_id(brief_id)
+    def _newest_first(self, brief_id: str) -> Iterator[StrategyDocument]:
         for version in sorted(self._versions(brief_id), reverse=True):
             # A version listed a moment ago may have been deleted since.
             doc = self._read(brief_id, version)
             if doc is not None:
                 yield doc
+
+    def _at_one_instant(self, brief_id: str, read: Callable[[], _T]) -> _T:
+        """``read()`` of a brief, repeated until nothing in the brief changed while it ran.
+
+        A read that lists a brief and then reads its documents must answer
+        with what the store held at one instant, without taking the lock
+        (readers never wait for writers): an answer is kept only when the
+        brief's state was the same before and after it was made.
+        """
+        state = self._brief_state(brief_id)
+        while True:
+            result = read()
+            again = self._brief_state(brief_id)
+            if again == state:
+                return result
+            state = again
 
     def _refuse_case_variant(self, brief_id: str) -> None:
         other = self._case_variant(brief_id)
@@ -574,6 +614,16 @@ class BaseStore(abc.ABC):
 
 _VERBS = {Status.APPROVED: "approve", Status.REJECTED: "reject", Status.WITHDRAWN: "withdraw"}
 
+#: Why a version that is not a draft stays, and what to do instead of deleting it.
+_KEEP_RULES = {
+    Status.APPROVED: "only drafts can be deleted; withdraw it instead (the soft delete, "
+    "which keeps the approval in the record)",
+    Status.REJECTED: "only drafts can be deleted; a rejected version stays as the record "
+    "of the decision",
+    Status.WITHDRAWN: "only drafts can be deleted; it is withdrawn already, which is "
+    "the soft delete",
+}
+
 
 def _batched(items: Iterable[StrategyDocument], size: int) -> Iterator[list[StrategyDocument]]:
     iterator = iter(items)
@@ -617,8 +667,14 @@ def _expected(doc: object) -> StrategyDocument:
 def _section(value: Section | Mapping[str, str]) -> Section:
     # A new, validated Section even from a Section: one made with
     # model_construct may be invalid, and the result shares nothing with it.
-    fields = value.__dict__ if isinstance(value, Section) else value
-    return Section.model_validate(dict(fields))
+    if isinstance(value, Section):
+        return Section.model_validate(dict(value.__dict__))
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            "each section must be a Section or a mapping with key, title and body, "
+            f"not {type(value).__name__} {value!r:.60}"
+        )
+    return Section.model_validate(dict(value))
 
 
 def _check_now(now: datetime | None) -> datetime:

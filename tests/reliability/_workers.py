@@ -390,3 +390,79 @@ def run_history(
         outcome = apply(store, brief, op)
         events.append((process, invoked, time.monotonic_ns(), op, outcome))
     return events
+
+
+# -- writers while .locks/ keeps being removed ---------------------------------
+
+
+def cas_increments(data_dir: str, brief: str, updates: int) -> int:
+    """Add 1 to the draft's ``count`` ``updates`` times by compare-and-swap.
+
+    Returns how many updates the store acknowledged (always ``updates``).
+    """
+    store = FileStore(data_dir, durable=False, lock_timeout=30.0)
+    done = 0
+    while done < updates:
+        current = store.get_strategy(brief, 1)
+        assert current is not None
+        count = current.metadata["count"]
+        assert isinstance(count, int)
+        new = current.model_copy(update={"metadata": {"count": count + 1}})
+        try:
+            store.update(new, expected=current)
+        except ConcurrentUpdateError:
+            continue
+        done += 1
+    return done
+
+
+def create_next_many(data_dir: str, brief: str, count: int) -> list[int]:
+    """``count`` versions from ``create_next``, as numbered."""
+    store = FileStore(data_dir, durable=False, lock_timeout=30.0)
+    return [store.create_next(brief).version for _ in range(count)]
+
+
+def remove_locks_until(
+    data_dir: str, stop: multiprocessing.synchronize.Event, conn: Connection
+) -> None:
+    """Remove ``.locks/`` (as ``git clean -X`` does) again and again until ``stop``.
+
+    Sends how many times it removed the directory.
+    """
+    removed = 0
+    locks = Path(data_dir, ".locks")
+    while not stop.is_set():
+        for path in locks.glob("*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            locks.rmdir()
+            removed += 1
+    conn.send(removed)
+
+
+def list_as_nobody(data_dir: str, conn: Connection) -> None:
+    """As the unprivileged user ``nobody``: ``list_briefs``, then ``export``, ``briefs``, ``check``.
+
+    Sends ``{"list_briefs": [...], "export": (status, stdout, stderr), ...}``.
+    """
+    import io  # noqa: PLC0415 - only this worker captures output
+
+    from strategystore.cli import main  # noqa: PLC0415 - loaded before dropping privileges
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(["--dir", data_dir, *argv])
+        return status, out.getvalue(), err.getvalue()
+
+    # Whatever loads lazily is loaded while the interpreter's files are in reach.
+    for argv in (["export"], ["briefs"], ["check"]):
+        run(*argv)
+    os.setgid(65534)
+    os.setuid(65534)
+    store = FileStore(data_dir, create=False)
+    results: dict[str, object] = {"list_briefs": store.list_briefs()}
+    for command in ("export", "briefs", "check"):
+        results[command] = run(command)
+    conn.send(results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from strategystore import (
     Section,
     StrategyStoreError,
 )
+from strategystore.cli import main
 from tests.reliability._support import (
     SCENARIOS,
     T1,
@@ -32,7 +34,7 @@ from tests.reliability._support import (
     scaled,
     temporary_files,
 )
-from tests.reliability._workers import context, hold_lock, write_as_nobody
+from tests.reliability._workers import context, hold_lock, list_as_nobody, write_as_nobody
 
 ERRNOS = (errno.ENOSPC, errno.EIO, errno.EROFS, errno.EACCES)
 
@@ -249,7 +251,7 @@ def _fill(disk: Path, leave: int) -> Path:
 
 
 def test_a_real_full_disk_fails_the_write_cleanly_and_writes_resume_once_space_is_freed(
-    small_disk: Path,
+    small_disk: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = FileStore(small_disk / "data")
     store.save(make_doc("acme", 1))
@@ -262,10 +264,20 @@ def test_a_real_full_disk_fails_the_write_cleanly_and_writes_resume_once_space_i
     with pytest.raises(OSError, match="No space left") as next_error:
         store.create_next("acme", big)
     assert save_error.value.errno == next_error.value.errno == errno.ENOSPC
+    # A real full disk names no file itself; the store says which document.
+    assert save_error.value.filename == str(small_disk / "data" / "acme" / "1.json")
+    assert next_error.value.filename == str(small_disk / "data" / "acme" / "3.json")
     assert disk_state(small_disk / "data") == before
     assert temporary_files(small_disk / "data") == []
     assert store.list_version_numbers("acme") == [2, 1]
     count("fault: real ENOSPC errors survived", 2)
+    document = small_disk.parent / "brief.json"
+    document.write_bytes(make_doc("acme", 1, sections=big).to_json_bytes())
+    assert main(["--dir", str(small_disk / "data"), "put", str(document)]) == 1
+    assert capsys.readouterr().err == (
+        f"strategystore: {small_disk / 'data' / 'acme' / '1.json'}: No space left on device\n"
+    )
+    document.unlink()
     filler.unlink()
     store.save(make_doc("acme", 1, sections=big))
     assert store.create_next("acme", big).version == 3
@@ -402,3 +414,42 @@ def test_a_lock_left_by_a_killed_process_never_blocks(step: str, tmp_path: Path)
         assert created.version == store.list_version_numbers("acme")[0]
         assert all(t.startswith("acme/.") for t in temporary_files(data))
         count("fault: locks of killed holders taken over")
+
+
+def test_a_brief_directory_nobody_can_open_is_reported_never_left_out() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("dropping to another user needs root")
+    outer = Path(tempfile.mkdtemp(prefix="strategystore-perm-"))
+    try:
+        outer.chmod(0o755)
+        data = outer / "data"
+        store = FileStore(data)
+        for brief in ("alpha", "beta", "gamma"):
+            store.save(make_doc(brief, 1))
+        (data / "beta").chmod(0o700)  # root's alone
+        ctx = context()
+        receiver, sender = ctx.Pipe(duplex=False)
+        worker = ctx.Process(target=list_as_nobody, args=(str(data), sender))
+        worker.start()
+        sender.close()
+        results = receiver.recv() if receiver.poll(60) else None
+        worker.join(30)
+        assert worker.exitcode == 0 and results is not None
+        # It may hold versions, so it is listed; reading it says why it cannot be.
+        assert results["list_briefs"] == ["alpha", "beta", "gamma"]
+        status, out, err = results["export"]
+        assert status == 1
+        assert [json.loads(line)["brief_id"] for line in out.splitlines()] == ["alpha", "gamma"]
+        assert f"{data / 'beta'}: cannot be opened: Permission denied" in err
+        status, out, err = results["briefs"]
+        assert status == 1
+        assert "Permission denied" in err
+        assert [line.split()[0] for line in out.splitlines()[1:]] == ["alpha", "beta", "gamma"]
+        assert "unreadable" in out.splitlines()[2]
+        status, out, err = results["check"]
+        assert (status, err) == (1, "")
+        assert f"{data / 'beta'}: brief directory cannot be read: Permission denied" in out
+        assert "2 documents in 2 briefs; 1 problem" in out
+        count("fault: unreadable brief directories reported (export, briefs, check)", 3)
+    finally:
+        shutil.rmtree(outer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import random
 from collections.abc import Callable
 from datetime import datetime
@@ -157,3 +158,74 @@ def test_the_model_catches_a_store_that_skips_the_file_fsync(
     found = violations(cuts, states, "eager_names", in_flight=False)
     torn = [v for v in found if v[2] == "empty"]
     assert torn, "a published name whose data was never fsynced must show as an empty file"
+
+
+def _cut_after_failed_staging(
+    data: Path, monkeypatch: pytest.MonkeyPatch, *, fail: bool, syncfs: bool
+) -> tuple[list[Cut], list[dict[str, bytes]], FileStore]:
+    """An import that fails part-way (or, with ``fail=False``, a crashed one), then a save.
+
+    The import's brief directories were made by a writer that never made
+    them durable; the durable ``save`` that follows must, whoever made them.
+    """
+    store = FileStore(data)
+    recorder = PowerLossRecorder(data)
+    states = [disk_state(data)]
+    with monkeypatch.context() as patch:
+        patch.setattr(strategystore.files, "os", recorder.os)
+        patch.setattr(
+            strategystore.files,
+            "_syncfs",
+            recording_syncfs(recorder, strategystore.files._syncfs) if syncfs else lambda _: False,
+        )
+        temporaries = [0]
+
+        def no_space_for_the_second(step: str, path: Path) -> None:
+            if step == "temp-create":
+                temporaries[0] += 1
+                if temporaries[0] == 2:
+                    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            if step == "stage-sync" and not fail:
+                raise KeyboardInterrupt  # the process dies here, its directories left
+
+        store._io_hook = no_space_for_the_second
+        recorder.begin()
+        with pytest.raises((OSError, KeyboardInterrupt)):
+            store.import_documents([make_doc("fresh-a", 1), make_doc("fresh-b", 1)])
+        store._io_hook = None
+        recorder.acknowledge()
+        states.append(disk_state(data))
+        recorder.begin()
+        FileStore(data).save(make_doc("fresh-a", 1))
+        recorder.acknowledge()
+        states.append(disk_state(data))
+    return recorder.cuts, states, store
+
+
+@pytest.mark.parametrize(
+    ("fail", "syncfs"),
+    [(True, True), (True, False), (False, True), (False, False)],
+    ids=["failed import", "failed import without syncfs", "killed import", "killed without syncfs"],
+)
+def test_a_durable_save_into_a_directory_an_import_left_behind_survives_a_power_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: bool, syncfs: bool
+) -> None:
+    cuts, states, _ = _cut_after_failed_staging(
+        tmp_path / "data", monkeypatch, fail=fail, syncfs=syncfs
+    )
+    last = cuts[-1]
+    assert last.strict.get("fresh-a/1.json") == make_doc("fresh-a", 1).to_json_bytes()
+    found = violations(cuts, states, "strict", in_flight=False)
+    assert found == [], _describe(found)
+    count("power: saves into directories an interrupted import made, kept", 1)
+
+
+def test_a_failed_import_leaves_no_empty_brief_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    _cut_after_failed_staging(data, monkeypatch, fail=True, syncfs=False)
+    assert sorted(p.name for p in data.iterdir() if not p.name.startswith(".")) == [
+        "fresh-a",
+        "strategystore.json",
+    ]

@@ -1,0 +1,119 @@
+"""Reads that list a brief and then read its documents answer as of one instant.
+
+A writer that acts between the listing and the reads is made to act at
+exactly that moment, so the race the linearizability test found by chance
+happens on every run here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from strategystore import FileStore, Status
+from strategystore.store import BaseStore
+from tests.conftest import T0, make_doc
+
+
+def _other(store: BaseStore) -> BaseStore:
+    """Another handle on the same data: a second FileStore, or the same MemoryStore."""
+    if isinstance(store, FileStore):
+        return FileStore(store.data_dir, durable=False)
+    return store
+
+
+def _after_first_read(
+    store: BaseStore, act: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run ``act`` once, just before the store's first document read."""
+    real = store._load
+    pending = [act]
+
+    def load(brief_id: str, version: int) -> object:
+        if pending:
+            pending.pop()()
+        return real(brief_id, version)
+
+    monkeypatch.setattr(store, "_load", load)
+
+
+def test_get_latest_never_returns_a_version_after_a_newer_one_was_created(
+    store: BaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for version in (1, 2, 3):
+        store.create(make_doc("acme", version))
+    other = _other(store)
+
+    def race() -> None:  # version 4 appears, then version 3 is rejected
+        other.create_next("acme", now=T0)
+        other.reject("acme", 3, now=T0)
+
+    _after_first_read(store, race, monkeypatch)
+    latest = store.get_latest("acme")
+    assert latest is not None
+    # Version 3 rejected was never the latest: by then version 4 existed.
+    assert (latest.version, latest.status) == (4, Status.DRAFT)
+
+
+def test_list_versions_by_brief_shows_one_moment_of_the_brief(
+    store: BaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for version in (1, 2, 3):
+        store.create(make_doc("acme", version))
+    other = _other(store)
+    real = store._load
+    pending = [lambda: (other.approve("acme", 3, now=T0), other.approve("acme", 2, now=T0))]
+
+    def load(brief_id: str, version: int) -> object:
+        if version == 2 and pending:  # version 3 has been read as a draft
+            pending.pop()()
+        return real(brief_id, version)
+
+    monkeypatch.setattr(store, "_load", load)
+    statuses = [doc.status for doc in store.list_versions_by_brief("acme")]
+    # 3 draft with 2 approved never existed: 3 was approved first.
+    assert statuses == [Status.APPROVED, Status.APPROVED, Status.DRAFT]
+
+
+def test_get_latest_with_a_status_sees_one_moment_of_the_brief(
+    store: BaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create(make_doc("acme", 1, status=Status.APPROVED))
+    store.create(make_doc("acme", 2))
+    other = _other(store)
+
+    def race() -> None:
+        other.approve("acme", 2, now=T0)
+
+    _after_first_read(store, race, monkeypatch)
+    approved = store.get_latest("acme", status=Status.APPROVED)
+    assert approved is not None and approved.version == 2
+
+
+def test_a_cached_read_racing_the_delete_of_the_last_version_finds_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    store.create(make_doc("acme", 1))
+    document = store.data_dir / "acme" / "1.json"
+    brief = store.data_dir / "acme"
+    old = document.stat().st_mtime_ns - 10**10
+    os.utime(document, ns=(old, old))
+    # The racy rule trusts only a ctime older than its window: wait it out.
+    time.sleep(store._racy_ns / 1e9 + 0.05)
+    assert store.get_strategy("acme", 1) == make_doc("acme", 1)
+    assert store._documents, "the document was not cached"
+    real_lstat = os.lstat
+    other = FileStore(store.data_dir, durable=False)
+
+    def lstat(path: str, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path) == str(brief) and brief.exists():
+            other.delete("acme", 1)  # the last version goes between the two looks
+        return real_lstat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("strategystore.files.os.lstat", lstat)
+    assert store.get_strategy("acme", 1) is None
