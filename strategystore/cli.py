@@ -2,8 +2,10 @@
 
 ``main(argv)`` parses the arguments, calls ``FileStore``, prints, and returns
 the exit status: 0 success, 1 a problem found, a thing not found or refused,
-2 bad usage. Errors are one line on stderr, never a traceback. Only ``init``
-creates a data directory; every other command needs an existing one.
+2 bad usage. Errors are one line on stderr, never a traceback, also when a
+standard stream is closed: a command that needs a closed stream says so and
+does nothing. Only ``init`` creates a data directory; every other command
+needs an existing one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import argparse
 import difflib
 import importlib
 import json
+import math
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -20,12 +24,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import JsonValue, ValidationError
 
 from strategystore import __version__
-from strategystore.errors import DuplicateVersionError, StrategyStoreError
+from strategystore.errors import DuplicateVersionError, LockTimeoutError, StrategyStoreError
 from strategystore.files import MARKER_NAME, FileStore, describe_invalid
 from strategystore.models import (
     MAX_VERSION,
@@ -34,13 +38,18 @@ from strategystore.models import (
     StrategyDocument,
     check_brief_id,
     check_version,
+    describe_validation_error,
 )
 from strategystore.store import DEFAULT_DATA_DIR, ImportOutcome
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = ["main"]
 
 PROG = "strategystore"
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+DEFAULT_LOCK_TIMEOUT = 10.0
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -66,7 +75,16 @@ def main(argv: list[str] | None = None) -> int:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return _exit_status(exc)
+    except _ClosedStreamError as exc:
+        _error(str(exc))
+        return 1
     args.extra = extra
+    # Checked before the command runs, so a command that could not report
+    # what it did (or read what it was given) does nothing at all.
+    closed = _closed_stream(args)
+    if closed is not None:
+        _error(str(_ClosedStreamError(closed)))
+        return 1
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -87,8 +105,64 @@ def main(argv: list[str] | None = None) -> int:
 # -- the parser ---------------------------------------------------------------
 
 
+class _ClosedStreamError(Exception):
+    """A standard stream the command needs is closed (the process was started without it)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"standard {stream} is closed; nothing was done")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that refuses to print help on a closed standard output."""
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        if file is None:
+            _require_stdout()
+        super().print_help(file)
+
+    def error(self, message: str) -> NoReturn:
+        if sys.stderr is None:
+            # argparse would print the usage on standard output instead.
+            self.exit(2)
+        super().error(message)
+
+
+class _ShowVersion(argparse.Action):
+    """``--version``: print the program's version on standard output and exit."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        _require_stdout()
+        print(f"{PROG} {__version__}")
+        parser.exit()
+
+
+def _require_stdout() -> None:
+    """Raise ``_ClosedStreamError`` when standard output is closed."""
+    if sys.stdout is None:
+        raise _ClosedStreamError("output")
+
+
+def _closed_stream(args: argparse.Namespace) -> str | None:
+    """The standard stream the parsed command needs that is closed, if any."""
+    # ``file`` is the input argument of put, new and import; - is standard input.
+    if sys.stdin is None and getattr(args, "file", None) == "-":
+        return "input"
+    if sys.stdout is None and args.prints:
+        return "output"
+    return None
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Versioned marketing-strategy documents as plain JSON files.",
         epilog=f"DIR defaults to $STRATEGYSTORE_DIR, then ./{DEFAULT_DATA_DIR}. "
@@ -99,20 +173,39 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         metavar="DIR",
         help=f"the data directory (default: $STRATEGYSTORE_DIR, then ./{DEFAULT_DATA_DIR})",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    # --dir is also accepted after the command, where people tend to type it.
-    common = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        type=_seconds_arg,
+        default=DEFAULT_LOCK_TIMEOUT,
+        help="seconds a write waits for a brief's lock held by another writer "
+        f"(default: {DEFAULT_LOCK_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--version", action=_ShowVersion, help="show program's version number and exit"
+    )
+    # --dir and --lock-timeout are also accepted after the command, where
+    # people tend to type them.
+    common = _Parser(add_help=False)
     common.add_argument("--dir", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        type=_seconds_arg,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
 
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands: dict[str, argparse.ArgumentParser] = {}
 
     def command(
-        name: str, handler: Handler, help_text: str, **kwargs: Any
+        name: str, handler: Handler, help_text: str, *, prints: bool = True, **kwargs: Any
     ) -> argparse.ArgumentParser:
+        """Add a command; ``prints`` says whether it writes to standard output."""
         kwargs.setdefault("description", help_text[0].upper() + help_text[1:] + ".")
         command_parser = sub.add_parser(name, help=help_text, parents=[common], **kwargs)
-        command_parser.set_defaults(handler=handler)
+        command_parser.set_defaults(handler=handler, prints=prints)
         commands[name] = command_parser
         return command_parser
 
@@ -207,6 +300,7 @@ def _bulk_commands(command: _CommandFactory) -> None:
         "import",
         _cmd_import,
         "read documents from JSON Lines",
+        prints=False,
         epilog="Identical documents are skipped; differing ones are refused unless --upsert.",
     )
     p.add_argument("file", metavar="FILE", help="a JSON Lines file, or - for standard input")
@@ -216,6 +310,7 @@ def _bulk_commands(command: _CommandFactory) -> None:
         "import-sql",
         _cmd_import_sql,
         "copy the rows of a SQLite strategy_document table",
+        prints=False,
         epilog="Naive timestamps are read as UTC. Identical documents are skipped; "
         "differing ones are refused unless --upsert, so a re-run is safe.",
     )
@@ -240,13 +335,29 @@ def _add_key(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("version", metavar="VERSION", type=_version_arg)
 
 
+# Plain ASCII decimal only: int() would also take "1_0", "+1", " 1" and the
+# digits of other scripts, and "1_0" would name version 10.
+_VERSION_TEXT = re.compile(r"[1-9][0-9]*")
+_SECONDS_TEXT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _version_arg(text: str) -> int:
-    try:
-        return check_version(int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a version number (1 to {MAX_VERSION - 1})"
-        ) from None
+    """A VERSION argument: ``[1-9][0-9]*`` in ``1 <= version < 2**31``."""
+    if _VERSION_TEXT.fullmatch(text) and len(text) <= len(str(MAX_VERSION)):
+        try:
+            return check_version(int(text))
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a version number (1 to {MAX_VERSION - 1})")
+
+
+def _seconds_arg(text: str) -> float:
+    """A number of seconds: plain ASCII decimal, not negative, finite."""
+    if _SECONDS_TEXT.fullmatch(text):
+        seconds = float(text)
+        if math.isfinite(seconds):
+            return seconds
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
 
 
 # -- commands ---------------------------------------------------------------
@@ -255,7 +366,7 @@ def _version_arg(text: str) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     path = _data_dir(args)
     existed = (path / MARKER_NAME).is_file()
-    FileStore(path)
+    FileStore(path, lock_timeout=args.lock_timeout)
     if existed:
         print(f"{path} is already a data directory")
     else:
@@ -269,8 +380,9 @@ def _cmd_briefs(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     status = 0
     for brief in store.list_briefs():
-        numbers = store.list_version_numbers(brief)
+        numbers: list[int] = []
         try:
+            numbers = store.list_version_numbers(brief)
             latest = store.get_latest(brief)
             approved = store.get_latest(brief, status=Status.APPROVED)
         except StrategyStoreError as exc:
@@ -375,7 +487,7 @@ def _cmd_put(args: argparse.Namespace) -> int:
     try:
         doc = StrategyDocument.from_json_bytes(data)
     except ValidationError as exc:
-        _error(f"{name}: {describe_invalid(data, exc)}")
+        _error(f"{name}: {describe_invalid(data, exc, stored=False)}")
         return 1
     where = f"version {doc.version} of {doc.brief_id}"
     if args.create:
@@ -397,16 +509,26 @@ def _cmd_new(args: argparse.Namespace) -> int:
     store = _store(args)
     check_brief_id(args.brief)
     name, data = _read_input(args.file)
+    shape = '{"sections": [...], "metadata": {...}}'
+    if not data.strip():
+        _error(f"{name}: is empty; expected a JSON object like {shape}")
+        return 1
     try:
         given = json.loads(data)
     except UnicodeDecodeError:
         _error(f"{name}: not UTF-8 text")
         return 1
-    except (ValueError, RecursionError) as exc:
-        # JSONDecodeError, and numbers or nesting beyond what Python reads.
-        _error(f"{name}: not valid JSON: {exc}")
+    except json.JSONDecodeError as exc:
+        _error(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
         return 1
-    shape = '{"sections": [...], "metadata": {...}}'
+    except ValueError:
+        # The only other ValueError of json.loads: an integer longer than
+        # Python converts (its own message suggests a Python setting).
+        _error(f"{name}: not valid JSON: a number has too many digits to read")
+        return 1
+    except RecursionError:
+        _error(f"{name}: not valid JSON: nested too deeply to read")
+        return 1
     if not isinstance(given, dict):
         _error(f"{name}: expected a JSON object like {shape}")
         return 1
@@ -424,7 +546,7 @@ def _cmd_new(args: argparse.Namespace) -> int:
         try:
             sections.append(Section.model_validate(raw))
         except ValidationError as exc:
-            _error(f"{name}: section {number}: {_summary(exc)}")
+            _error(f"{name}: section {number}: {describe_validation_error(exc)}")
             return 1
     doc = store.create_next(args.brief, sections, metadata)
     print(f"created version {doc.version} of {doc.brief_id} ({doc.status.value})")
@@ -516,7 +638,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     status = exported = 0
     for brief in briefs:
         # Newest last within a brief, so a replay in order ends on the latest.
-        versions = sorted(store.list_version_numbers(brief))
+        try:
+            versions = sorted(store.list_version_numbers(brief))
+        except StrategyStoreError as exc:
+            # An unreadable brief directory: the backup is incomplete, say so.
+            progress.clear()
+            _error(_describe(exc))
+            status = 1
+            continue
         if not versions and named:
             progress.clear()
             _error(f"brief {brief!r} has no versions in {_data_dir(args)}")
@@ -558,7 +687,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
                     doc = StrategyDocument.from_json_bytes(line)
                 except ValidationError as exc:
                     progress.clear()
-                    _error(f"{name}:{number}: {describe_invalid(line, exc)}")
+                    _error(f"{name}:{number}: {describe_invalid(line, exc, stored=False)}")
                     invalid += 1
                     continue
                 line_of.setdefault(doc.key, deque()).append(number)
@@ -635,6 +764,9 @@ def _cmd_schema(args: argparse.Namespace) -> int:
         "$schema": _SCHEMA_DIALECT,
         "title": "strategystore document",
         **{k: v for k, v in generated.items() if k != "title"},
+        # The defaults serve callers building documents; a stored file states
+        # every field (DESIGN §6).
+        "required": list(StrategyDocument.model_fields),
     }
     _print_json(schema)
     return 0
@@ -819,7 +951,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def _store(args: argparse.Namespace) -> FileStore:
-    return FileStore(_data_dir(args), create=False)
+    return FileStore(_data_dir(args), create=False, lock_timeout=args.lock_timeout)
 
 
 def _read_input(source: str) -> tuple[str, bytes]:
@@ -840,7 +972,13 @@ def _open_binary(source: str) -> Iterator[tuple[str, IO[bytes]]]:
 def _describe(exc: BaseException) -> str:
     """One line naming what is wrong, for stderr."""
     if isinstance(exc, ValidationError):
-        message = _summary(exc)
+        message = describe_validation_error(exc)
+    elif isinstance(exc, LockTimeoutError):
+        # The error's own hint names the Python argument; say what to type instead.
+        message = (
+            f"could not lock {exc.lock_path} within {exc.timeout:g} s: another writer holds it; "
+            "retry, or wait longer with --lock-timeout SECONDS"
+        )
     elif isinstance(exc, DuplicateVersionError):
         message = (
             f"version {exc.version} of brief {exc.brief_id!r} already exists "
@@ -866,18 +1004,12 @@ def _refusal(error: StrategyStoreError) -> str:
     return f"refused: {_describe(error)}"
 
 
-def _summary(error: ValidationError) -> str:
-    parts = []
-    for problem in error.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(p) for p in problem["loc"])
-        # pydantic prefixes a validator's own message with its error type.
-        message = problem["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
 def _error(message: str, *, prefix: str = f"{PROG}: ") -> None:
-    print(f"{prefix}{message}", file=sys.stderr)
+    # With standard error closed there is nowhere to say it; print() would
+    # fall back to standard output.
+    if sys.stderr is None:
+        return
+    print(f"{prefix}{' '.join(message.splitlines())}", file=sys.stderr)
 
 
 def _exit_status(exc: SystemExit) -> int:
@@ -902,7 +1034,7 @@ class _Progress:
     def __init__(self, verb: str, noun: str) -> None:
         self._verb = verb
         self._noun = noun
-        self._enabled = sys.stderr.isatty()
+        self._enabled = sys.stderr is not None and sys.stderr.isatty()
         self._shown = False
         self._next_draw = 0.0
 

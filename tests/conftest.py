@@ -44,11 +44,31 @@ def file_store(tmp_path: Path) -> FileStore:
     return FileStore(tmp_path / "data", lock_timeout=5.0)
 
 
-def run_module(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m strategystore`` for real, with no STRATEGYSTORE_* from the caller."""
+#: How a shell closes each standard stream of the program it starts.
+_CLOSE = {"stdin": "<&-", "stdout": ">&-", "stderr": "2>&-"}
+
+
+def run_module(
+    *args: str, cwd: Path, stdin: str | None = None, closed: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m strategystore`` for real, with no STRATEGYSTORE_* from the caller.
+
+    ``closed`` names standard streams (``stdin``, ``stdout``, ``stderr``) the
+    program starts without, as ``<&-`` and ``>&-`` in a shell leave it.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATEGYSTORE_")}
+    command = [sys.executable, "-m", "strategystore", *args]
+    if closed:
+        redirects = " ".join(_CLOSE[name] for name in closed)
+        command = [
+            "/bin/sh",
+            "-c",
+            f'exec "$0" -m strategystore "$@" {redirects}',
+            sys.executable,
+            *args,
+        ]
     return subprocess.run(
-        [sys.executable, "-m", "strategystore", *args],
+        command,
         cwd=cwd,
         input=stdin,
         capture_output=True,

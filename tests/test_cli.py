@@ -880,7 +880,8 @@ def test_schema_describes_a_document_file_for_editors(cli: Cli, store: FileStore
     assert schema["title"] == "strategystore document"
     assert schema["additionalProperties"] is False
     assert list(schema["properties"]) == list(StrategyDocument.model_fields)
-    assert set(schema["required"]) == {"brief_id", "version"}
+    # A stored file states every field, so the schema an editor checks against says so.
+    assert schema["required"] == list(StrategyDocument.model_fields)
     # A stored file names only properties the schema knows.
     store.create(make_doc())
     stored = json.loads(store.document_path("acme-q3", 1).read_text())
