@@ -156,3 +156,41 @@ def test_check_reports_a_directory_named_like_a_document(
     assert (status, err) == (1, "")
     assert f"{store.data_dir / 'acme' / '9.json'}: is a directory" in out
     assert "2 documents in 1 brief; 1 problem" in out
+
+
+OUT_OF_RANGE = GOOD.replace(
+    '"updated_at": "2026-01-15T09:30:00Z"', '"updated_at": "9999-12-31T23:59:59-01:00"'
+)
+
+
+def test_a_file_whose_timestamp_leaves_the_range_in_utc_is_corrupt_not_an_overflow(
+    store: FileStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert OUT_OF_RANGE != GOOD
+    path = _write(store, OUT_OF_RANGE)
+    with pytest.raises(CorruptDocumentError, match="years 1 to 9999") as refused:
+        store.get_strategy("acme", 1)
+    assert refused.value.path == path
+    store.create(make_doc("beta", 1))
+    # check reports it; export goes on to the briefs after it.
+    assert main(["--dir", str(store.data_dir), "check"]) == 1
+    assert "years 1 to 9999" in capsys.readouterr().out
+    assert main(["--dir", str(store.data_dir), "export"]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["brief_id"] for line in out.splitlines()] == ["acme", "beta"]
+    assert str(path) in err
+
+
+def test_an_import_line_whose_timestamp_leaves_the_range_is_refused_and_the_rest_imported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "in.jsonl"
+    bad = json.dumps(json.loads(OUT_OF_RANGE))
+    good = make_doc("beta", 1).model_dump_json()
+    lines.write_text(f"{bad}\n{good}\n")
+    FileStore(tmp_path / "data")
+    assert main(["--dir", str(tmp_path / "data"), "import", str(lines)]) == 1
+    err = capsys.readouterr().err
+    assert f"{lines}:1: " in err and "years 1 to 9999" in err
+    assert "1 written, 0 skipped, 1 refused" in err
+    assert FileStore(tmp_path / "data").list_briefs() == ["beta"]

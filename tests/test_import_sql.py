@@ -512,3 +512,20 @@ def test_the_real_program_imports_a_database(tmp_path: Path, data_dir: Path) -> 
     assert "row id 2: cannot map: status 'nope'" in result.stderr
     assert result.stderr.endswith("1 written, 0 skipped, 1 refused\n")
     assert FileStore(data_dir).list_version_numbers("acme") == [1]
+
+
+def test_import_sql_writes_the_rows_around_one_whose_timestamp_leaves_the_range(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = make_database(
+        tmp_path / "legacy.sqlite",
+        row(id=1, version=1),
+        row(id=2, version=2, created_at="9999-12-31T23:59:59-01:00"),
+        row(id=3, version=3),
+    )
+    status, err = import_sql(data_dir, database, capsys)
+    assert status == 1
+    assert err[0].startswith(f"strategystore: {database}: row id 2: cannot map: created_at")
+    assert "years 1 to 9999" in err[0]
+    assert err[1:] == ["2 written, 0 skipped, 1 refused"]
+    assert FileStore(data_dir).list_version_numbers("acme") == [3, 1]
