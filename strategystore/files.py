@@ -1068,18 +1068,25 @@ class FileStore(BaseStore):
         deadline = time.monotonic() + self.lock_timeout
         while True:
             fd = self._open_lock_file(name, deadline)
+            # On False or an exception, _acquire has disposed of the descriptor.
             if not _acquire(fd, _left(deadline), path):
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             try:
                 root_fd = _open_registered(self._root, _ROOT_FLAGS)
+                shared = _acquire(root_fd, _left(deadline), self._root, fcntl.LOCK_SH)
             except BaseException:
-                _close_lock(fd)
+                _close_lock(fd)  # interrupted (Ctrl-C) holding the brief's lock
                 raise
-            if not _acquire(root_fd, _left(deadline), self._root, fcntl.LOCK_SH):
+            if not shared:
                 _close_lock(fd)
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
-            if _is_at(fd, path):
-                return fd, root_fd
+            try:
+                if _is_at(fd, path):
+                    return fd, root_fd
+            except BaseException:
+                _close_lock(fd)
+                _close_lock(root_fd)
+                raise
             # Removed (or replaced) while this writer waited for it: lock
             # the file that is there now.
             _close_lock(fd)
@@ -1092,11 +1099,12 @@ class FileStore(BaseStore):
         except FileNotFoundError:
             pass
         root_fd = _open_registered(self._root, _ROOT_FLAGS)
+        # Exclusive: no writer is between proving its lock file and releasing
+        # it, so none can be holding a file this replaces. On False or an
+        # exception the descriptor is no longer this thread's to close.
+        if not _acquire(root_fd, _left(deadline), self._root):
+            raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
         try:
-            # Exclusive: no writer is between proving its lock file and
-            # releasing it, so none can be holding a file this replaces.
-            if not _acquire(root_fd, _left(deadline), self._root):
-                raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             while True:
                 self._make_locks_dir()
                 with suppress(FileNotFoundError):  # .locks/ removed again at once

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -687,3 +689,50 @@ def test_with_the_added_lines_git_status_shows_no_lock_or_temporary_file(tmp_pat
         "acme/1.json",
         "strategystore.json",
     ]
+
+
+def _descriptors_on(path: Path) -> int:
+    """How many of this process's descriptors are open on ``path``."""
+    found = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}") == str(path):
+                found += 1
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_timeout_creating_a_lock_file_leaves_the_waiter_its_descriptor(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=0.2)
+    blocker = os.open(store.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(blocker, fcntl.LOCK_EX)  # as a store does while creating a lock file
+        with pytest.raises(LockTimeoutError):
+            store.create_next("fresh")
+        # The thread still waiting for the data directory owns its descriptor:
+        # closed now, its number could be reused and then closed by the waiter.
+        assert _descriptors_on(store.data_dir) == 2
+    finally:
+        os.close(blocker)
+    deadline = time.monotonic() + 5
+    while _descriptors_on(store.data_dir) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _descriptors_on(store.data_dir) == 0
+    assert store.create_next("fresh").version == 1
+
+
+def test_ctrl_c_while_waiting_for_the_data_directory_releases_the_briefs_lock(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=5.0)
+    store.create_next("acme")
+    blocker = os.open(store.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(blocker, fcntl.LOCK_EX)
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            store.create_next("acme")  # holds acme's lock, waits for the directory
+    finally:
+        os.close(blocker)
+    other = FileStore(store.data_dir, lock_timeout=1.0)
+    assert other.create_next("acme").version == 2
