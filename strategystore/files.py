@@ -1059,10 +1059,13 @@ class FileStore(BaseStore):
         removes all of ``.locks/``), even while a writer holds one: a writer
         that then created a new file and locked it would not exclude the one
         still holding the old. So a lock counts only once it is proven to be
-        the file at its path, and that proof is kept true for as long as it is
-        held: each holder also holds a shared ``flock`` on the data directory,
-        and a lock file is only ever created under an exclusive one. Neither
-        lock is taken while waiting for the other.
+        the file at its path, made by a store (it holds its own device and
+        inode), and that proof is kept true for as long as it is held: each
+        holder also holds a shared ``flock`` on the data directory, and a lock
+        file is only ever made (or a stray one adopted) under an exclusive one.
+        Neither is taken while waiting for the other, and a gate on the marker
+        file holds new holders back while a writer waits for the exclusive
+        lock, so that wait ends with the critical sections already begun.
         """
         path = f"{self._root}/{LOCKS_DIR}/{name}"
         deadline = time.monotonic() + self.lock_timeout
@@ -1072,45 +1075,80 @@ class FileStore(BaseStore):
             if not _acquire(fd, _left(deadline), path):
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             try:
+                self._pass_gate(name, deadline)
                 root_fd = _open_registered(self._root, _ROOT_FLAGS)
                 shared = _acquire(root_fd, _left(deadline), self._root, fcntl.LOCK_SH)
             except BaseException:
-                _close_lock(fd)  # interrupted (Ctrl-C) holding the brief's lock
+                _close_lock(fd)  # interrupted (Ctrl-C), or timed out, holding the brief's lock
                 raise
             if not shared:
                 _close_lock(fd)
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             try:
-                if _is_at(fd, path):
+                if _is_lock_at(fd, path):
                     return fd, root_fd
             except BaseException:
                 _close_lock(fd)
                 _close_lock(root_fd)
                 raise
-            # Removed (or replaced) while this writer waited for it: lock
-            # the file that is there now.
+            # Removed or replaced while this writer waited for it: lock the
+            # file that is there now.
             _close_lock(fd)
             _close_lock(root_fd)
 
-    def _open_lock_file(self, name: str, deadline: float) -> int:
-        """Open a brief's lock file, creating it (and ``.locks/``) when it is missing."""
+    def _pass_gate(self, name: str, deadline: float) -> None:
+        """Wait while a writer is making a lock file (it holds the gate exclusively)."""
+        gate = self._open_gate()
+        if gate is None:
+            return
+        if not _acquire(gate, _left(deadline), f"{self._root}/{MARKER_NAME}", fcntl.LOCK_SH):
+            raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
+        _close_lock(gate)
+
+    def _open_gate(self) -> int | None:
+        """A descriptor of the marker file, the gate; ``None`` if it cannot be opened."""
         try:
-            return self._open_in_locks(name, create=False)
+            return _open_registered(f"{self._root}/{MARKER_NAME}", _READ_FLAGS)
+        except OSError:
+            return None  # the gate only makes waits fair; the data directory's lock is the proof
+
+    def _open_lock_file(self, name: str, deadline: float) -> int:
+        """Open a brief's lock file, making it (and ``.locks/``) when it is missing or stray."""
+        try:
+            fd = self._open_in_locks(name, create=False)
         except FileNotFoundError:
             pass
-        root_fd = _open_registered(self._root, _ROOT_FLAGS)
-        # Exclusive: no writer is between proving its lock file and releasing
-        # it, so none can be holding a file this replaces. On False or an
-        # exception the descriptor is no longer this thread's to close.
-        if not _acquire(root_fd, _left(deadline), self._root):
+        else:
+            if _is_marked(fd):
+                return fd
+            _close_lock(fd)  # made by hand (touched, copied back): adopt it first
+        gate = self._open_gate()
+        # On False or an exception the descriptor is no longer this thread's.
+        if gate is not None and not _acquire(gate, _left(deadline), f"{self._root}/{MARKER_NAME}"):
             raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
         try:
-            while True:
-                self._make_locks_dir()
-                with suppress(FileNotFoundError):  # .locks/ removed again at once
-                    return self._open_in_locks(name, create=True)
+            root_fd = _open_registered(self._root, _ROOT_FLAGS)
+            # Exclusive: no writer is between proving its lock file and
+            # releasing it, so none can be holding a file this replaces.
+            if not _acquire(root_fd, _left(deadline), self._root):
+                raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
+            try:
+                while True:
+                    self._make_locks_dir()
+                    with suppress(FileNotFoundError):  # .locks/ removed again at once
+                        fd = self._open_in_locks(name, create=True)
+                        break
+                try:
+                    _mark(fd)
+                except BaseException:
+                    _close_lock(fd)
+                    raise
+                return fd
+            finally:
+                _close_lock(root_fd)
         finally:
-            _close_lock(root_fd)
+            if gate is not None:
+                _close_lock(gate)
 
     def _make_locks_dir(self) -> None:
         with suppress(FileExistsError):
@@ -1175,14 +1213,33 @@ def _left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def _is_at(fd: int, path: str) -> bool:
-    """Whether the file open as ``fd`` is the one at ``path``."""
+def _lock_mark(info: os.stat_result) -> bytes:
+    """What a lock file made by a store holds: its own device and inode."""
+    return f"{info.st_dev}:{info.st_ino}\n".encode()
+
+
+def _is_marked(fd: int) -> bool:
+    """Whether a store made (or adopted) this lock file: a copy or a new file has another inode."""
+    return os.pread(fd, 64, 0) == _lock_mark(os.fstat(fd))
+
+
+def _mark(fd: int) -> None:
+    mark = _lock_mark(os.fstat(fd))
+    if os.pread(fd, 64, 0) != mark:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, mark, 0)
+
+
+def _is_lock_at(fd: int, path: str) -> bool:
+    """Whether the lock file open as ``fd`` is the one at ``path``, and a store's."""
     held = os.fstat(fd)
     try:
         there = os.lstat(path)
     except OSError:
         return False
-    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
+    if (held.st_dev, held.st_ino) != (there.st_dev, there.st_ino):
+        return False
+    return os.pread(fd, 64, 0) == _lock_mark(held)
 
 
 #: How many decoded documents a FileStore keeps between reads, at most ...

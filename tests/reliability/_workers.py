@@ -15,6 +15,7 @@ import multiprocessing.context
 import multiprocessing.synchronize
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -423,22 +424,39 @@ def create_next_many(data_dir: str, brief: str, count: int) -> list[int]:
 
 
 def remove_locks_until(
-    data_dir: str, stop: multiprocessing.synchronize.Event, conn: Connection
+    data_dir: str, stop: multiprocessing.synchronize.Event, conn: Connection, how: str
 ) -> None:
-    """Remove ``.locks/`` (as ``git clean -X`` does) again and again until ``stop``.
+    """Remove or replace ``.locks/`` and its files again and again until ``stop``.
 
-    Sends how many times it removed the directory.
+    ``how`` is ``remove`` (as ``git clean -X`` does), ``touch`` (each lock
+    file removed and made again empty, by hand), ``copy`` (each replaced by a
+    copy of itself) or ``swap`` (the directory moved aside and a new one made
+    with the same file names). Sends how many times it changed something.
     """
-    removed = 0
+    changed = 0
     locks = Path(data_dir, ".locks")
+    aside = Path(data_dir, ".locks-aside")
     while not stop.is_set():
-        for path in locks.glob("*"):
-            with contextlib.suppress(OSError):
-                path.unlink()
         with contextlib.suppress(OSError):
-            locks.rmdir()
-            removed += 1
-    conn.send(removed)
+            if how == "remove":
+                for path in locks.glob("*"):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                locks.rmdir()
+            elif how in ("touch", "copy"):
+                for path in locks.glob("*.lock"):
+                    content = path.read_bytes() if how == "copy" else b""
+                    path.unlink()
+                    path.write_bytes(content)
+            else:
+                names = [path.name for path in locks.glob("*.lock")]
+                shutil.rmtree(aside, ignore_errors=True)
+                locks.rename(aside)
+                locks.mkdir()
+                for name in names:
+                    (locks / name).write_bytes((aside / name).read_bytes())
+            changed += 1
+    conn.send(changed)
 
 
 def list_as_nobody(data_dir: str, conn: Connection) -> None:

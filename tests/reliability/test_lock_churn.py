@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from strategystore import FileStore
 from tests.reliability._support import count, make_doc, scaled
 from tests.reliability._workers import (
@@ -18,11 +20,13 @@ from tests.reliability._workers import (
 WRITERS = 4
 
 
-def _with_lock_removal(data: Path, task: object, args: list[tuple[object, ...]]) -> list[object]:
+def _with_lock_removal(
+    data: Path, task: object, args: list[tuple[object, ...]], how: str = "remove"
+) -> list[object]:
     ctx = context()
     stop = ctx.Event()
     receiver, sender = ctx.Pipe(duplex=False)
-    remover = ctx.Process(target=remove_locks_until, args=(str(data), stop, sender))
+    remover = ctx.Process(target=remove_locks_until, args=(str(data), stop, sender, how))
     remover.start()
     sender.close()
     try:
@@ -37,18 +41,19 @@ def _with_lock_removal(data: Path, task: object, args: list[tuple[object, ...]])
         removals = receiver.recv() if receiver.poll(60) else 0
         remover.join(60)
     assert removals > 0
-    count("locks: .locks/ removals under load", removals)
+    count(f"locks: .locks/ changes under load ({how})", removals)
     return results
 
 
+@pytest.mark.parametrize("how", ["remove", "touch", "copy", "swap"])
 def test_compare_and_swap_loses_no_update_while_the_locks_directory_is_removed(
-    tmp_path: Path,
+    tmp_path: Path, how: str
 ) -> None:
     data = tmp_path / "data"
     FileStore(data).create(make_doc("acme", 1, metadata={"count": 0}))
     per_writer = scaled(150)
     acknowledged = _with_lock_removal(
-        data, cas_increments, [(str(data), "acme", per_writer)] * WRITERS
+        data, cas_increments, [(str(data), "acme", per_writer)] * WRITERS, how
     )
     stored = FileStore(data).get_strategy("acme", 1)
     assert stored is not None
