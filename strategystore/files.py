@@ -582,32 +582,13 @@ class FileStore(BaseStore):
             self._remember(self._listings, path, _Listing(identity, tuple(versions)))
         return versions
 
-    def _brief_state(self, brief_id: str) -> Hashable:
-        path = f"{self._root}/{brief_id}"
-        seen_at = time.time_ns()
+    def _stamp(self, brief_id: str, version: int) -> Hashable:
+        # Every write publishes a new file, so a rewritten document has a new
+        # inode, and its identity changes.
         try:
-            identity = _identity(os.lstat(path))
+            return _identity(os.lstat(f"{self._root}/{brief_id}/{version}.json"))
         except OSError:
             return None
-        if self._settled(identity, seen_at):
-            # Every write adds or replaces a name in the brief directory, so
-            # it changes the directory's timestamps, and these are old enough
-            # that the next change cannot leave them as they are.
-            return identity
-        # Changed too recently for its timestamps alone to prove the next
-        # change: each write also gives its document a new inode.
-        try:
-            names = os.listdir(path)
-        except OSError:
-            return (identity, None)
-        files: list[tuple[str, _Identity | None]] = []
-        for name in sorted(names):
-            if document_version(name) is not None:
-                try:
-                    files.append((name, _identity(os.lstat(f"{path}/{name}"))))
-                except OSError:
-                    files.append((name, None))
-        return (identity, tuple(files))
 
     def _settled(self, identity: _Identity, seen_at: int) -> bool:
         """Whether a file's timestamps prove any later change would alter them.

@@ -7,6 +7,7 @@ same as on disk. One re-entrant lock makes it safe to share between threads.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
@@ -30,8 +31,9 @@ class MemoryStore(BaseStore):
 
     def __init__(self) -> None:
         self._data: dict[str, dict[int, bytes]] = {}
-        # Bumped by every write of a brief; a brief removed keeps its count.
-        self._changes: dict[str, int] = {}
+        # A number from one count for every write and removal of a version.
+        self._stamps: dict[tuple[str, int], int] = {}
+        self._count = itertools.count()
         # Re-entrant so a write's check and write can share one critical
         # section with the reads they make.
         self._mutex = threading.RLock()
@@ -66,7 +68,7 @@ class MemoryStore(BaseStore):
             if exclusive and doc.version in versions:
                 raise FileExistsError(f"{doc.brief_id}/{doc.version}")
             versions[doc.version] = data
-            self._changes[doc.brief_id] = self._changes.get(doc.brief_id, 0) + 1
+            self._stamps[doc.key] = next(self._count)
 
     def _remove(self, brief_id: str, version: int) -> None:
         with self._mutex:
@@ -74,11 +76,13 @@ class MemoryStore(BaseStore):
             del versions[version]
             if not versions:
                 del self._data[brief_id]
-            self._changes[brief_id] += 1
+            self._stamps[(brief_id, version)] = next(self._count)
 
-    def _brief_state(self, brief_id: str) -> Hashable:
+    def _stamp(self, brief_id: str, version: int) -> Hashable:
         with self._mutex:
-            return self._changes.get(brief_id, 0)
+            if version not in self._data.get(brief_id, {}):
+                return None
+            return self._stamps[(brief_id, version)]
 
     @contextmanager
     def _locked(self, brief_id: str) -> Iterator[None]:

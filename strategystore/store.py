@@ -55,6 +55,10 @@ __all__ = [
 
 ImportOutcome = Literal["written", "skipped", "refused"]
 _T = TypeVar("_T")
+_Loader = Callable[[int], "StrategyDocument | None"]
+
+#: Tries a listing read makes without the brief's lock before it waits for it.
+_LOCK_FREE_TRIES = 8
 
 #: How many documents an import prepares and makes durable at a time.
 IMPORT_BATCH = 256
@@ -186,12 +190,11 @@ class BaseStore(abc.ABC):
         """Discard prepared documents that were not written (``locked``: under their lock)."""
 
     @abc.abstractmethod
-    def _brief_state(self, brief_id: str) -> Hashable:
-        """A value that changes whenever a version of the brief is added, removed or rewritten.
+    def _stamp(self, brief_id: str, version: int) -> Hashable:
+        """A value that changes whenever the version is written or removed; ``None`` if absent.
 
-        Two equal values, taken one after the other, prove that nothing in the
-        brief changed in between: a read made between them saw the brief as it
-        stood at one instant.
+        Two equal values, taken one after the other, prove the version was
+        neither rewritten nor removed in between.
         """
 
     def _flush(self, keys: list[tuple[str, int]]) -> None:  # noqa: B027 - optional primitive
@@ -236,7 +239,11 @@ class BaseStore(abc.ABC):
     def list_versions_by_brief(self, brief_id: str) -> list[StrategyDocument]:
         """Every version of a brief, newest first; ``[]`` for an unknown brief."""
         check_brief_id(brief_id)
-        return self._at_one_instant(brief_id, lambda: list(self._newest_first(brief_id)))
+
+        def every(versions: list[int], load: _Loader) -> list[StrategyDocument]:
+            return [doc for doc in map(load, versions) if doc is not None]
+
+        return self._at_one_instant(brief_id, every)
 
     # -- the rest of the contract ------------------------------------------
 
@@ -311,9 +318,10 @@ class BaseStore(abc.ABC):
         check_brief_id(brief_id)
         wanted = None if status is None else Status(status)
 
-        def latest() -> StrategyDocument | None:
-            for doc in self._newest_first(brief_id):
-                if wanted is None or doc.status is wanted:
+        def latest(versions: list[int], load: _Loader) -> StrategyDocument | None:
+            for version in versions:
+                doc = load(version)
+                if doc is not None and (wanted is None or doc.status is wanted):
                     return doc
             return None
 
@@ -535,28 +543,53 @@ class BaseStore(abc.ABC):
         self._write(doc, data, exclusive=False, sync=sync, staged=staged)
         return "written"
 
-    def _newest_first(self, brief_id: str) -> Iterator[StrategyDocument]:
-        for version in sorted(self._versions(brief_id), reverse=True):
-            # A version listed a moment ago may have been deleted since.
-            doc = self._read(brief_id, version)
-            if doc is not None:
-                yield doc
+    def _at_one_instant(self, brief_id: str, pick: Callable[[list[int], _Loader], _T]) -> _T:
+        """``pick(versions, load)`` over the brief as it stood at one instant.
 
-    def _at_one_instant(self, brief_id: str, read: Callable[[], _T]) -> _T:
-        """``read()`` of a brief, repeated until nothing in the brief changed while it ran.
-
-        A read that lists a brief and then reads its documents must answer
-        with what the store held at one instant, without taking the lock
-        (readers never wait for writers): an answer is kept only when the
-        brief's state was the same before and after it was made.
+        ``versions`` is the brief's listing, newest first, and ``load`` reads
+        one of them. A read that lists a brief and then reads documents must
+        answer with what the store held at one instant, and readers never wait
+        for writers: the answer is kept when, listed again afterwards, the
+        brief has the same versions and every document read is still the one
+        read (so the answer was the store's at that second listing); it is
+        made again otherwise. Only after several tries in a row spoilt by
+        writers is it made under the brief's lock.
         """
-        state = self._brief_state(brief_id)
+        tries = 0
         while True:
-            result = read()
-            again = self._brief_state(brief_id)
-            if again == state:
-                return result
-            state = again
+            tries += 1
+            found = self._lock_free_read(brief_id, pick)
+            if found is not None:
+                return found[0]
+            if tries % _LOCK_FREE_TRIES:
+                continue
+            try:
+                with self._locked(brief_id):
+                    versions = sorted(self._versions(brief_id), reverse=True)
+                    return pick(versions, lambda version: self._read(brief_id, version))
+            except (LockTimeoutError, OSError):
+                # No lock to be had (a read-only directory, a stuck writer):
+                # go on without it, as a reader must still answer.
+                continue
+
+    def _lock_free_read(
+        self, brief_id: str, pick: Callable[[list[int], _Loader], _T]
+    ) -> tuple[_T] | None:
+        """``(pick's answer,)`` if nothing it read changed before the brief was listed again."""
+        versions = sorted(self._versions(brief_id), reverse=True)
+        stamps: dict[int, Hashable] = {}
+
+        def load(version: int) -> StrategyDocument | None:
+            stamps[version] = self._stamp(brief_id, version)
+            return self._read(brief_id, version)
+
+        result = pick(versions, load)
+        # Listed first, stamped after: the answer is the store's at that listing.
+        if sorted(self._versions(brief_id), reverse=True) != versions:
+            return None
+        if any(self._stamp(brief_id, version) != stamp for version, stamp in stamps.items()):
+            return None
+        return (result,)
 
     def _refuse_case_variant(self, brief_id: str) -> None:
         other = self._case_variant(brief_id)

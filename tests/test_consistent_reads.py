@@ -7,14 +7,16 @@ happens on every run here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from strategystore import FileStore, Status
+from strategystore import FileStore, LockTimeoutError, Status
 from strategystore.store import BaseStore
 from tests.conftest import T0, make_doc
 
@@ -117,3 +119,114 @@ def test_a_cached_read_racing_the_delete_of_the_last_version_finds_nothing(
 
     monkeypatch.setattr("strategystore.files.os.lstat", lstat)
     assert store.get_strategy("acme", 1) is None
+
+
+def test_a_brief_made_and_removed_while_it_is_read_is_never_half_seen(
+    store: BaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = _other(store)
+    acting = [False]
+    steps: list[str] = []
+    real_versions, real_load = store._versions, store._load
+
+    def act(step: str, action: Callable[[], object]) -> None:
+        acting[0] = True
+        try:
+            steps.append(step)
+            action()
+        finally:
+            acting[0] = False
+
+    def versions(brief_id: str) -> list[int]:
+        if not acting[0] and not steps:
+            act(
+                "made",
+                lambda: (other.create_next("acme", now=T0), other.create_next("acme", now=T0)),
+            )
+        return real_versions(brief_id)
+
+    def load(brief_id: str, version: int) -> object:
+        found = real_load(brief_id, version)
+        if acting[0]:
+            return found
+        if version == 2 and steps == ["made"]:
+            edited = make_doc("acme", 1, metadata={"edited": True})
+            act("edited", lambda: (other.delete("acme", 2), other.save(edited)))
+        elif version == 1 and steps == ["made", "edited"]:
+            act("removed", lambda: other.delete("acme", 1))
+        return found
+
+    monkeypatch.setattr(store, "_versions", versions)
+    monkeypatch.setattr(store, "_load", load)
+    # Versions 2 and an edited 1 never existed together; the brief is gone at the end.
+    assert store.list_versions_by_brief("acme") == []
+
+
+def test_listing_reads_answer_while_writers_never_stop(store: BaseStore) -> None:
+    for version in range(1, 41):
+        store.create(make_doc("acme", version))
+    writer_store = _other(store)
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        flip = 0
+        while not stop.is_set():
+            flip ^= 1
+            writer_store.save(make_doc("acme", 1 + flip, metadata={"flip": flip}))
+
+    writer = threading.Thread(target=rewrite)
+    answers: list[int] = []
+
+    def read() -> None:
+        for _ in range(20):
+            answers.append(len(store.list_versions_by_brief("acme")))
+            assert store.get_latest("acme", status=Status.APPROVED) is None
+
+    reader = threading.Thread(target=read)
+    writer.start()
+    reader.start()
+    reader.join(timeout=120)
+    stop.set()
+    writer.join(timeout=30)
+    assert not reader.is_alive(), "the reader never got an answer"
+    assert answers == [40] * 20
+
+
+def test_a_listing_read_spoilt_by_every_write_is_made_under_the_lock_in_the_end(
+    store: BaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for version in range(1, 4):
+        store.create(make_doc("acme", version))
+    other = (
+        FileStore(store.data_dir, durable=False, lock_timeout=0)
+        if isinstance(store, FileStore)
+        else store
+    )
+    real_load = store._load
+    writes = [0]
+    acting = [False]
+
+    def load(brief_id: str, version: int) -> object:
+        found = real_load(brief_id, version)
+        if acting[0]:
+            return found
+        writes[0] += 1
+        # Every read is followed by a write, so no answer made without the
+        # lock survives its check; the lock keeps this writer out of files.
+        acting[0] = True
+        try:
+            with contextlib.suppress(LockTimeoutError):
+                other.save(make_doc("acme", 1, metadata={"write": writes[0]}))
+        finally:
+            acting[0] = False
+        return found
+
+    monkeypatch.setattr(store, "_load", load)
+    answers: list[list[int]] = []
+    reader = threading.Thread(
+        target=lambda: answers.append([d.version for d in store.list_versions_by_brief("acme")])
+    )
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "the reader never got an answer"
+    assert answers == [[3, 2, 1]]
