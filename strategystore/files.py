@@ -207,7 +207,9 @@ def _check_hand_edited(text: str) -> None:
                 )
             seen[name] = offset
         else:
-            key = (json.loads(mark), token.start())
+            # Only a string followed by ':' is a key; decoding is needed only
+            # where an escape could spell the same key differently.
+            key = (json.loads(mark) if "\\" in mark else mark[1:-1], token.start())
     missing = [field for field in _FILE_FIELDS if field not in top_level]
     if missing:
         raise DocumentFileError(
@@ -246,7 +248,9 @@ def _field_line(data: bytes, error: ValidationError) -> int | None:
     if not problems or not problems[0]["loc"]:
         return None
     field = json.dumps(str(problems[0]["loc"][0])).encode()
-    pattern = re.compile(rb"^\s*" + re.escape(field) + rb"\s*:", re.MULTILINE)
+    # Blanks within the line only: \s would span lines, and a file of blank
+    # lines would take quadratic time to search.
+    pattern = re.compile(rb"^[ \t]*" + re.escape(field) + rb"[ \t]*:", re.MULTILINE)
     lines = [data.count(b"\n", 0, m.start()) + 1 for m in pattern.finditer(data)]
     # A name that also appears nested (a metadata key, say) is ambiguous.
     return lines[0] if len(lines) == 1 else None
@@ -299,8 +303,9 @@ class FileStore(BaseStore):
         self._listings: dict[str, _Listing] = {}
         self._cached_bytes = 0
         self._fold_index: tuple[_Identity, dict[str, tuple[str, ...]]] | None = None
-        # Brief directories (device, inode) whose entry this store made durable.
-        self._durable_dirs: dict[tuple[int, int], None] = {}
+        # Brief directories (device, inode) whose entry this store made
+        # durable, with the ctime its last durable write there left.
+        self._durable_dirs: dict[tuple[int, int], int] = {}
         self._root_durable = self._made_root
 
     def __repr__(self) -> str:
@@ -715,6 +720,7 @@ class FileStore(BaseStore):
         dir_fd = self._make_brief_dir(doc.brief_id, durable=durable)
         where = f"{self._root}/{doc.brief_id}"
         try:
+            before = os.fstat(dir_fd)
             self._publish(
                 dir_fd,
                 where,
@@ -725,37 +731,38 @@ class FileStore(BaseStore):
                 staged=self._still_staged(dir_fd, staged),
             )
             if durable:
-                self._make_path_durable(dir_fd)
+                self._make_path_durable(dir_fd, before)
         except OSError as exc:
             _name_document(exc, where, f"{doc.version}.json")
             raise
         finally:
             os.close(dir_fd)
 
-    def _make_path_durable(self, dir_fd: int) -> None:
-        """Make the brief directory's entry durable, and the data directory's, once each.
+    def _make_path_durable(self, dir_fd: int, before: os.stat_result) -> None:
+        """Make the brief directory's entry durable, and the data directory's, when not known to be.
 
         Whoever made them, and however (an import that failed part-way, a
         process that crashed, a store with ``durable=False``), a durable write
         returns only once every directory on its path is on disk too. A store
-        remembers the directories it has made durable, so this costs a
-        directory fsync only on the first durable write into each.
+        remembers each brief directory it made durable with the ctime its own
+        last write left there: a directory nobody else touched since (the
+        usual case, one writer per brief) needs no fsync of the data
+        directory; one changed by anyone else, removed and made again under
+        the same inode number included, gets one.
         """
-        info = os.fstat(dir_fd)
-        key = (info.st_dev, info.st_ino)
-        if key in self._durable_dirs:
-            return
-        if not self._root_durable:
-            _fsync_dir_if_readable(self.data_dir.parent)
-            self._root_durable = True
-        _fsync_dir(self.data_dir)
-        self._remember_durable(key)
+        key = (before.st_dev, before.st_ino)
+        if self._durable_dirs.get(key) != before.st_ctime_ns:
+            if not self._root_durable:
+                _fsync_dir_if_readable(self.data_dir.parent)
+                self._root_durable = True
+            _fsync_dir(self.data_dir)
+        self._remember_durable(key, os.fstat(dir_fd).st_ctime_ns)
 
-    def _remember_durable(self, key: tuple[int, int]) -> None:
+    def _remember_durable(self, key: tuple[int, int], ctime_ns: int) -> None:
         with self._cache_lock:
-            if len(self._durable_dirs) >= LISTING_CACHE_SIZE:
+            if key not in self._durable_dirs and len(self._durable_dirs) >= LISTING_CACHE_SIZE:
                 self._durable_dirs.pop(next(iter(self._durable_dirs)), None)
-            self._durable_dirs[key] = None
+            self._durable_dirs[key] = ctime_ns
 
     def _stage(self, items: list[tuple[StrategyDocument, bytes]]) -> list[object]:
         if not self.durable:
@@ -969,13 +976,18 @@ class FileStore(BaseStore):
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is not None:
             return dir_fd
+        made = False
         with suppress(FileExistsError):
             os.mkdir(f"{self._root}/{brief_id}")
             if durable:
                 _fsync_dir(self.data_dir)
+                made = True
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is None:  # pragma: no cover - removed again at once by someone else
             raise CorruptDocumentError(self.data_dir / brief_id, "vanished while being created")
+        if made:
+            info = os.fstat(dir_fd)
+            self._remember_durable((info.st_dev, info.st_ino), info.st_ctime_ns)
         return dir_fd
 
     def _forget(self, brief_id: str, version: int) -> None:
@@ -1314,10 +1326,11 @@ def _name_document(exc: OSError, directory: str, name: str) -> None:
     to the person who asked for the document to be written.
     """
     named = exc.filename
-    if named is None or (isinstance(named, str) and is_temporary(os.path.basename(named))):
+    temporary = isinstance(named, str) and is_temporary(os.path.basename(named))
+    if named is None or (temporary and exc.filename2 is None):
         exc.filename = os.path.join(directory, name)
-        exc.filename2 = None
     elif isinstance(named, str) and not os.path.isabs(named):
+        # A link or rename names both ends: the temporary file, and the document.
         exc.filename = os.path.join(directory, named)
     if isinstance(exc.filename2, str) and not os.path.isabs(exc.filename2):
         exc.filename2 = os.path.join(directory, exc.filename2)
@@ -1593,7 +1606,9 @@ def _wait_for_flock(fd: int, timeout: float, key: str, mode: int) -> bool:
 
     threading.Thread(target=wait, name="strategystore-lock-wait", daemon=True).start()
     try:
-        granted.wait(None if timeout == float("inf") else timeout)
+        # Event.wait refuses timeouts past threading.TIMEOUT_MAX (some 292
+        # years); a wait that long is a wait for as long as it takes.
+        granted.wait(None if timeout >= threading.TIMEOUT_MAX else timeout)
     except BaseException:
         give_up()
         if not abandoned:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -736,3 +737,32 @@ def test_ctrl_c_while_waiting_for_the_data_directory_releases_the_briefs_lock(
         os.close(blocker)
     other = FileStore(store.data_dir, lock_timeout=1.0)
     assert other.create_next("acme").version == 2
+
+
+def test_a_lock_timeout_beyond_what_a_wait_can_take_waits_as_long_as_it_takes(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", lock_timeout=1e10)
+    store.create_next("acme")
+    holder = FileStore(store.data_dir)
+    done: list[object] = []
+    with holder._locked("acme"):
+        writer = threading.Thread(target=lambda: done.append(store.create_next("acme").version))
+        writer.start()
+        time.sleep(0.3)  # the writer waits for the lock now
+    writer.join(timeout=30)
+    assert done == [2]
+
+
+def test_an_error_a_write_names_no_file_for_is_named_after_the_document(
+    file_store: FileStore,
+) -> None:
+    def full(step: str, path: Path) -> None:
+        if step == "write":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    file_store._io_hook = full
+    with pytest.raises(OSError, match="No space left") as failed:
+        file_store.create_next("acme")
+    path = file_store.data_dir / "acme" / "1.json"
+    assert str(failed.value) == f"[Errno 28] No space left on device: '{path}'"

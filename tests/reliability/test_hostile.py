@@ -547,6 +547,9 @@ BROKEN: dict[str, bytes] = {
     "trailing garbage": _GOOD + b"garbage",
     "two documents": _GOOD + _GOOD,
     "deeply nested": b'{"metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "padded with blank lines": _GOOD.replace(
+        b'  "brief_id"', b"\n" * 300_000 + b'  "brief_id"'
+    ).replace(b'"version": 1', b'"version": "one"'),
     # Written at test time, not built here: see _content.
     "huge": b"",
 }

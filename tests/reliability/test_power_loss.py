@@ -229,3 +229,31 @@ def test_a_failed_import_leaves_no_empty_brief_directory(
         "fresh-a",
         "strategystore.json",
     ]
+
+
+def test_a_brief_directory_removed_and_made_again_by_another_writer_is_made_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    store = FileStore(data)
+    for round_no in range(scaled(5)):
+        store.save(make_doc("acme", 1))  # this store now knows acme/ durable
+        inode = (data / "acme").stat().st_ino
+        FileStore(data).delete("acme", 1)  # the brief goes, its directory too
+        recorder = PowerLossRecorder(data)
+        with monkeypatch.context() as patch:
+            patch.setattr(strategystore.files, "os", recorder.os)
+            # Made again by a writer that never makes it durable, often with
+            # the inode number the old directory had.
+            FileStore(data, durable=False).save(make_doc("acme", 1))
+            recorder.begin()
+            store.save(make_doc("acme", 2))
+            recorder.acknowledge()
+        survivors = recorder.cuts[-1].strict
+        assert survivors.get("acme/2.json") == make_doc("acme", 2).to_json_bytes(), round_no
+        count(
+            "power: saves into a directory made again under the same inode",
+            inode == (data / "acme").stat().st_ino,
+        )
+        FileStore(data).delete("acme", 2)
+        FileStore(data).delete("acme", 1)
