@@ -11,6 +11,7 @@ construction, and the parity tests check that they do.
 from __future__ import annotations
 
 import abc
+import contextlib
 import itertools
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -563,14 +564,15 @@ class BaseStore(abc.ABC):
                 return found[0]
             if tries % _LOCK_FREE_TRIES:
                 continue
-            try:
-                with self._locked(brief_id):
-                    versions = sorted(self._versions(brief_id), reverse=True)
-                    return pick(versions, lambda version: self._read(brief_id, version))
-            except (LockTimeoutError, OSError):
-                # No lock to be had (a read-only directory, a stuck writer):
-                # go on without it, as a reader must still answer.
-                continue
+            with contextlib.ExitStack() as held:
+                try:
+                    held.enter_context(self._locked(brief_id))
+                except (StrategyStoreError, OSError):
+                    # No lock to be had (a read-only directory, a stuck
+                    # writer): go on without it, as a reader must still answer.
+                    continue
+                versions = sorted(self._versions(brief_id), reverse=True)
+                return pick(versions, lambda version: self._read(brief_id, version))
 
     def _lock_free_read(
         self, brief_id: str, pick: Callable[[list[int], _Loader], _T]

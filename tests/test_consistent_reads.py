@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from strategystore import FileStore, LockTimeoutError, Status
+from strategystore import CorruptDocumentError, FileStore, LockTimeoutError, Status
 from strategystore.store import BaseStore
 from tests.conftest import T0, make_doc
 
@@ -235,3 +235,29 @@ def test_a_listing_read_spoilt_by_every_write_is_made_under_the_lock_in_the_end(
     reader.join(timeout=30)
     assert not reader.is_alive(), "the reader never got an answer"
     assert answers == [[3, 2, 1]]
+
+
+def test_a_listing_read_answers_when_the_lock_cannot_be_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    for version in (1, 2):
+        store.create(make_doc("acme", version))
+    other = FileStore(store.data_dir, durable=False)
+    real_load = store._load
+    spoilt = [0]
+
+    def load(brief_id: str, version: int) -> object:
+        found = real_load(brief_id, version)
+        if spoilt[0] < 20:  # spoil more tries than are made before the lock
+            spoilt[0] += 1
+            other.save(make_doc("acme", 1, metadata={"write": spoilt[0]}))
+        return found
+
+    def no_lock(brief_id: str) -> object:
+        raise CorruptDocumentError(store.data_dir / ".locks", "is a symbolic link")
+
+    monkeypatch.setattr(store, "_load", load)
+    monkeypatch.setattr(store, "_locked", no_lock)
+    assert [doc.version for doc in store.list_versions_by_brief("acme")] == [2, 1]
+    assert spoilt[0] == 20
