@@ -34,6 +34,8 @@ from strategystore.models import MAX_VERSION, check_brief_id
 
 __all__ = ["DataDirCheck", "Finding"]
 
+#: How long check waits for a brief's lock to judge its temporary files.
+_LOCK_WAIT = 0.5
 _NUMBERED_NAME = re.compile(r"([0-9]+)\.json", re.IGNORECASE)
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _LINK_ADVICE = (
@@ -328,11 +330,20 @@ class DataDirCheck:
             # Whatever is left while we hold the lock, by no live process, is
             # stale. The findings are reported once the lock is released, so
             # a slow reader of this output never holds up a writer.
-            with self._store._locked(brief_id):
+            with self._store._locked(brief_id, timeout=_LOCK_WAIT):
                 for name in names:
                     findings.extend(self._check_temporary(directory / name))
         except LockTimeoutError:
-            # A live writer holds the lock: its temporary file is in use.
+            # A writer holds the lock (its temporary file is in use), or
+            # writers kept the lock file from being made: say so, never that
+            # nothing is there.
+            for name in names:
+                yield Finding(
+                    directory / name,
+                    "temporary file; a writer is busy with this brief, so whether it is "
+                    "stale cannot be told now: run check again later",
+                    note=True,
+                )
             return
         except (StrategyStoreError, OSError) as exc:
             for name in names:

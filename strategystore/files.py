@@ -1042,10 +1042,10 @@ class FileStore(BaseStore):
 
     # -- primitives: locking -------------------------------------------------
 
-    def _locked(self, brief_id: str) -> _BriefLock:
-        return _BriefLock(self, brief_id.lower() + ".lock")
+    def _locked(self, brief_id: str, timeout: float | None = None) -> _BriefLock:
+        return _BriefLock(self, brief_id.lower() + ".lock", timeout)
 
-    def _take_lock(self, name: str) -> tuple[int, int]:
+    def _take_lock(self, name: str, timeout: float | None = None) -> tuple[int, int]:
         """Hold ``.locks/<name>``; returns its descriptor and the data directory's.
 
         Lock files hold no data, so anyone may remove them (``git clean -X``
@@ -1061,7 +1061,7 @@ class FileStore(BaseStore):
         lock, so that wait ends with the critical sections already begun.
         """
         path = f"{self._root}/{LOCKS_DIR}/{name}"
-        deadline = time.monotonic() + self.lock_timeout
+        deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
         while True:
             fd = self._open_lock_file(name, deadline)
             # On False or an exception, _acquire has disposed of the descriptor.
@@ -1078,7 +1078,7 @@ class FileStore(BaseStore):
                 _close_lock(fd)
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             try:
-                if _is_lock_at(fd, path):
+                if _is_lock_at(fd, path, name):
                     return fd, root_fd
             except BaseException:
                 _close_lock(fd)
@@ -1112,9 +1112,26 @@ class FileStore(BaseStore):
         except FileNotFoundError:
             pass
         else:
-            if _is_marked(fd):
+            if _is_marked(fd, name):
                 return fd
             _close_lock(fd)  # made by hand (touched, copied back): adopt it first
+        while True:
+            made = self._make_lock_file(name, deadline)
+            if made is not None:
+                return made
+            if _left(deadline) <= 0:
+                raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
+            # A holder is slow (a long fsync, a stopped process): open the
+            # gate for as long again, so writers of other briefs go on.
+            time.sleep(min(_GATE_SLICE, _left(deadline)))
+
+    def _make_lock_file(self, name: str, deadline: float) -> int | None:
+        """Make (or adopt) the lock file under the exclusive lock; ``None`` if a slice ran out.
+
+        The gate stays closed for at most ``_GATE_SLICE`` seconds: writers in
+        flight have finished by then unless one is stuck, and one stuck
+        writer must not hold up the writers of every other brief.
+        """
         gate = self._open_gate()
         # On False or an exception the descriptor is no longer this thread's.
         if gate is not None and not _acquire(gate, _left(deadline), f"{self._root}/{MARKER_NAME}"):
@@ -1123,8 +1140,8 @@ class FileStore(BaseStore):
             root_fd = _open_registered(self._root, _ROOT_FLAGS)
             # Exclusive: no writer is between proving its lock file and
             # releasing it, so none can be holding a file this replaces.
-            if not _acquire(root_fd, _left(deadline), self._root):
-                raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
+            if not _acquire(root_fd, min(_left(deadline), _GATE_SLICE), self._root):
+                return None
             try:
                 while True:
                     self._make_locks_dir()
@@ -1132,7 +1149,7 @@ class FileStore(BaseStore):
                         fd = self._open_in_locks(name, create=True)
                         break
                 try:
-                    _mark(fd)
+                    _mark(fd, name)
                 except BaseException:
                     _close_lock(fd)
                     raise
@@ -1177,53 +1194,64 @@ class FileStore(BaseStore):
 class _BriefLock:
     """A brief's lock held for a ``with`` block (see ``FileStore._take_lock``)."""
 
-    __slots__ = ("_fds", "_name", "_store")
+    __slots__ = ("_fds", "_name", "_store", "_timeout")
 
-    def __init__(self, store: FileStore, name: str) -> None:
+    def __init__(self, store: FileStore, name: str, timeout: float | None) -> None:
         self._store = store
         self._name = name
+        self._timeout = timeout
         self._fds = (-1, -1)
 
     def __enter__(self) -> None:
-        self._fds = self._store._take_lock(self._name)
+        self._fds = self._store._take_lock(self._name, self._timeout)
 
     def __exit__(self, *exc_info: object) -> None:
         # The write is complete by now, and closing the descriptor drops the
         # flock even when close reports an error: neither may leave the brief
         # locked or make a finished write look failed.
-        hook = self._store._io_hook
-        if hook is not None:
-            with suppress(OSError):
-                hook("lock-release", self._store.data_dir / LOCKS_DIR / self._name)
-        _close_lock(self._fds[0])
-        _close_lock(self._fds[1])
+        try:
+            hook = self._store._io_hook
+            if hook is not None:
+                with suppress(OSError):
+                    hook("lock-release", self._store.data_dir / LOCKS_DIR / self._name)
+        finally:
+            try:
+                _close_lock(self._fds[0])
+            finally:
+                _close_lock(self._fds[1])
 
 
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC
+#: The longest a writer making a lock file keeps the gate closed at a time.
+_GATE_SLICE = 0.05
 
 
 def _left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def _lock_mark(info: os.stat_result) -> bytes:
-    """What a lock file made by a store holds: its own device and inode."""
-    return f"{info.st_dev}:{info.st_ino}\n".encode()
+def _lock_mark(info: os.stat_result, name: str) -> bytes:
+    """What a lock file a store made holds: its own device, inode and name."""
+    return f"{info.st_dev}:{info.st_ino}:{name}\n".encode()
 
 
-def _is_marked(fd: int) -> bool:
-    """Whether a store made (or adopted) this lock file: a copy or a new file has another inode."""
-    return os.pread(fd, 64, 0) == _lock_mark(os.fstat(fd))
+def _is_marked(fd: int, name: str) -> bool:
+    """Whether a store made (or adopted) this lock file under this name.
+
+    A copy or a new file has another inode, and another brief's lock file
+    renamed into place another name.
+    """
+    return os.pread(fd, 256, 0) == _lock_mark(os.fstat(fd), name)
 
 
-def _mark(fd: int) -> None:
-    mark = _lock_mark(os.fstat(fd))
-    if os.pread(fd, 64, 0) != mark:
+def _mark(fd: int, name: str) -> None:
+    mark = _lock_mark(os.fstat(fd), name)
+    if os.pread(fd, 256, 0) != mark:
         os.ftruncate(fd, 0)
         os.pwrite(fd, mark, 0)
 
 
-def _is_lock_at(fd: int, path: str) -> bool:
+def _is_lock_at(fd: int, path: str, name: str) -> bool:
     """Whether the lock file open as ``fd`` is the one at ``path``, and a store's."""
     held = os.fstat(fd)
     try:
@@ -1232,7 +1260,7 @@ def _is_lock_at(fd: int, path: str) -> bool:
         return False
     if (held.st_dev, held.st_ino) != (there.st_dev, there.st_ino):
         return False
-    return os.pread(fd, 64, 0) == _lock_mark(held)
+    return os.pread(fd, 256, 0) == _lock_mark(held, name)
 
 
 #: How many decoded documents a FileStore keeps between reads, at most ...

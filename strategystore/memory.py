@@ -85,7 +85,7 @@ class MemoryStore(BaseStore):
             return self._stamps[(brief_id, version)]
 
     @contextmanager
-    def _locked(self, brief_id: str) -> Iterator[None]:
+    def _locked(self, brief_id: str, timeout: float | None = None) -> Iterator[None]:
         with self._mutex:
             yield
 

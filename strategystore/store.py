@@ -14,6 +14,7 @@ import abc
 import contextlib
 import itertools
 import os
+import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -58,8 +59,10 @@ ImportOutcome = Literal["written", "skipped", "refused"]
 _T = TypeVar("_T")
 _Loader = Callable[[int], "StrategyDocument | None"]
 
-#: Tries a listing read makes without the brief's lock before it waits for it.
+#: Tries a listing read makes without the brief's lock before it tries the lock.
 _LOCK_FREE_TRIES = 8
+#: How long such a read waits for the lock before it tries without it again.
+_READER_LOCK_WAIT = 0.05
 
 #: How many documents an import prepares and makes durable at a time.
 IMPORT_BATCH = 256
@@ -209,8 +212,11 @@ class BaseStore(abc.ABC):
         """Remove a stored document (and the brief, when it was the last)."""
 
     @abc.abstractmethod
-    def _locked(self, brief_id: str) -> AbstractContextManager[None]:
-        """Hold the brief's write lock (keyed on the case-folded id)."""
+    def _locked(self, brief_id: str, timeout: float | None = None) -> AbstractContextManager[None]:
+        """Hold the brief's write lock (keyed on the case-folded id).
+
+        ``timeout`` overrides the store's own wait for the lock, if it has one.
+        """
 
     @abc.abstractmethod
     def _case_variant(self, brief_id: str) -> str | None:
@@ -566,10 +572,13 @@ class BaseStore(abc.ABC):
                 continue
             with contextlib.ExitStack() as held:
                 try:
-                    held.enter_context(self._locked(brief_id))
+                    # Briefly: a reader slips in between writers, never queues behind them.
+                    held.enter_context(self._locked(brief_id, timeout=_READER_LOCK_WAIT))
                 except (StrategyStoreError, OSError):
                     # No lock to be had (a read-only directory, a stuck
-                    # writer): go on without it, as a reader must still answer.
+                    # writer): go on without it, as a reader must still
+                    # answer, leaving the writers a moment first.
+                    time.sleep(min(0.001 * tries, 0.05))
                     continue
                 versions = sorted(self._versions(brief_id), reverse=True)
                 return pick(versions, lambda version: self._read(brief_id, version))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -226,7 +229,32 @@ def test_repair_leaves_a_temporary_file_whose_writer_holds_the_lock(
         status, out = check(data_dir, capsys, "--repair")
     assert status == 0
     assert temp.exists()
-    assert str(temp) not in out
+    # Left alone, and said to be left alone rather than passed over in silence.
+    assert f"{temp}: note: temporary file; a writer is busy with this brief" in out
+
+
+def test_a_temporary_file_in_a_brief_without_a_lock_file_is_judged_while_others_write(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    temp = _stale_temporary(data_dir)
+    shutil.rmtree(data_dir / ".locks")  # a fresh clone: no lock file yet
+    writer = FileStore(data_dir)
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            writer.save(make_doc("zeta", 1, metadata={"n": time.monotonic()}))
+
+    busy = threading.Thread(target=write)
+    busy.start()
+    try:
+        status, out = check(data_dir, capsys, "--repair")
+    finally:
+        stop.set()
+        busy.join(timeout=30)
+    assert status == 0
+    assert not temp.exists(), out
+    assert f"{temp}: note: removed stale temporary file" in out
 
 
 def test_a_temporary_file_in_a_directory_with_a_broken_marker_is_left_alone(

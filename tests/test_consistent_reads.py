@@ -254,7 +254,7 @@ def test_a_listing_read_answers_when_the_lock_cannot_be_taken(
             other.save(make_doc("acme", 1, metadata={"write": spoilt[0]}))
         return found
 
-    def no_lock(brief_id: str) -> object:
+    def no_lock(brief_id: str, timeout: float | None = None) -> object:
         raise CorruptDocumentError(store.data_dir / ".locks", "is a symbolic link")
 
     monkeypatch.setattr(store, "_load", load)

@@ -766,3 +766,51 @@ def test_an_error_a_write_names_no_file_for_is_named_after_the_document(
         file_store.create_next("acme")
     path = file_store.data_dir / "acme" / "1.json"
     assert str(failed.value) == f"[Errno 28] No space left on device: '{path}'"
+
+
+def test_another_briefs_lock_file_renamed_into_place_does_not_let_a_second_writer_in(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    store.create_next("acme")
+    store.create_next("beta")
+    locks = store.data_dir / ".locks"
+    other = FileStore(store.data_dir, durable=False, lock_timeout=0.3)
+    with store._locked("acme"):
+        os.replace(locks / "beta.lock", locks / "acme.lock")  # by hand, while acme is held
+        with pytest.raises(LockTimeoutError):
+            other.create_next("acme")
+    assert other.create_next("acme").version == 2
+
+
+def test_one_stuck_writer_does_not_hold_up_the_writers_of_other_briefs(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    for brief in ("stuck", "other"):
+        store.create_next(brief)
+    released = threading.Event()
+    held = threading.Event()
+
+    def stuck() -> None:
+        with FileStore(store.data_dir)._locked("stuck"):
+            held.set()
+            released.wait(10)
+
+    def fresh() -> None:
+        # Makes a new brief's lock file, so waits for the stuck writer.
+        with contextlib.suppress(LockTimeoutError):
+            FileStore(store.data_dir, lock_timeout=2.0).create_next("fresh")
+
+    holder = threading.Thread(target=stuck)
+    holder.start()
+    held.wait(10)
+    maker = threading.Thread(target=fresh)
+    maker.start()
+    time.sleep(0.2)
+    try:
+        for _ in range(5):
+            FileStore(store.data_dir, lock_timeout=1.0).create_next("other")
+    finally:
+        released.set()
+        holder.join(timeout=10)
+        maker.join(timeout=10)
+    assert store.list_version_numbers("other")[0] == 6
