@@ -729,9 +729,8 @@ class FileStore(BaseStore):
                 exclusive=exclusive,
                 durable=durable,
                 staged=self._still_staged(dir_fd, staged),
+                then=lambda: self._make_path_durable(dir_fd, before),
             )
-            if durable:
-                self._make_path_durable(dir_fd, before)
         except OSError as exc:
             _name_document(exc, where, f"{doc.version}.json")
             raise
@@ -871,13 +870,16 @@ class FileStore(BaseStore):
         durable: bool,
         missing_ok: bool = False,
         staged: str | None = None,
+        then: Callable[[], None] | None = None,
     ) -> None:
         """Write ``data`` to ``name`` in the directory ``dir_fd`` (at ``where``) atomically.
 
         The proven order: temporary file, write, fsync, link or replace, fsync
         of the directory. When that last fsync fails the previous state is put
         back, so a write that raises has changed nothing. ``staged`` names a
-        temporary file already holding ``data`` durably (see ``_stage``).
+        temporary file already holding ``data`` durably (see ``_stage``);
+        ``then`` runs after the directory fsync, and its failure is undone the
+        same way (the directories above, made durable).
         """
         hook = self._io_hook
         # Even a write made durable later (an import) has its data durable
@@ -919,6 +921,8 @@ class FileStore(BaseStore):
                     if hook is not None:
                         hook("dir-fsync", Path(where))
                     os.fsync(dir_fd)
+                    if then is not None:
+                        then()
                 except OSError:
                     if published:
                         _restore(dir_fd, name, backup)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import strategystore.files
 from strategystore import (
     ConfigurationError,
     CorruptDocumentError,
@@ -814,3 +815,26 @@ def test_one_stuck_writer_does_not_hold_up_the_writers_of_other_briefs(tmp_path:
         holder.join(timeout=10)
         maker.join(timeout=10)
     assert store.list_version_numbers("other")[0] == 6
+
+
+def test_a_failed_fsync_of_the_data_directory_leaves_the_previous_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data")
+    store.create_next("acme")
+    other = FileStore(store.data_dir)
+    other.create_next("acme")  # another writer touched acme/: the next write syncs the root
+    before = sorted(p.name for p in (store.data_dir / "acme").iterdir())
+    real = strategystore.files._fsync_dir
+
+    def failing(path: Path) -> None:
+        if Path(path) == store.data_dir:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        real(path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(strategystore.files, "_fsync_dir", failing)
+        with pytest.raises(OSError, match="Input/output error"):
+            store.create_next("acme")
+    assert sorted(p.name for p in (store.data_dir / "acme").iterdir()) == before
+    assert store.create_next("acme").version == 3
