@@ -39,6 +39,15 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
+from strategystore._locks import (
+    acquire,
+    close_lock,
+    is_lock_at,
+    is_marked,
+    mark,
+    open_registered,
+    time_left,
+)
 from strategystore.errors import (
     CorruptDocumentError,
     LockTimeoutError,
@@ -1068,44 +1077,44 @@ class FileStore(BaseStore):
         deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
         while True:
             fd = self._open_lock_file(name, deadline)
-            # On False or an exception, _acquire has disposed of the descriptor.
-            if not _acquire(fd, _left(deadline), path):
+            # On False or an exception, acquire has disposed of the descriptor.
+            if not acquire(fd, time_left(deadline), path):
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             try:
                 self._pass_gate(name, deadline)
-                root_fd = _open_registered(self._root, _ROOT_FLAGS)
-                shared = _acquire(root_fd, _left(deadline), self._root, fcntl.LOCK_SH)
+                root_fd = open_registered(self._root, _ROOT_FLAGS)
+                shared = acquire(root_fd, time_left(deadline), self._root, fcntl.LOCK_SH)
             except BaseException:
-                _close_lock(fd)  # interrupted (Ctrl-C), or timed out, holding the brief's lock
+                close_lock(fd)  # interrupted (Ctrl-C), or timed out, holding the brief's lock
                 raise
             if not shared:
-                _close_lock(fd)
+                close_lock(fd)
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             try:
-                if _is_lock_at(fd, path, name):
+                if is_lock_at(fd, path, name):
                     return fd, root_fd
             except BaseException:
-                _close_lock(fd)
-                _close_lock(root_fd)
+                close_lock(fd)
+                close_lock(root_fd)
                 raise
             # Removed or replaced while this writer waited for it: lock the
             # file that is there now.
-            _close_lock(fd)
-            _close_lock(root_fd)
+            close_lock(fd)
+            close_lock(root_fd)
 
     def _pass_gate(self, name: str, deadline: float) -> None:
         """Wait while a writer is making a lock file (it holds the gate exclusively)."""
         gate = self._open_gate()
         if gate is None:
             return
-        if not _acquire(gate, _left(deadline), f"{self._root}/{MARKER_NAME}", fcntl.LOCK_SH):
+        if not acquire(gate, time_left(deadline), f"{self._root}/{MARKER_NAME}", fcntl.LOCK_SH):
             raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
-        _close_lock(gate)
+        close_lock(gate)
 
     def _open_gate(self) -> int | None:
         """A descriptor of the marker file, the gate; ``None`` if it cannot be opened."""
         try:
-            return _open_registered(f"{self._root}/{MARKER_NAME}", _READ_FLAGS)
+            return open_registered(f"{self._root}/{MARKER_NAME}", _READ_FLAGS)
         except OSError:
             return None  # the gate only makes waits fair; the data directory's lock is the proof
 
@@ -1116,18 +1125,18 @@ class FileStore(BaseStore):
         except FileNotFoundError:
             pass
         else:
-            if _is_marked(fd, name):
+            if is_marked(fd, name):
                 return fd
-            _close_lock(fd)  # made by hand (touched, copied back): adopt it first
+            close_lock(fd)  # made by hand (touched, copied back): adopt it first
         while True:
             made = self._make_lock_file(name, deadline)
             if made is not None:
                 return made
-            if _left(deadline) <= 0:
+            if time_left(deadline) <= 0:
                 raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
             # A holder is slow (a long fsync, a stopped process): open the
             # gate for as long again, so writers of other briefs go on.
-            time.sleep(min(_GATE_SLICE, _left(deadline)))
+            time.sleep(min(_GATE_SLICE, time_left(deadline)))
 
     def _make_lock_file(self, name: str, deadline: float) -> int | None:
         """Make (or adopt) the lock file under the exclusive lock; ``None`` if a slice ran out.
@@ -1138,13 +1147,15 @@ class FileStore(BaseStore):
         """
         gate = self._open_gate()
         # On False or an exception the descriptor is no longer this thread's.
-        if gate is not None and not _acquire(gate, _left(deadline), f"{self._root}/{MARKER_NAME}"):
+        if gate is not None and not acquire(
+            gate, time_left(deadline), f"{self._root}/{MARKER_NAME}"
+        ):
             raise LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.lock_timeout)
         try:
-            root_fd = _open_registered(self._root, _ROOT_FLAGS)
+            root_fd = open_registered(self._root, _ROOT_FLAGS)
             # Exclusive: no writer is between proving its lock file and
             # releasing it, so none can be holding a file this replaces.
-            if not _acquire(root_fd, min(_left(deadline), _GATE_SLICE), self._root):
+            if not acquire(root_fd, min(time_left(deadline), _GATE_SLICE), self._root):
                 return None
             try:
                 while True:
@@ -1153,16 +1164,16 @@ class FileStore(BaseStore):
                         fd = self._open_in_locks(name, create=True)
                         break
                 try:
-                    _mark(fd, name)
+                    mark(fd, name)
                 except BaseException:
-                    _close_lock(fd)
+                    close_lock(fd)
                     raise
                 return fd
             finally:
-                _close_lock(root_fd)
+                close_lock(root_fd)
         finally:
             if gate is not None:
-                _close_lock(gate)
+                close_lock(gate)
 
     def _make_locks_dir(self) -> None:
         with suppress(FileExistsError):
@@ -1179,7 +1190,7 @@ class FileStore(BaseStore):
             raise self._not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
         try:
             flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | _O_CLOEXEC
-            fd = _open_registered(name, flags | (os.O_CREAT if create else 0), dir_fd=dir_fd)
+            fd = open_registered(name, flags | (os.O_CREAT if create else 0), dir_fd=dir_fd)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -1190,7 +1201,7 @@ class FileStore(BaseStore):
         finally:
             os.close(dir_fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            _close_lock(fd)
+            close_lock(fd)
             raise CorruptDocumentError(path, "is not a regular file; remove it")
         return fd
 
@@ -1220,51 +1231,14 @@ class _BriefLock:
                     hook("lock-release", self._store.data_dir / LOCKS_DIR / self._name)
         finally:
             try:
-                _close_lock(self._fds[0])
+                close_lock(self._fds[0])
             finally:
-                _close_lock(self._fds[1])
+                close_lock(self._fds[1])
 
 
 _ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC
 #: The longest a writer making a lock file keeps the gate closed at a time.
 _GATE_SLICE = 0.05
-
-
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
-
-
-def _lock_mark(info: os.stat_result, name: str) -> bytes:
-    """What a lock file a store made holds: its own device, inode and name."""
-    return f"{info.st_dev}:{info.st_ino}:{name}\n".encode()
-
-
-def _is_marked(fd: int, name: str) -> bool:
-    """Whether a store made (or adopted) this lock file under this name.
-
-    A copy or a new file has another inode, and another brief's lock file
-    renamed into place another name.
-    """
-    return os.pread(fd, 256, 0) == _lock_mark(os.fstat(fd), name)
-
-
-def _mark(fd: int, name: str) -> None:
-    mark = _lock_mark(os.fstat(fd), name)
-    if os.pread(fd, 256, 0) != mark:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, mark, 0)
-
-
-def _is_lock_at(fd: int, path: str, name: str) -> bool:
-    """Whether the lock file open as ``fd`` is the one at ``path``, and a store's."""
-    held = os.fstat(fd)
-    try:
-        there = os.lstat(path)
-    except OSError:
-        return False
-    if (held.st_dev, held.st_ino) != (there.st_dev, there.st_ino):
-        return False
-    return os.pread(fd, 256, 0) == _lock_mark(held, name)
 
 
 #: How many decoded documents a FileStore keeps between reads, at most ...
@@ -1495,161 +1469,3 @@ def _fsync_dir(path: Path) -> None:
         raise
     finally:
         os.close(fd)
-
-
-#: Lock descriptors this process holds or waits with. flock belongs to the open
-#: file description, which a forked child shares, so the child closes its
-#: copies: otherwise it would keep the parent's lock alive for its whole life.
-_LOCK_FDS: set[int] = set()
-_LOCK_FDS_GUARD = threading.Lock()
-#: Lock files with a waiting thread left behind by a timeout, and how many.
-_STUCK: dict[str, int] = {}
-
-
-def _open_registered(path: str, flags: int, *, dir_fd: int | None = None) -> int:
-    """``os.open`` a descriptor that may come to hold a flock, registered for fork.
-
-    Opening and registering happen under the guard that ``fork`` takes too,
-    so no child is ever forked between the two with an unregistered copy.
-    """
-    with _LOCK_FDS_GUARD:
-        fd = os.open(path, flags, 0o666, dir_fd=dir_fd)
-        _LOCK_FDS.add(fd)
-    return fd
-
-
-def _before_fork() -> None:
-    _LOCK_FDS_GUARD.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _LOCK_FDS_GUARD.release()
-
-
-def _close_inherited_locks() -> None:
-    global _LOCK_FDS_GUARD  # noqa: PLW0603 - a fresh guard for the child's only thread
-    _LOCK_FDS_GUARD = threading.Lock()
-    for fd in _LOCK_FDS:
-        with suppress(OSError):
-            os.close(fd)
-    _LOCK_FDS.clear()
-    _STUCK.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    # The guard is held across fork, so a child never sees a descriptor
-    # opened but not yet registered, or unregistered but not yet closed.
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_close_inherited_locks,
-    )
-
-
-def _close_lock(fd: int) -> None:
-    """Close a registered lock descriptor, which releases its flock; once only."""
-    with _LOCK_FDS_GUARD:
-        if fd not in _LOCK_FDS:
-            return  # closed in a forked child already
-        _LOCK_FDS.discard(fd)
-        with suppress(OSError):
-            os.close(fd)
-
-
-def _acquire(fd: int, timeout: float, key: str, mode: int = fcntl.LOCK_EX) -> bool:
-    """Take a flock (exclusive unless ``mode`` says ``LOCK_SH``) on ``fd`` within ``timeout`` s.
-
-    Returns ``True`` with the lock held, or ``False`` on timeout. On
-    ``False`` or an exception ``fd`` is no longer the caller's: it is closed,
-    or a waiting thread closes it once its blocked ``flock`` returns.
-    """
-    try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pass
-    except BaseException:
-        _close_lock(fd)
-        raise
-    else:
-        return True
-    if timeout <= 0:
-        _close_lock(fd)
-        return False
-    if _STUCK.get(key):
-        # A thread already waits on this lock for a caller that gave up: the
-        # holder is slow or stuck, so poll rather than add a thread per retry.
-        return _poll_for_flock(fd, timeout, mode)
-    return _wait_for_flock(fd, timeout, key, mode)
-
-
-def _poll_for_flock(fd: int, timeout: float, mode: int) -> bool:
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    _close_lock(fd)
-                    return False
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, 0.05)
-            else:
-                return True
-    except BaseException:
-        _close_lock(fd)
-        raise
-
-
-def _wait_for_flock(fd: int, timeout: float, key: str, mode: int) -> bool:
-    # A blocking flock in a helper thread hands the lock over the moment its
-    # holder releases it, with no polling; the caller waits on an event that
-    # can time out, which flock itself cannot.
-    granted = threading.Event()
-    guard = threading.Lock()
-    abandoned = False
-    failures: list[OSError] = []
-
-    def wait() -> None:
-        try:
-            fcntl.flock(fd, mode)
-        except OSError as exc:
-            failures.append(exc)
-        with guard:
-            if not abandoned:
-                granted.set()
-                return
-        _close_lock(fd)
-        with _LOCK_FDS_GUARD:
-            if _STUCK.get(key, 0) > 1:
-                _STUCK[key] -= 1
-            else:
-                _STUCK.pop(key, None)
-
-    def give_up() -> None:
-        nonlocal abandoned
-        with guard:
-            abandoned = not granted.is_set()
-            if abandoned:  # counted before the waiter can see it and count down
-                with _LOCK_FDS_GUARD:
-                    _STUCK[key] = _STUCK.get(key, 0) + 1
-
-    threading.Thread(target=wait, name="strategystore-lock-wait", daemon=True).start()
-    try:
-        # Event.wait refuses timeouts past threading.TIMEOUT_MAX (some 292
-        # years); a wait that long is a wait for as long as it takes.
-        granted.wait(None if timeout >= threading.TIMEOUT_MAX else timeout)
-    except BaseException:
-        give_up()
-        if not abandoned:
-            _close_lock(fd)  # interrupted (Ctrl-C) just as the lock was granted
-        raise
-    give_up()
-    if abandoned:
-        return False
-    if failures:
-        _close_lock(fd)
-        raise failures[0]
-    return True
