@@ -29,6 +29,7 @@ from strategystore.files import (
     decode_document_file,
     document_version,
     is_temporary,
+    read_all,
 )
 from strategystore.models import MAX_VERSION, check_brief_id
 
@@ -292,7 +293,7 @@ class DataDirCheck:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 kind = "a directory" if os.path.isdir(path) else "not a regular file"
                 return [Finding(path, f"is {kind}, where a document belongs; remove it")]
-            data = _read_all(fd)
+            data = read_all(fd)
         except OSError as exc:
             return [Finding(path, f"cannot be read: {exc.strerror}")]
         finally:
@@ -439,10 +440,3 @@ def _misnamed(number: int, present: set[str]) -> str:
             "exists too; keep one of them"
         )
     return f"not a document: versions are named in plain decimal; rename it to {canonical}"
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 16):
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -443,7 +443,7 @@ class FileStore(BaseStore):
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return
-            present = _read_all(fd, 0)
+            present = read_all(fd, 0)
         finally:
             os.close(fd)
         have = {line.strip() for line in present.splitlines()}
@@ -550,7 +550,7 @@ class FileStore(BaseStore):
             if not stat.S_ISREG(info.st_mode):
                 path = self.data_dir / brief_id / name
                 raise CorruptDocumentError(path, "is not a regular file; remove it")
-            return _read_all(fd, info.st_size), _identity(info)
+            return read_all(fd, info.st_size), _identity(info)
         finally:
             os.close(fd)
 
@@ -761,7 +761,7 @@ class FileStore(BaseStore):
         key = (before.st_dev, before.st_ino)
         if self._durable_dirs.get(key) != before.st_ctime_ns:
             if not self._root_durable:
-                _fsync_dir_if_readable(self.data_dir.parent)
+                _fsync_dir(self.data_dir.parent, if_readable=True)
                 self._root_durable = True
             _fsync_dir(self.data_dir)
         self._remember_durable(key, os.fstat(dir_fd).st_ctime_ns)
@@ -802,10 +802,12 @@ class FileStore(BaseStore):
                 os.rmdir(f"{self._root}/{brief_id}")
 
     def _stage_one(self, doc: StrategyDocument, data: bytes, created: list[str]) -> object:
+        """Write ``doc`` to a temporary file beside its name.
+
+        Brief directories this makes are added to ``created``.
+        """
         try:
-            if not self._has_brief_dir(doc.brief_id):
-                created.append(doc.brief_id)
-            dir_fd = self._make_brief_dir(doc.brief_id, durable=False)
+            dir_fd = self._make_brief_dir(doc.brief_id, durable=False, made=created)
         except CorruptDocumentError:
             return None  # refused when its turn comes, under the lock
         try:
@@ -978,27 +980,25 @@ class FileStore(BaseStore):
             raise
         return temp
 
-    def _has_brief_dir(self, brief_id: str) -> bool:
-        dir_fd = self._open_brief_dir(brief_id)
-        if dir_fd is None:
-            return False
-        os.close(dir_fd)
-        return True
-
-    def _make_brief_dir(self, brief_id: str, *, durable: bool) -> int:
+    def _make_brief_dir(
+        self, brief_id: str, *, durable: bool, made: list[str] | None = None
+    ) -> int:
+        """A descriptor of the brief's directory, made if missing (and then named in ``made``)."""
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is not None:
             return dir_fd
-        made = False
+        synced = False
         with suppress(FileExistsError):
             os.mkdir(f"{self._root}/{brief_id}")
+            if made is not None:
+                made.append(brief_id)
             if durable:
                 _fsync_dir(self.data_dir)
-                made = True
+                synced = True
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is None:  # pragma: no cover - removed again at once by someone else
             raise CorruptDocumentError(self.data_dir / brief_id, "vanished while being created")
-        if made:
+        if synced:
             info = os.fstat(dir_fd)
             self._remember_durable((info.st_dev, info.st_ino), info.st_ctime_ns)
         return dir_fd
@@ -1315,7 +1315,8 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def _read_all(fd: int, size: int) -> bytes:
+def read_all(fd: int, size: int = 0) -> bytes:
+    """Everything left to read from ``fd``; ``size`` is how much is expected (a hint)."""
     chunks: list[bytes] = []
     while True:
         chunk = os.read(fd, max(size + 1, 65536))
@@ -1448,20 +1449,17 @@ def _fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def _fsync_dir_if_readable(path: Path) -> None:
-    """fsync a directory outside the data directory, which may not be open to this user."""
+def _fsync_dir(path: Path, *, if_readable: bool = False) -> None:
+    """fsync a directory; with ``if_readable``, skip one this user may not open.
+
+    That is for directories outside the data directory, such as its parent.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
     except PermissionError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _O_CLOEXEC)
+        if if_readable:
+            return
+        raise
     try:
         os.fsync(fd)
     except OSError as exc:

@@ -28,17 +28,20 @@ def _other(store: BaseStore) -> BaseStore:
     return store
 
 
-def _after_first_read(
-    store: BaseStore, act: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+def _before_read(
+    store: BaseStore,
+    act: Callable[[], object],
+    monkeypatch: pytest.MonkeyPatch,
+    version: int | None = None,
 ) -> None:
-    """Run ``act`` once, just before the store's first document read."""
+    """Run ``act`` once, just before the store's first read (of ``version``, if given)."""
     real = store._load
     pending = [act]
 
-    def load(brief_id: str, version: int) -> object:
-        if pending:
+    def load(brief_id: str, read: int) -> object:
+        if pending and version in (None, read):
             pending.pop()()
-        return real(brief_id, version)
+        return real(brief_id, read)
 
     monkeypatch.setattr(store, "_load", load)
 
@@ -54,7 +57,7 @@ def test_get_latest_never_returns_a_version_after_a_newer_one_was_created(
         other.create_next("acme", now=T0)
         other.reject("acme", 3, now=T0)
 
-    _after_first_read(store, race, monkeypatch)
+    _before_read(store, race, monkeypatch)
     latest = store.get_latest("acme")
     assert latest is not None
     # Version 3 rejected was never the latest: by then version 4 existed.
@@ -67,15 +70,12 @@ def test_list_versions_by_brief_shows_one_moment_of_the_brief(
     for version in (1, 2, 3):
         store.create(make_doc("acme", version))
     other = _other(store)
-    real = store._load
-    pending = [lambda: (other.approve("acme", 3, now=T0), other.approve("acme", 2, now=T0))]
 
-    def load(brief_id: str, version: int) -> object:
-        if version == 2 and pending:  # version 3 has been read as a draft
-            pending.pop()()
-        return real(brief_id, version)
+    def race() -> None:  # version 3 has been read as a draft
+        other.approve("acme", 3, now=T0)
+        other.approve("acme", 2, now=T0)
 
-    monkeypatch.setattr(store, "_load", load)
+    _before_read(store, race, monkeypatch, version=2)
     statuses = [doc.status for doc in store.list_versions_by_brief("acme")]
     # 3 draft with 2 approved never existed: 3 was approved first.
     assert statuses == [Status.APPROVED, Status.APPROVED, Status.DRAFT]
@@ -91,7 +91,7 @@ def test_get_latest_with_a_status_sees_one_moment_of_the_brief(
     def race() -> None:
         other.approve("acme", 2, now=T0)
 
-    _after_first_read(store, race, monkeypatch)
+    _before_read(store, race, monkeypatch)
     approved = store.get_latest("acme", status=Status.APPROVED)
     assert approved is not None and approved.version == 2
 

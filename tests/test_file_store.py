@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -703,19 +704,26 @@ def _descriptors_on(path: Path) -> int:
     return found
 
 
+@contextlib.contextmanager
+def _data_directory_locked(store: FileStore) -> Iterator[None]:
+    """Hold the data directory's exclusive flock, as a store does while making a lock file."""
+    blocker = os.open(store.data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(blocker, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(blocker)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
 def test_a_timeout_creating_a_lock_file_leaves_the_waiter_its_descriptor(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "data", lock_timeout=0.2)
-    blocker = os.open(store.data_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(blocker, fcntl.LOCK_EX)  # as a store does while creating a lock file
+    with _data_directory_locked(store):
         with pytest.raises(LockTimeoutError):
             store.create_next("fresh")
         # The thread still waiting for the data directory owns its descriptor:
         # closed now, its number could be reused and then closed by the waiter.
         assert _descriptors_on(store.data_dir) == 2
-    finally:
-        os.close(blocker)
     deadline = time.monotonic() + 5
     while _descriptors_on(store.data_dir) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -728,14 +736,10 @@ def test_ctrl_c_while_waiting_for_the_data_directory_releases_the_briefs_lock(
 ) -> None:
     store = FileStore(tmp_path / "data", lock_timeout=5.0)
     store.create_next("acme")
-    blocker = os.open(store.data_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(blocker, fcntl.LOCK_EX)
+    with _data_directory_locked(store):
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         with pytest.raises(KeyboardInterrupt):
             store.create_next("acme")  # holds acme's lock, waits for the directory
-    finally:
-        os.close(blocker)
     other = FileStore(store.data_dir, lock_timeout=1.0)
     assert other.create_next("acme").version == 2
 

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerProcess
 from pathlib import Path
@@ -324,15 +325,22 @@ def test_a_read_only_file_system_refuses_writes_with_erofs_and_still_serves_read
     assert store.list_version_numbers("acme") == [2, 1]
 
 
-def test_a_user_without_write_permission_gets_eacces_and_the_data_stays_intact() -> None:
+@contextmanager
+def _reachable_by_nobody() -> Iterator[Path]:
+    """A data directory's path in a directory the unprivileged user can reach."""
     if os.geteuid() != 0:
         pytest.skip("dropping to another user needs root")
-    # pytest's own temporary directories are private to root; this one must
-    # be reachable by the unprivileged user.
+    # pytest's own temporary directories are private to root.
     outer = Path(tempfile.mkdtemp(prefix="strategystore-perm-"))
     try:
         outer.chmod(0o755)
-        data = outer / "data"
+        yield outer / "data"
+    finally:
+        shutil.rmtree(outer)
+
+
+def test_a_user_without_write_permission_gets_eacces_and_the_data_stays_intact() -> None:
+    with _reachable_by_nobody() as data:
         FileStore(data).save(make_doc("acme", 1))
         # Locks are open to everyone, so the refusal comes from the document
         # directories themselves, not from the lock files.
@@ -356,8 +364,6 @@ def test_a_user_without_write_permission_gets_eacces_and_the_data_stays_intact()
         assert outcomes[1:] == ["PermissionError EACCES"] * 3
         assert disk_state(data) == before
         count("fault: real EACCES errors survived", 3)
-    finally:
-        shutil.rmtree(outer)
 
 
 # -- locks -------------------------------------------------------------------------
@@ -417,12 +423,7 @@ def test_a_lock_left_by_a_killed_process_never_blocks(step: str, tmp_path: Path)
 
 
 def test_a_brief_directory_nobody_can_open_is_reported_never_left_out() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("dropping to another user needs root")
-    outer = Path(tempfile.mkdtemp(prefix="strategystore-perm-"))
-    try:
-        outer.chmod(0o755)
-        data = outer / "data"
+    with _reachable_by_nobody() as data:
         store = FileStore(data)
         for brief in ("alpha", "beta", "gamma"):
             store.save(make_doc(brief, 1))
@@ -451,5 +452,3 @@ def test_a_brief_directory_nobody_can_open_is_reported_never_left_out() -> None:
         assert f"{data / 'beta'}: brief directory cannot be read: Permission denied" in out
         assert "2 documents in 2 briefs; 1 problem" in out
         count("fault: unreadable brief directories reported (export, briefs, check)", 3)
-    finally:
-        shutil.rmtree(outer)
