@@ -13,6 +13,7 @@ Usage::
 from ``$STRATEGYSTORE_MODE`` and ``$STRATEGYSTORE_DIR``.
 """
 
+from strategystore._backends import open_store
 from strategystore.errors import (
     ConcurrentUpdateError,
     ConfigurationError,
@@ -28,7 +29,7 @@ from strategystore.errors import (
 from strategystore.files import FileStore
 from strategystore.memory import MemoryStore
 from strategystore.models import Section, Status, StrategyDocument
-from strategystore.store import Store, open_store
+from strategystore.store import Store
 
 
 def __getattr__(name: str) -> str:

@@ -18,7 +18,9 @@ import time
 from contextlib import suppress
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
     "acquire",
+    "check_timeout",
     "close_lock",
     "is_lock_at",
     "is_marked",
@@ -27,6 +29,17 @@ __all__ = [
     "open_registered",
     "time_left",
 ]
+
+
+#: Seconds a writer waits for a brief's lock unless told otherwise.
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+
+def check_timeout(value: object) -> float:
+    """``value`` as a lock timeout in seconds, or ``ValueError`` saying what it must be."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"lock_timeout must be a number of seconds >= 0, not {value!r}")
+    return float(value)
 
 
 def time_left(deadline: float) -> float:

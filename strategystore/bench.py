@@ -51,9 +51,9 @@ from typing import Any, TextIO
 import pydantic
 
 import strategystore
+from strategystore._backends import DEFAULT_DATA_DIR
 from strategystore.files import FileStore
 from strategystore.models import Section, StrategyDocument
-from strategystore.store import DEFAULT_DATA_DIR
 
 __all__ = ["configure_parser", "run"]
 

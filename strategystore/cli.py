@@ -18,17 +18,16 @@ import math
 import os
 import re
 import sys
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from pydantic import JsonValue, ValidationError
 
-from strategystore import __version__
+from strategystore import __version__, _render
+from strategystore._backends import DEFAULT_DATA_DIR
 from strategystore.errors import DuplicateVersionError, LockTimeoutError, StrategyStoreError
 from strategystore.files import MARKER_NAME, FileStore, describe_invalid
 from strategystore.models import (
@@ -40,7 +39,7 @@ from strategystore.models import (
     check_version,
     describe_validation_error,
 )
-from strategystore.store import DEFAULT_DATA_DIR, ImportOutcome
+from strategystore.store import ImportOutcome
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -396,7 +395,7 @@ def _cmd_briefs(args: argparse.Namespace) -> int:
                 "latest_version": numbers[0] if numbers else None,
                 "latest_status": None if latest is None else latest.status.value,
                 "latest_approved_version": None if approved is None else approved.version,
-                "updated_at": None if latest is None else _iso(latest.updated_at),
+                "updated_at": None if latest is None else _render.iso(latest.updated_at),
                 "_updated": None if latest is None else latest.updated_at,
             }
         )
@@ -409,15 +408,15 @@ def _cmd_briefs(args: argparse.Namespace) -> int:
             (
                 row["brief_id"],
                 str(row["versions"]),
-                _text(row["latest_version"]),
+                _render.text(row["latest_version"]),
                 row["latest_status"] or "unreadable",
-                _text(row["latest_approved_version"]),
-                "" if row["_updated"] is None else _minute(row["_updated"]),
+                _render.text(row["latest_approved_version"]),
+                "" if row["_updated"] is None else _render.minute(row["_updated"]),
             )
             for row in rows
         ]
         headers = ("BRIEF", "VERSIONS", "LATEST", "STATUS", "APPROVED", "UPDATED (UTC)")
-        print(_table(headers, table, right={1, 2, 4}))
+        print("\n".join(_render.table(headers, table, right={1, 2, 4})))
     return status
 
 
@@ -434,8 +433,8 @@ def _cmd_versions(args: argparse.Namespace) -> int:
                     "version": doc.version,
                     "status": doc.status.value,
                     "status_reason": doc.status_reason,
-                    "created_at": _iso(doc.created_at),
-                    "updated_at": _iso(doc.updated_at),
+                    "created_at": _render.iso(doc.created_at),
+                    "updated_at": _render.iso(doc.updated_at),
                     "section_count": len(doc.sections),
                 }
                 for doc in docs
@@ -446,15 +445,15 @@ def _cmd_versions(args: argparse.Namespace) -> int:
         (
             str(doc.version),
             doc.status.value,
-            _minute(doc.created_at),
-            _minute(doc.updated_at),
+            _render.minute(doc.created_at),
+            _render.minute(doc.updated_at),
             str(len(doc.sections)),
             doc.status_reason or "",
         )
         for doc in docs
     ]
     headers = ("VERSION", "STATUS", "CREATED (UTC)", "UPDATED (UTC)", "SECTIONS", "REASON")
-    print(_table(headers, table, right={0, 4}))
+    print("\n".join(_render.table(headers, table, right={0, 4})))
     return 0
 
 
@@ -608,7 +607,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from strategystore.check import DataDirCheck  # noqa: PLC0415 - only this command walks
 
     root = _data_dir(args)
-    progress = _Progress("checked", "entries")
+    progress = _render.Progress("checked", "entries")
     checker = DataDirCheck(root, repair=args.repair, on_file=progress.update)
     problems = notes = 0
     for finding in checker.findings():
@@ -619,12 +618,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
         else:
             problems += 1
     progress.clear()
-    contents = f"{_count(checker.documents, 'document')} in {_count(checker.briefs, 'brief')}"
+    documents = _render.count(checker.documents, "document")
+    contents = f"{documents} in {_render.count(checker.briefs, 'brief')}"
     if problems:
-        tail = f", {_count(notes, 'note')}" if notes else ""
-        print(f"{root}: {contents}; {_count(problems, 'problem')}{tail}")
+        tail = f", {_render.count(notes, 'note')}" if notes else ""
+        print(f"{root}: {contents}; {_render.count(problems, 'problem')}{tail}")
         return 1
-    tail = f" ({_count(notes, 'note')})" if notes else ""
+    tail = f" ({_render.count(notes, 'note')})" if notes else ""
     print(f"{root}: {contents}, no problems{tail}")
     return 0
 
@@ -634,7 +634,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     # Checked before writing anything, so a typo does not leave half an export.
     named = sorted({check_brief_id(b) for b in args.briefs})
     briefs = named or store.list_briefs()
-    progress = _Progress("exported", "documents")
+    progress = _render.Progress("exported", "documents")
     status = exported = 0
     for brief in briefs:
         # Newest last within a brief, so a replay in order ends on the latest.
@@ -663,13 +663,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
             sys.stdout.write(doc.model_dump_json() + "\n")
             exported += 1
             progress.update(exported)
-    progress.finish(f"exported {_count(exported, 'document')}")
+    progress.finish(f"exported {_render.count(exported, 'document')}")
     return status
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     store = _store(args)
-    progress = _Progress("imported", "lines")
+    progress = _render.Progress("imported", "lines")
     invalid = 0
     # The same key may come on several lines; results come back in input order.
     line_of: dict[tuple[str, int], deque[int]] = {}
@@ -715,7 +715,7 @@ def _cmd_import_sql(args: argparse.Namespace) -> int:
     from strategystore.sql import SqlSourceError, UnmappableRowError, read_documents  # noqa: PLC0415
 
     store = _store(args)
-    progress = _Progress("imported", "rows")
+    progress = _render.Progress("imported", "rows")
     database = args.database
     unmappable = rows = 0
     row_of: dict[tuple[str, int], deque[object]] = {}
@@ -801,8 +801,8 @@ def _render_document(doc: StrategyDocument) -> str:
     lines = [
         f"# {doc.brief_id}, version {doc.version} ({doc.status.value})",
         "",
-        f"created   {_second(doc.created_at)}",
-        f"updated   {_second(doc.updated_at)}",
+        f"created   {_render.second(doc.created_at)}",
+        f"updated   {_render.second(doc.updated_at)}",
     ]
     if doc.status_reason:
         lines.append(f"reason    {doc.status_reason}")
@@ -822,7 +822,7 @@ def _render_diff(old: StrategyDocument, new: StrategyDocument) -> list[str]:
     def header(mark: str, doc: StrategyDocument) -> str:
         return (
             f"{mark} {doc.brief_id} version {doc.version} "
-            f"({doc.status.value}, updated {_minute(doc.updated_at)} UTC)"
+            f"({doc.status.value}, updated {_render.minute(doc.updated_at)} UTC)"
         )
 
     lines = [header("---", old), header("+++", new)]
@@ -903,44 +903,12 @@ def _body_diff(before: str, after: str) -> list[str]:
     return [f"      {line}" for line in list(diff)[2:]]
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: set[int]) -> str:
-    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
-    lines = []
-    for row in (headers, *rows):
-        cells = [
-            cell.rjust(width) if i in right else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
 def _json_text(value: JsonValue) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _print_json(value: object) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _minute(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M}"
-
-
-def _second(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _text(value: object) -> str:
-    return "-" if value is None else str(value)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 # -- input, errors, progress --------------------------------------------------
@@ -1026,37 +994,3 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-
-
-class _Progress:
-    """A counter on one line of stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, verb: str, noun: str) -> None:
-        self._verb = verb
-        self._noun = noun
-        self._enabled = sys.stderr is not None and sys.stderr.isatty()
-        self._shown = False
-        self._next_draw = 0.0
-
-    def update(self, count: int) -> None:
-        if not self._enabled:
-            return
-        now = time.monotonic()
-        if now < self._next_draw:
-            return
-        self._next_draw = now + 0.1
-        sys.stderr.write(f"\r{self._verb} {count} {self._noun}…")
-        sys.stderr.flush()
-        self._shown = True
-
-    def clear(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-            self._shown = False
-
-    def finish(self, message: str) -> None:
-        """Replace the counter with a last line, on a terminal only."""
-        self.clear()
-        if self._enabled:
-            sys.stderr.write(message + "\n")

@@ -40,7 +40,9 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import ValidationError
 
 from strategystore._locks import (
+    DEFAULT_LOCK_TIMEOUT,
     acquire,
+    check_timeout,
     close_lock,
     is_lock_at,
     is_marked,
@@ -296,11 +298,11 @@ class FileStore(BaseStore):
         *,
         create: bool = True,
         durable: bool = True,
-        lock_timeout: float = 10.0,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.data_dir = Path(os.path.abspath(data_dir))
         self.durable = durable
-        self.lock_timeout = _check_timeout(lock_timeout)
+        self.lock_timeout = check_timeout(lock_timeout)
         self._root = str(self.data_dir)
         self._cache_lock = threading.Lock()
         self._made_root = False
@@ -1341,12 +1343,6 @@ def _name_document(exc: OSError, directory: str, name: str) -> None:
         exc.filename = os.path.join(directory, named)
     if isinstance(exc.filename2, str) and not os.path.isabs(exc.filename2):
         exc.filename2 = os.path.join(directory, exc.filename2)
-
-
-def _check_timeout(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"lock_timeout must be a number of seconds >= 0, not {value!r}")
-    return float(value)
 
 
 def _is_brief_name(name: str) -> bool:

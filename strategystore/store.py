@@ -13,19 +13,17 @@ from __future__ import annotations
 import abc
 import contextlib
 import itertools
-import os
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload, runtime_checkable
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import JsonValue
 
 from strategystore.errors import (
     ConcurrentUpdateError,
-    ConfigurationError,
     DuplicateVersionError,
     ImmutableVersionError,
     InvalidBriefIdError,
@@ -42,17 +40,11 @@ from strategystore.models import (
     utc_now,
 )
 
-if TYPE_CHECKING:
-    from strategystore.files import FileStore
-    from strategystore.memory import MemoryStore
-
 __all__ = [
-    "DEFAULT_DATA_DIR",
     "BaseStore",
     "ImportOutcome",
     "ImportSummary",
     "Store",
-    "open_store",
 ]
 
 ImportOutcome = Literal["written", "skipped", "refused"]
@@ -75,10 +67,6 @@ class ImportSummary:
     written: int = 0
     skipped: int = 0
     refused: int = 0
-
-
-#: Where ``open_store`` and the command line keep data when told nothing else.
-DEFAULT_DATA_DIR = "strategy-data"
 
 
 @runtime_checkable
@@ -251,6 +239,17 @@ class BaseStore(abc.ABC):
             return [doc for doc in map(load, versions) if doc is not None]
 
         return self._at_one_instant(brief_id, every)
+
+    def get_stored_bytes(self, brief_id: str, version: int) -> bytes | None:
+        """The version's bytes exactly as stored (a hand-edited file as it is), or ``None``.
+
+        Raises:
+            CorruptDocumentError: what is stored is not a valid document.
+        """
+        check_brief_id(brief_id)
+        check_version(version)
+        loaded = self._load(brief_id, version)
+        return None if loaded is None else loaded[1]
 
     # -- the rest of the contract ------------------------------------------
 
@@ -729,66 +728,3 @@ def _check_now(now: datetime | None) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must be timezone-aware, not the naive {now.isoformat()}")
     return now
-
-
-@overload
-def open_store(
-    mode: Literal["file"], data_dir: str | os.PathLike[str] | None = None, **options: Any
-) -> FileStore: ...
-
-
-@overload
-def open_store(mode: Literal["memory"], data_dir: None = None) -> MemoryStore: ...
-
-
-@overload
-def open_store(
-    mode: str | None = None, data_dir: str | os.PathLike[str] | None = None, **options: Any
-) -> BaseStore: ...
-
-
-def open_store(
-    mode: str | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
-    **options: Any,
-) -> BaseStore:
-    """Open the store a program is configured for.
-
-    Args:
-        mode: ``"file"`` or ``"memory"``; defaults to ``$STRATEGYSTORE_MODE``,
-            then ``"file"``.
-        data_dir: the file store's directory; defaults to ``$STRATEGYSTORE_DIR``,
-            then ``./strategy-data``. Ignored by the memory store.
-        **options: passed to ``FileStore`` (``create``, ``durable``,
-            ``lock_timeout``); the memory store takes none.
-
-    Raises:
-        ConfigurationError: an unknown mode, or options the store does not take.
-    """
-    from strategystore.files import FileStore  # noqa: PLC0415 - files imports this module
-    from strategystore.memory import MemoryStore  # noqa: PLC0415
-
-    chosen = mode if mode is not None else os.environ.get("STRATEGYSTORE_MODE") or "file"
-    if chosen == "memory":
-        if options:
-            raise ConfigurationError(
-                f"MemoryStore takes no options, got {', '.join(sorted(options))}"
-            )
-        return MemoryStore()
-    if chosen != "file":
-        source = "mode" if mode is not None else "$STRATEGYSTORE_MODE"
-        raise ConfigurationError(f"{source} is {chosen!r}; use 'file' or 'memory'")
-    unknown = sorted(set(options) - {"create", "durable", "lock_timeout"})
-    if unknown:
-        raise ConfigurationError(
-            f"FileStore does not take {', '.join(unknown)}; "
-            "it takes create, durable and lock_timeout"
-        )
-    for flag in ("create", "durable"):
-        if flag in options and not isinstance(options[flag], bool):
-            raise ConfigurationError(f"{flag} must be True or False, not {options[flag]!r}")
-    timeout = options.get("lock_timeout", 0.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
-        raise ConfigurationError(f"lock_timeout must be a number of seconds >= 0, not {timeout!r}")
-    directory = data_dir or os.environ.get("STRATEGYSTORE_DIR") or DEFAULT_DATA_DIR
-    return FileStore(directory, **options)

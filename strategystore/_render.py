@@ -1,0 +1,120 @@
+"""Text for people: tables, counts, timestamps and the progress line.
+
+Shared by the command line and the benchmark, so every command draws a table
+or a progress line the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence, Set
+from datetime import datetime
+from typing import TextIO
+
+__all__ = ["Progress", "count", "iso", "minute", "second", "table", "text"]
+
+#: Erases the line the cursor is on, after a carriage return.
+_CLEAR_LINE = "\r\x1b[K"
+
+
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Set[int] = frozenset()
+) -> list[str]:
+    """Lines of a plain-text table, columns two spaces apart.
+
+    Args:
+        headers: the first line's cells.
+        rows: the other lines, each with as many cells as ``headers``.
+        right: indexes of the columns aligned to the right.
+    """
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
+    lines = []
+    for row in (headers, *rows):
+        cells = [
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def count(number: int, noun: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 with ``Z``, as the files spell a UTC time."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def minute(moment: datetime) -> str:
+    """``2026-01-15 09:30``, for columns."""
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
+def second(moment: datetime) -> str:
+    """``2026-01-15 09:30:00 UTC``, for a document's header."""
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def text(value: object) -> str:
+    """A value for a table cell, ``-`` for none."""
+    return "-" if value is None else str(value)
+
+
+class Progress:
+    """One rewritten status line on a stream, drawn only when it is a terminal.
+
+    ``show(text)`` draws a line at once; ``update(n)`` draws ``"<verb> n <noun>…"``
+    at most ten times a second, so a loop may call it for every item.
+    """
+
+    def __init__(
+        self, verb: str = "", noun: str = "", *, prefix: str = "", stream: TextIO | None = None
+    ) -> None:
+        self._stream = sys.stderr if stream is None else stream
+        self._verb = verb
+        self._noun = noun
+        self._prefix = prefix
+        self._enabled = self._stream is not None and self._stream.isatty()
+        self._shown = False
+        self._next_draw = 0.0
+
+    def __repr__(self) -> str:
+        return f"Progress({self._verb!r}, {self._noun!r}, prefix={self._prefix!r})"
+
+    def show(self, line: str) -> None:
+        """Replace the status line with ``line``."""
+        if self._enabled:
+            self._draw(f"{_CLEAR_LINE}{self._prefix}{line}")
+
+    def update(self, number: int) -> None:
+        """Show the count so far, at most ten times a second."""
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if now < self._next_draw:
+            return
+        self._next_draw = now + 0.1
+        # A count only grows, so the new line covers the old one.
+        self._draw(f"\r{self._prefix}{self._verb} {number} {self._noun}…")
+
+    def _draw(self, line: str) -> None:
+        self._stream.write(line)
+        self._stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Erase the status line, before other output is written."""
+        if self._shown:
+            self._stream.write(_CLEAR_LINE)
+            self._stream.flush()
+            self._shown = False
+
+    def finish(self, message: str) -> None:
+        """Replace the status line with a last line, on a terminal only."""
+        self.clear()
+        if self._enabled:
+            self._stream.write(message + "\n")
