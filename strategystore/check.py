@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from strategystore._fsio import read_all
 from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
 from strategystore.files import (
     FORMAT,
@@ -29,7 +30,6 @@ from strategystore.files import (
     decode_document_file,
     document_version,
     is_temporary,
-    read_all,
 )
 from strategystore.models import MAX_VERSION, check_brief_id
 

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from pydantic import ValidationError
 
+from strategystore._fsio import read_all, write_all
 from strategystore._locks import (
     DEFAULT_LOCK_TIMEOUT,
     acquire,
@@ -969,7 +970,7 @@ class FileStore(BaseStore):
             try:
                 if hook is not None:
                     hook("write", Path(where, temp))
-                _write_all(fd, data)
+                write_all(fd, data)
                 if sync:
                     if hook is not None:
                         hook("fsync", Path(where, temp))
@@ -1317,16 +1318,6 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def read_all(fd: int, size: int = 0) -> bytes:
-    """Everything left to read from ``fd``; ``size`` is how much is expected (a hint)."""
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, max(size + 1, 65536))
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def _name_document(exc: OSError, directory: str, name: str) -> None:
     """Make an error from writing ``directory/name`` name that document.
 
@@ -1351,13 +1342,6 @@ def _is_brief_name(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 #: Numbers temporary files apart within a process; O_EXCL settles the rest.
