@@ -14,6 +14,7 @@ from ``$STRATEGYSTORE_MODE`` and ``$STRATEGYSTORE_DIR``.
 """
 
 from strategystore._backends import open_store
+from strategystore.diff import DocumentDiff, diff
 from strategystore.errors import (
     ConcurrentUpdateError,
     ConfigurationError,
@@ -29,7 +30,7 @@ from strategystore.errors import (
 from strategystore.files import FileStore
 from strategystore.memory import MemoryStore
 from strategystore.models import Section, Status, StrategyDocument
-from strategystore.store import Store
+from strategystore.store import ImportSummary, Store
 
 
 def __getattr__(name: str) -> str:
@@ -49,9 +50,11 @@ __all__ = [
     "ConcurrentUpdateError",
     "ConfigurationError",
     "CorruptDocumentError",
+    "DocumentDiff",
     "DuplicateVersionError",
     "FileStore",
     "ImmutableVersionError",
+    "ImportSummary",
     "InvalidBriefIdError",
     "LockTimeoutError",
     "MemoryStore",
@@ -63,5 +66,6 @@ __all__ = [
     "StrategyStoreError",
     "VersionNotFoundError",
     "__version__",
+    "diff",
     "open_store",
 ]

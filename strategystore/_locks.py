@@ -11,14 +11,25 @@ another brief's lock file put in its place by hand.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from pathlib import Path
+
+from strategystore._fsio import DIR_FLAGS, O_CLOEXEC, READ_FLAGS, ROOT_FLAGS, not_a_directory
+from strategystore._layout import LOCKS_DIR, MARKER_NAME, NO_LINKS, lock_name
+from strategystore.errors import CorruptDocumentError, LockTimeoutError
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
+    "GATE_SLICE",
+    "BriefLock",
+    "BriefLocks",
     "acquire",
     "check_timeout",
     "close_lock",
@@ -236,3 +247,242 @@ def _wait_for_flock(fd: int, timeout: float, key: str, mode: int) -> bool:
         close_lock(fd)
         raise failures[0]
     return True
+
+
+class BriefLocks:
+    """The brief locks of one data directory: ``.locks/<brief>.lock``.
+
+    Args:
+        data_dir: the data directory (absolute).
+        timeout: seconds to wait for a lock before ``LockTimeoutError``.
+
+    A lock is re-entrant within a thread: ``hold`` of a brief this thread
+    holds already (under any case of its id) holds at once, so a store's
+    methods may call each other under the lock. It does not pass to a forked
+    child, whose copies of the descriptors are closed.
+    """
+
+    #: Called as ``on_step("lock-release", path)`` before a lock is released (a test seam).
+    on_step: Callable[[str, Path], None] | None = None
+
+    def __init__(self, data_dir: Path, timeout: float) -> None:
+        self.data_dir = data_dir
+        self.timeout = timeout
+        self._root = str(data_dir)
+        self._held = threading.local()
+
+    def __repr__(self) -> str:
+        return f"BriefLocks({self._root!r}, timeout={self.timeout!r})"
+
+    def hold(self, brief_id: str, timeout: float | None = None) -> BriefLock:
+        """A context manager holding the brief's lock; ``timeout`` overrides the default."""
+        return BriefLock(self, lock_name(brief_id), timeout)
+
+    def _depths(self) -> dict[str, tuple[int, int]]:
+        """This thread's held locks: name -> (depth, pid)."""
+        depths: dict[str, tuple[int, int]] | None = getattr(self._held, "depths", None)
+        if depths is None:
+            depths = self._held.depths = {}
+        return depths
+
+    def take(self, name: str, timeout: float | None = None) -> tuple[int, int]:
+        """Hold ``.locks/<name>``; returns its descriptor and the data directory's.
+
+        Lock files hold no data, so anyone may remove them (``git clean -X``
+        removes all of ``.locks/``), even while a writer holds one: a writer
+        that then created a new file and locked it would not exclude the one
+        still holding the old. So a lock counts only once it is proven to be
+        the file at its path, made by a store (it holds its own device and
+        inode), and that proof is kept true for as long as it is held: each
+        holder also holds a shared ``flock`` on the data directory, and a lock
+        file is only ever made (or a stray one adopted) under an exclusive one.
+        Neither is taken while waiting for the other, and a gate on the marker
+        file holds new holders back while a writer waits for the exclusive
+        lock, so that wait ends with the critical sections already begun.
+        """
+        path = f"{self._root}/{LOCKS_DIR}/{name}"
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            fd = self._open_lock_file(name, deadline)
+            # On False or an exception, acquire has disposed of the descriptor.
+            if not acquire(fd, time_left(deadline), path):
+                raise self._timed_out(name)
+            try:
+                self._pass_gate(name, deadline)
+                root_fd = open_registered(self._root, ROOT_FLAGS)
+                shared = acquire(root_fd, time_left(deadline), self._root, fcntl.LOCK_SH)
+            except BaseException:
+                close_lock(fd)  # interrupted (Ctrl-C), or timed out, holding the brief's lock
+                raise
+            if not shared:
+                close_lock(fd)
+                raise self._timed_out(name)
+            try:
+                if is_lock_at(fd, path, name):
+                    return fd, root_fd
+            except BaseException:
+                close_lock(fd)
+                close_lock(root_fd)
+                raise
+            # Removed or replaced while this writer waited for it: lock the
+            # file that is there now.
+            close_lock(fd)
+            close_lock(root_fd)
+
+    def _timed_out(self, name: str) -> LockTimeoutError:
+        return LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.timeout)
+
+    def _pass_gate(self, name: str, deadline: float) -> None:
+        """Wait while a writer is making a lock file (it holds the gate exclusively)."""
+        gate = self._open_gate()
+        if gate is None:
+            return
+        if not acquire(gate, time_left(deadline), f"{self._root}/{MARKER_NAME}", fcntl.LOCK_SH):
+            raise self._timed_out(name)
+        close_lock(gate)
+
+    def _open_gate(self) -> int | None:
+        """A descriptor of the marker file, the gate; ``None`` if it cannot be opened."""
+        try:
+            return open_registered(f"{self._root}/{MARKER_NAME}", READ_FLAGS)
+        except OSError:
+            return None  # the gate only makes waits fair; the data directory's lock is the proof
+
+    def _open_lock_file(self, name: str, deadline: float) -> int:
+        """Open a brief's lock file, making it (and ``.locks/``) when it is missing or stray."""
+        try:
+            fd = self._open_in_locks(name, create=False)
+        except FileNotFoundError:
+            pass
+        else:
+            if is_marked(fd, name):
+                return fd
+            close_lock(fd)  # made by hand (touched, copied back): adopt it first
+        while True:
+            made = self._make_lock_file(name, deadline)
+            if made is not None:
+                return made
+            if time_left(deadline) <= 0:
+                raise self._timed_out(name)
+            # A holder is slow (a long fsync, a stopped process): open the
+            # gate for as long again, so writers of other briefs go on.
+            time.sleep(min(GATE_SLICE, time_left(deadline)))
+
+    def _make_lock_file(self, name: str, deadline: float) -> int | None:
+        """Make (or adopt) the lock file under the exclusive lock; ``None`` if a slice ran out.
+
+        The gate stays closed for at most ``GATE_SLICE`` seconds: writers in
+        flight have finished by then unless one is stuck, and one stuck
+        writer must not hold up the writers of every other brief.
+        """
+        gate = self._open_gate()
+        # On False or an exception the descriptor is no longer this thread's.
+        if gate is not None and not acquire(
+            gate, time_left(deadline), f"{self._root}/{MARKER_NAME}"
+        ):
+            raise self._timed_out(name)
+        try:
+            root_fd = open_registered(self._root, ROOT_FLAGS)
+            # Exclusive: no writer is between proving its lock file and
+            # releasing it, so none can be holding a file this replaces.
+            if not acquire(root_fd, min(time_left(deadline), GATE_SLICE), self._root):
+                return None
+            try:
+                while True:
+                    self.make_locks_dir()
+                    with suppress(FileNotFoundError):  # .locks/ removed again at once
+                        fd = self._open_in_locks(name, create=True)
+                        break
+                try:
+                    mark(fd, name)
+                except BaseException:
+                    close_lock(fd)
+                    raise
+                return fd
+            finally:
+                close_lock(root_fd)
+        finally:
+            if gate is not None:
+                close_lock(gate)
+
+    def make_locks_dir(self) -> None:
+        """Make ``.locks/`` if it is missing."""
+        with suppress(FileExistsError):
+            os.mkdir(f"{self._root}/{LOCKS_DIR}")
+
+    def _open_in_locks(self, name: str, *, create: bool) -> int:
+        """Open ``.locks/<name>`` without following a link; registered for fork."""
+        path = f"{self._root}/{LOCKS_DIR}/{name}"
+        try:
+            dir_fd = os.open(f"{self._root}/{LOCKS_DIR}", DIR_FLAGS)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
+        try:
+            flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | O_CLOEXEC
+            fd = open_registered(name, flags | (os.O_CREAT if create else 0), dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CorruptDocumentError(path, f"is a symbolic link; {NO_LINKS}") from exc
+            exc.filename = path
+            raise
+        finally:
+            os.close(dir_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            close_lock(fd)
+            raise CorruptDocumentError(path, "is not a regular file; remove it")
+        return fd
+
+
+class BriefLock:
+    """A brief's lock held for a ``with`` block (see ``BriefLocks.take``)."""
+
+    __slots__ = ("_fds", "_locks", "_name", "_nested", "_timeout")
+
+    def __init__(self, locks: BriefLocks, name: str, timeout: float | None) -> None:
+        self._locks = locks
+        self._name = name
+        self._timeout = timeout
+        self._fds = (-1, -1)
+        self._nested = False
+
+    def __repr__(self) -> str:
+        return f"<BriefLock {self._name!r} of {self._locks._root!r}>"
+
+    def __enter__(self) -> None:
+        depths = self._locks._depths()
+        held = depths.get(self._name)
+        if held is not None and held[1] == os.getpid():
+            depths[self._name] = (held[0] + 1, held[1])
+            self._nested = True
+            return
+        self._fds = self._locks.take(self._name, self._timeout)
+        depths[self._name] = (1, os.getpid())
+
+    def __exit__(self, *exc_info: object) -> None:
+        depths = self._locks._depths()
+        if self._nested:
+            depth, pid = depths[self._name]
+            depths[self._name] = (depth - 1, pid)
+            return
+        depths.pop(self._name, None)
+        # The write is complete by now, and closing the descriptor drops the
+        # flock even when close reports an error: neither may leave the brief
+        # locked or make a finished write look failed.
+        try:
+            hook = self._locks.on_step
+            if hook is not None:
+                with suppress(OSError):
+                    hook("lock-release", self._locks.data_dir / LOCKS_DIR / self._name)
+        finally:
+            try:
+                close_lock(self._fds[0])
+            finally:
+                close_lock(self._fds[1])
+
+
+#: The longest a writer making a lock file keeps the gate closed at a time.
+GATE_SLICE = 0.05

@@ -1,21 +1,68 @@
-"""Text for people: tables, counts, timestamps and the progress line.
+"""Text for people: documents, tables, counts, timestamps and the progress line.
 
-Shared by the command line and the benchmark, so every command draws a table
-or a progress line the same way.
+Shared by the command line, the benchmark and the review page, so each draws
+a document, a table or a progress line the same way.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence, Set
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-__all__ = ["Progress", "count", "iso", "minute", "second", "table", "text"]
+if TYPE_CHECKING:
+    from pydantic import JsonValue
+
+    from strategystore.models import StrategyDocument
+
+__all__ = [
+    "Progress",
+    "count",
+    "document",
+    "iso",
+    "json_value",
+    "minute",
+    "second",
+    "table",
+    "text",
+]
 
 #: Erases the line the cursor is on, after a carriage return.
 _CLEAR_LINE = "\r\x1b[K"
+
+
+def document(doc: StrategyDocument) -> str:
+    """A document as a person reads it: a header, its metadata, then each section.
+
+    The sections' Markdown is shown as it is; an untitled section, an empty
+    body and a document without sections each say so.
+    """
+    lines = [
+        f"# {doc.brief_id}, version {doc.version} ({doc.status.value})",
+        "",
+        f"created   {second(doc.created_at)}",
+        f"updated   {second(doc.updated_at)}",
+    ]
+    if doc.status_reason:
+        lines.append(f"reason    {doc.status_reason}")
+    for index, (key, value) in enumerate(doc.metadata.items()):
+        label = "metadata" if index == 0 else ""
+        lines.append(f"{label:<10}{key}: {json_value(value)}")
+    if not doc.sections:
+        lines += ["", "(no sections)"]
+    for section in doc.sections:
+        title = section.title or "(untitled)"
+        lines += ["", f"## {title}  [{section.key}]", ""]
+        lines.append(section.body.rstrip("\n") if section.body.strip() else "(empty)")
+    return "\n".join(lines)
+
+
+def json_value(value: JsonValue) -> str:
+    """A JSON value on one line, object keys sorted, non-ASCII as is: ``{"a": 1.0}``."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def table(

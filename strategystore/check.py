@@ -11,7 +11,6 @@ holding its brief's lock, which proves no writer owns it.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import stat
@@ -19,26 +18,31 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from strategystore._fsio import read_all
-from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
-from strategystore.files import (
+from strategystore._fsio import READ_FLAGS, read_all
+from strategystore._layout import (
     FORMAT,
     LOCKS_DIR,
     MARKER_NAME,
     DocumentFileError,
-    FileStore,
+    MarkerError,
+    case_collisions,
     decode_document_file,
+    document_name,
     document_version,
     is_temporary,
+    marker_format,
+    misplacement,
+    temporary_owner,
 )
-from strategystore.models import MAX_VERSION, check_brief_id
+from strategystore._locks import BriefLocks
+from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
+from strategystore.models import MAX_VERSION, brief_id_problem
 
 __all__ = ["DataDirCheck", "Finding"]
 
 #: How long check waits for a brief's lock to judge its temporary files.
 _LOCK_WAIT = 0.5
 _NUMBERED_NAME = re.compile(r"([0-9]+)\.json", re.IGNORECASE)
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _LINK_ADVICE = (
     "is a symbolic link, which the store never follows inside its data directory; "
     "replace it with the real file or directory"
@@ -94,7 +98,7 @@ class DataDirCheck:
         self.documents = 0
         self.briefs = 0
         self.files = 0
-        self._store: FileStore | None = None
+        self._locks: BriefLocks | None = None
 
     def findings(self) -> Iterator[Finding]:
         """Walk the directory and yield each finding.
@@ -118,9 +122,9 @@ class DataDirCheck:
                 # Files of a newer format would be misjudged by these rules.
                 return
         else:
-            # Opened only to take brief locks for stale temporary files; a
-            # zero timeout makes every attempt non-blocking.
-            self._store = FileStore(self.root, create=False, lock_timeout=0)
+            # Only to take brief locks for stale temporary files; a zero
+            # timeout makes every attempt non-blocking.
+            self._locks = BriefLocks(self.root.absolute(), 0)
 
         brief_dirs: list[str] = []
         for name in sorted(os.listdir(self.root)):
@@ -153,12 +157,10 @@ class DataDirCheck:
                     "(move it elsewhere)",
                 )
             else:
-                try:
-                    check_brief_id(name)
-                except ValueError as exc:
-                    reason = getattr(exc, "reason", str(exc))
+                invalid = brief_id_problem(name)
+                if invalid is not None:
                     yield Finding(
-                        path, f"directory name is not a valid brief id ({reason}); rename it"
+                        path, f"directory name is not a valid brief id ({invalid}); rename it"
                     )
                     continue
                 before = self.documents
@@ -192,19 +194,9 @@ class DataDirCheck:
         if not stat.S_ISREG(mode):
             return Finding(path, "is not a regular file"), False
         try:
-            version = json.loads(path.read_bytes())["format"]
-        except (ValueError, TypeError, KeyError):
-            return Finding(
-                path, f'not a valid marker file; it should hold {{"format": {FORMAT}}}'
-            ), False
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            return Finding(path, f"format {version!r} is not a format number"), False
-        if version > FORMAT:
-            return Finding(
-                path,
-                f"format {version} is newer than this strategystore reads (format {FORMAT}); "
-                "upgrade strategystore",
-            ), True
+            marker_format(path.read_bytes())
+        except MarkerError as exc:
+            return Finding(path, exc.reason), exc.newer
         return None, False
 
     def _check_locks_dir(self, path: Path) -> Iterator[Finding]:
@@ -282,7 +274,7 @@ class DataDirCheck:
     def _check_document(self, brief_id: str, version: int, path: Path) -> list[Finding] | None:
         """The document's problems; ``None`` when it no longer exists."""
         try:
-            fd = os.open(path, _READ_FLAGS)
+            fd = os.open(path, READ_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -302,19 +294,12 @@ class DataDirCheck:
             doc = decode_document_file(data)
         except DocumentFileError as exc:
             return [Finding(path, exc.reason, line=exc.line)]
-        if doc.key != (brief_id, version):
-            return [
-                Finding(
-                    path,
-                    f"holds version {doc.version} of brief {doc.brief_id!r}, which belongs at "
-                    f"{doc.brief_id}/{doc.version}.json; move it there or fix its fields",
-                )
-            ]
-        return []
+        misplaced = misplacement(doc, brief_id, version)
+        return [] if misplaced is None else [Finding(path, misplaced)]
 
     def _check_temporaries(self, brief_id: str, names: list[str]) -> Iterator[Finding]:
         directory = self.root / brief_id
-        if self._store is None:
+        if self._locks is None:
             for name in names:
                 yield Finding(
                     directory / name,
@@ -331,7 +316,7 @@ class DataDirCheck:
             # Whatever is left while we hold the lock, by no live process, is
             # stale. The findings are reported once the lock is released, so
             # a slow reader of this output never holds up a writer.
-            with self._store._locked(brief_id, timeout=_LOCK_WAIT):
+            with self._locks.hold(brief_id, timeout=_LOCK_WAIT):
                 for name in names:
                     findings.extend(self._check_temporary(directory / name))
         except LockTimeoutError:
@@ -361,7 +346,7 @@ class DataDirCheck:
         """What to say of one temporary file, while its brief's lock is held."""
         if not os.path.lexists(path):
             return []  # a writer finished with it since the listing
-        owner = _temporary_owner(path.name)
+        owner = temporary_owner(path.name)
         if owner is not None and owner != os.getpid() and _process_alive(owner):
             return []  # prepared by an import that is still running
         if not self.repair:
@@ -382,12 +367,7 @@ class DataDirCheck:
         return [Finding(path, "removed stale temporary file", note=True)]
 
     def _check_case_collisions(self, brief_dirs: list[str]) -> Iterator[Finding]:
-        by_folded: dict[str, list[str]] = {}
-        for name in brief_dirs:
-            by_folded.setdefault(name.lower(), []).append(name)
-        for names in by_folded.values():
-            if len(names) < 2:
-                continue
+        for names in case_collisions(brief_dirs):
             for name in names:
                 others = ", ".join(repr(n) for n in names if n != name)
                 yield Finding(
@@ -395,15 +375,6 @@ class DataDirCheck:
                     f"brief directory differs only by letter case from {others}; they collide "
                     "on a case-insensitive file system (macOS, Windows): merge them into one",
                 )
-
-
-_TEMPORARY_OWNER = re.compile(r"\.(\d+)-\d+\.tmp\Z")
-
-
-def _temporary_owner(name: str) -> int | None:
-    """The process id a temporary file's name carries (``.<name>.<pid>-<n>.tmp``)."""
-    found = _TEMPORARY_OWNER.search(name)
-    return int(found.group(1)) if found else None
 
 
 def _process_alive(pid: int) -> bool:
@@ -433,7 +404,7 @@ def _document_order(name: str) -> tuple[int, str]:
 def _misnamed(number: int, present: set[str]) -> str:
     if not 1 <= number < MAX_VERSION:
         return f"not a document: version {number} is outside 1 to {MAX_VERSION - 1}"
-    canonical = f"{number}.json"
+    canonical = document_name(number)
     if canonical in present:
         return (
             f"not a document: versions are named in plain decimal, and {canonical} "

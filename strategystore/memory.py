@@ -30,6 +30,7 @@ class MemoryStore(BaseStore):
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._data: dict[str, dict[int, bytes]] = {}
         # A number from one count for every write and removal of a version.
         self._stamps: dict[tuple[str, int], int] = {}
@@ -54,21 +55,14 @@ class MemoryStore(BaseStore):
         with self._mutex:
             return list(self._data)
 
-    def _write(
-        self,
-        doc: StrategyDocument,
-        data: bytes,
-        *,
-        exclusive: bool,
-        sync: bool = True,
-        staged: object = None,
-    ) -> None:
+    def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
         with self._mutex:
             versions = self._data.setdefault(doc.brief_id, {})
             if exclusive and doc.version in versions:
-                raise FileExistsError(f"{doc.brief_id}/{doc.version}")
+                return False
             versions[doc.version] = data
             self._stamps[doc.key] = next(self._count)
+        return True
 
     def _remove(self, brief_id: str, version: int) -> None:
         with self._mutex:
@@ -86,8 +80,15 @@ class MemoryStore(BaseStore):
 
     @contextmanager
     def _locked(self, brief_id: str, timeout: float | None = None) -> Iterator[None]:
+        # One lock for every brief: writers of different briefs wait for each
+        # other here, which no caller can tell from a lock per brief.
         with self._mutex:
             yield
+
+    def _close(self) -> None:
+        with self._mutex:
+            self._data.clear()
+            self._stamps.clear()
 
     def _case_variant(self, brief_id: str) -> str | None:
         folded = brief_id.lower()

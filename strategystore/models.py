@@ -29,8 +29,6 @@ from pydantic import (
     model_validator,
 )
 
-from strategystore.errors import InvalidBriefIdError
-
 __all__ = [
     "MAX_INT_DIGITS",
     "MAX_METADATA_DEPTH",
@@ -38,9 +36,12 @@ __all__ = [
     "Section",
     "Status",
     "StrategyDocument",
-    "check_brief_id",
+    "brief_id_problem",
     "check_version",
     "describe_validation_error",
+    "dump_validated",
+    "renumbered",
+    "trusted_json_bytes",
     "utc_now",
 ]
 
@@ -64,34 +65,24 @@ MAX_INT_DIGITS = 4300
 _INT_LIMIT = 10**MAX_INT_DIGITS
 
 
-def check_brief_id(brief_id: object) -> str:
-    """Return ``brief_id`` if it can safely name a brief directory.
+def brief_id_problem(brief_id: object) -> str | None:
+    """Why ``brief_id`` cannot safely name a brief directory, or ``None`` when it can.
 
-    Args:
-        brief_id: the candidate id.
-
-    Returns:
-        The same string.
-
-    Raises:
-        InvalidBriefIdError: it is not a string, does not fully match
-            ``[A-Za-z0-9][A-Za-z0-9._-]{0,99}``, ends in ``.``, is a Windows
-            device name (with or without an extension) or the marker file's name.
+    An id must be a string that fully matches ``[A-Za-z0-9][A-Za-z0-9._-]{0,99}``,
+    does not end in ``.``, and is neither a Windows device name (with or without
+    an extension) nor the marker file's name.
     """
     if not isinstance(brief_id, str):
-        raise InvalidBriefIdError(brief_id, f"must be a string, not {type(brief_id).__name__}")
+        return f"must be a string, not {type(brief_id).__name__}"
     if _BRIEF_ID.fullmatch(brief_id) is None:
-        raise InvalidBriefIdError(
-            brief_id,
-            "use 1 to 100 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit",
-        )
+        return "use 1 to 100 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
     if brief_id.endswith("."):
-        raise InvalidBriefIdError(brief_id, "must not end with '.' (Windows drops it)")
+        return "must not end with '.' (Windows drops it)"
     if brief_id.split(".", 1)[0].lower() in _WINDOWS_DEVICES:
-        raise InvalidBriefIdError(brief_id, "is a Windows device name")
+        return "is a Windows device name"
     if brief_id.lower() == _MARKER_NAME:
-        raise InvalidBriefIdError(brief_id, "is the name of the data directory's marker file")
-    return brief_id
+        return "is the name of the data directory's marker file"
+    return None
 
 
 def check_version(version: object) -> int:
@@ -299,7 +290,10 @@ class StrategyDocument(BaseModel):
     @field_validator("brief_id")
     @classmethod
     def _valid_brief_id(cls, value: str) -> str:
-        return check_brief_id(value)
+        problem = brief_id_problem(value)
+        if problem is not None:
+            raise ValueError(f"invalid brief id {value!r}: {problem}")
+        return value
 
     @field_validator("status_reason")
     @classmethod
@@ -350,15 +344,7 @@ class StrategyDocument(BaseModel):
         )
 
     def _trusted_json_bytes(self) -> bytes | None:
-        """The canonical bytes, if this document provably still is what validation made.
-
-        That holds when the fields that cannot change in place are the very
-        objects validation left, and ``sections`` and ``metadata``, which can be
-        changed in place, still pass the checks validation applied to them.
-        ``None`` means it is not proven (the document was built with
-        ``model_construct`` or ``model_copy(update=...)``, is of a subclass, or
-        changed in place): validate it again to find out.
-        """
+        """See ``trusted_json_bytes``."""
         return self._dump() if self._still_as_validated() else None
 
     def _still_as_validated(self) -> bool:
@@ -417,6 +403,29 @@ class StrategyDocument(BaseModel):
 
     def __hash__(self) -> int:
         return hash(self.to_json_bytes())
+
+
+def trusted_json_bytes(doc: StrategyDocument) -> bytes | None:
+    """``doc``'s canonical bytes, if it provably still is what validation made; else ``None``.
+
+    That holds when the fields that cannot change in place are the very
+    objects validation left, and ``sections`` and ``metadata``, which can be
+    changed in place, still pass the checks validation applied to them.
+    ``None`` means it is not proven (the document was built with
+    ``model_construct`` or ``model_copy(update=...)``, is of a subclass, or
+    changed in place): validate it again to find out.
+    """
+    return doc._trusted_json_bytes()
+
+
+def dump_validated(doc: StrategyDocument) -> bytes:
+    """The canonical bytes of a document validation has just made (its metadata sorted)."""
+    return doc._dump()
+
+
+def renumbered(doc: StrategyDocument, version: int) -> StrategyDocument:
+    """A copy of ``doc`` under another version, still known valid if ``doc`` is."""
+    return doc._renumbered(version)
 
 
 def _sections_still_valid(sections: object) -> bool:

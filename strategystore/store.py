@@ -1,27 +1,29 @@
-"""The ``Store`` protocol and the behaviour every store shares.
+"""The ``Store`` protocol, and ``BaseStore``: every rule of the contract, once.
 
-The rules of the contract (validation, immutability, status transitions,
-compare-and-swap, version allocation) are written once, in ``BaseStore``.
-A store supplies only a handful of primitives: read one document, list
-versions and briefs, write one document atomically, remove one, and hold a
-brief's lock. ``MemoryStore`` and ``FileStore`` therefore agree by
-construction, and the parity tests check that they do.
+A store supplies only the primitives of ``_primitives``, so every store
+agrees by construction; the parity tests check that they do.
 """
 
 from __future__ import annotations
 
-import abc
-import contextlib
-import itertools
-import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Literal, Protocol, Self, TypeVar, runtime_checkable
 
 from pydantic import JsonValue
 
+from strategystore._arguments import (
+    as_document,
+    check_brief_id,
+    check_now,
+    same,
+    section,
+    valid_bytes,
+)
+from strategystore._instant import READER_LOCK_WAIT, Loader, at_one_instant
+from strategystore._primitives import BulkWriter, Primitives, batches
 from strategystore.errors import (
     ConcurrentUpdateError,
     DuplicateVersionError,
@@ -35,9 +37,8 @@ from strategystore.models import (
     Section,
     Status,
     StrategyDocument,
-    check_brief_id,
     check_version,
-    utc_now,
+    renumbered,
 )
 
 __all__ = [
@@ -49,15 +50,6 @@ __all__ = [
 
 ImportOutcome = Literal["written", "skipped", "refused"]
 _T = TypeVar("_T")
-_Loader = Callable[[int], "StrategyDocument | None"]
-
-#: Tries a listing read makes without the brief's lock before it tries the lock.
-_LOCK_FREE_TRIES = 8
-#: How long such a read waits for the lock before it tries without it again.
-_READER_LOCK_WAIT = 0.05
-
-#: How many documents an import prepares and makes durable at a time.
-IMPORT_BATCH = 256
 
 
 @dataclass
@@ -126,89 +118,48 @@ class Store(Protocol):
     def delete(self, brief_id: str, version: int) -> bool: ...
 
 
-class BaseStore(abc.ABC):
-    """The contract of DESIGN.md section 3 over a few storage primitives.
+class BaseStore(Primitives):
+    """The contract of DESIGN.md section 3, stated once over a store's primitives.
 
-    Subclasses implement the ``_``-prefixed abstract methods. Every write runs
-    its check and its write inside ``_locked(brief_id)``; reads take no lock.
+    A store implements the primitives of ``Primitives``; every rule is here.
+    Every write runs its check and its write inside ``_locked(brief_id)``;
+    reads take no lock. A store is a context manager, and ``close()`` ends
+    its use.
     """
 
-    # -- primitives --------------------------------------------------------
+    def __init__(self) -> None:
+        self._closed = False
 
-    @abc.abstractmethod
-    def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
-        """The stored document and the bytes it was read from, or ``None``.
+    # -- using and closing a store -------------------------------------------
 
-        The document is a fresh object every call. The bytes are what is
-        stored, which is the canonical form unless someone edited it by hand.
+    def close(self) -> None:
+        """End the use of this store, releasing what it holds; closing again does nothing.
+
+        Any later call of its methods raises ``ValueError``.
         """
+        if not self._closed:
+            self._closed = True
+            self._close()
 
-    @abc.abstractmethod
-    def _versions(self, brief_id: str) -> list[int]:
-        """The stored version numbers of a brief, in any order."""
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
 
-    @abc.abstractmethod
-    def _briefs(self) -> list[str]:
-        """The briefs with at least one version, in any order."""
+    def __enter__(self) -> Self:
+        self._check_open()
+        return self
 
-    @abc.abstractmethod
-    def _write(
-        self,
-        doc: StrategyDocument,
-        data: bytes,
-        *,
-        exclusive: bool,
-        sync: bool = True,
-        staged: object = None,
-    ) -> None:
-        """Store ``data`` (the canonical bytes of ``doc``) atomically.
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
-        With ``exclusive`` the key must not exist (``FileExistsError``);
-        otherwise it is replaced. With ``sync=False`` the write need not be
-        durable until ``_flush`` is called with its key. ``staged`` is what
-        ``_stage`` prepared for this document, if anything.
-        """
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self!r} is closed")
 
-    def _stage(self, items: list[tuple[StrategyDocument, bytes]]) -> list[object]:
-        """Prepare documents for ``_write(..., staged=token)``; one token (or ``None``) each.
-
-        A file store writes each to a temporary file and makes their data
-        durable together, so an import never publishes a name whose data a
-        power cut could lose.
-        """
-        return [None] * len(items)
-
-    def _unstage(self, tokens: list[object], *, locked: bool = False) -> None:  # noqa: B027
-        """Discard prepared documents that were not written (``locked``: under their lock)."""
-
-    @abc.abstractmethod
-    def _stamp(self, brief_id: str, version: int) -> Hashable:
-        """A value that changes whenever the version is written or removed; ``None`` if absent.
-
-        Two equal values, taken one after the other, prove the version was
-        neither rewritten nor removed in between.
-        """
-
-    def _flush(self, keys: list[tuple[str, int]]) -> None:  # noqa: B027 - optional primitive
-        """Make the writes of ``keys``, made with ``sync=False``, durable.
-
-        Stores whose writes are durable at once (or never) need not override it.
-        """
-
-    @abc.abstractmethod
-    def _remove(self, brief_id: str, version: int) -> None:
-        """Remove a stored document (and the brief, when it was the last)."""
-
-    @abc.abstractmethod
-    def _locked(self, brief_id: str, timeout: float | None = None) -> AbstractContextManager[None]:
-        """Hold the brief's write lock (keyed on the case-folded id).
-
-        ``timeout`` overrides the store's own wait for the lock, if it has one.
-        """
-
-    @abc.abstractmethod
-    def _case_variant(self, brief_id: str) -> str | None:
-        """Another stored brief whose id differs from ``brief_id`` only by case."""
+    def _hold(self, brief_id: str, timeout: float | None = None) -> AbstractContextManager[None]:
+        self._check_open()
+        return self._locked(brief_id, timeout)
 
     # -- the repository port ------------------------------------------------
 
@@ -221,9 +172,9 @@ class BaseStore(abc.ABC):
             ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
             InvalidBriefIdError: a brief differing only by case already exists.
         """
-        data = _valid_bytes(doc)[1]
-        with self._locked(doc.brief_id):
-            self._put(doc, data, overwrite=True, sync=True)
+        data = valid_bytes(doc)[1]
+        with self._hold(doc.brief_id):
+            self._put(doc, data, overwrite=True)
 
     def get_strategy(self, brief_id: str, version: int) -> StrategyDocument | None:
         """The stored version, or ``None`` when it does not exist."""
@@ -235,7 +186,7 @@ class BaseStore(abc.ABC):
         """Every version of a brief, newest first; ``[]`` for an unknown brief."""
         check_brief_id(brief_id)
 
-        def every(versions: list[int], load: _Loader) -> list[StrategyDocument]:
+        def every(versions: list[int], load: Loader) -> list[StrategyDocument]:
             return [doc for doc in map(load, versions) if doc is not None]
 
         return self._at_one_instant(brief_id, every)
@@ -248,6 +199,7 @@ class BaseStore(abc.ABC):
         """
         check_brief_id(brief_id)
         check_version(version)
+        self._check_open()
         loaded = self._load(brief_id, version)
         return None if loaded is None else loaded[1]
 
@@ -260,13 +212,14 @@ class BaseStore(abc.ABC):
             DuplicateVersionError: the key exists, whatever its content (``.existing``).
             InvalidBriefIdError: a brief differing only by case already exists.
         """
-        data = _valid_bytes(doc)[1]
-        with self._locked(doc.brief_id):
+        data = valid_bytes(doc)[1]
+        with self._hold(doc.brief_id):
             current = self._read(doc.brief_id, doc.version)
             if current is not None:
                 raise DuplicateVersionError(current)
             self._refuse_case_variant(doc.brief_id)
-            self._write(doc, data, exclusive=True)
+            if not self._write(doc, data, exclusive=True):
+                raise DuplicateVersionError(self._read(doc.brief_id, doc.version) or doc)
 
     def create_next(
         self,
@@ -304,17 +257,18 @@ class BaseStore(abc.ABC):
             brief_id=brief_id,
             version=1,
             status=status,
-            created_at=_check_now(now),
-            sections=[_section(s) for s in sections],
+            created_at=check_now(now),
+            sections=[section(s) for s in sections],
             metadata=dict(metadata or {}),
         )
-        with self._locked(brief_id):
+        with self._hold(brief_id):
             versions = self._versions(brief_id)
             if not versions:
                 self._refuse_case_variant(brief_id)
             version = check_version(max(versions, default=0) + 1)
-            doc = draft if version == 1 else draft._renumbered(version)
-            self._write(doc, doc.to_json_bytes(), exclusive=True)
+            doc = draft if version == 1 else renumbered(draft, version)
+            if not self._write(doc, doc.to_json_bytes(), exclusive=True):
+                raise DuplicateVersionError(self._read(brief_id, version) or doc)
         # Validation built the draft's containers, sections and timestamps
         # afresh: it shares nothing with the caller's arguments, nor the store.
         return doc
@@ -324,7 +278,7 @@ class BaseStore(abc.ABC):
         check_brief_id(brief_id)
         wanted = None if status is None else Status(status)
 
-        def latest(versions: list[int], load: _Loader) -> StrategyDocument | None:
+        def latest(versions: list[int], load: Loader) -> StrategyDocument | None:
             for version in versions:
                 doc = load(version)
                 if doc is not None and (wanted is None or doc.status is wanted):
@@ -335,11 +289,13 @@ class BaseStore(abc.ABC):
 
     def list_briefs(self) -> list[str]:
         """Ids of the briefs with at least one version, ascending by code point."""
+        self._check_open()
         return sorted(self._briefs())
 
     def list_version_numbers(self, brief_id: str) -> list[int]:
         """A brief's version numbers, newest first, without reading any document."""
         check_brief_id(brief_id)
+        self._check_open()
         return sorted(self._versions(brief_id), reverse=True)
 
     def update(self, doc: StrategyDocument, *, expected: StrategyDocument) -> None:
@@ -351,23 +307,22 @@ class BaseStore(abc.ABC):
             ConcurrentUpdateError: the stored document is not ``expected`` (``.current``).
             ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
         """
-        data = _valid_bytes(doc)[1]
-        expected_data = _expected(expected).to_json_bytes()
+        data = valid_bytes(doc)[1]
+        expected_data = as_document(expected).to_json_bytes()
         if doc.key != expected.key:
             raise ValueError(
                 f"update of {doc.key} expects a document with the same key, not {expected.key}"
             )
-        with self._locked(doc.brief_id):
+        with self._hold(doc.brief_id):
             loaded = self._load(doc.brief_id, doc.version)
             if loaded is None:
                 raise VersionNotFoundError(doc.brief_id, doc.version)
             current, stored = loaded
-            if not _same(current, stored, expected_data):
+            if not same(current, stored, expected_data):
                 raise ConcurrentUpdateError(current)
-            if _same(current, stored, data):
+            if same(current, stored, data):
                 return
-            if current.status is not Status.DRAFT:
-                raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "update")
+            _refuse_unless_draft(current, "update")
             self._write(doc, data, exclusive=False)
 
     def approve(
@@ -438,14 +393,11 @@ class BaseStore(abc.ABC):
         """
         check_brief_id(brief_id)
         check_version(version)
-        with self._locked(brief_id):
+        with self._hold(brief_id):
             current = self._read(brief_id, version)
             if current is None:
                 return False
-            if current.status is not Status.DRAFT:
-                raise ImmutableVersionError(
-                    brief_id, version, current.status, "delete", _KEEP_RULES[current.status]
-                )
+            _refuse_unless_draft(current, "delete", _KEEP_RULES)
             self._remove(brief_id, version)
         return True
 
@@ -478,41 +430,38 @@ class BaseStore(abc.ABC):
             How many documents were written, skipped and refused.
         """
         summary = ImportSummary()
-        written: list[tuple[str, int]] = []
+        self._check_open()
+        bulk = self._bulk_writer()
         try:
-            for batch in _batched(docs, IMPORT_BATCH):
-                prepared = [_valid_bytes(doc) for doc in batch]
-                staged = self._stage(prepared)
+            for batch in batches(docs):
+                prepared = [valid_bytes(doc) for doc in batch]
+                bulk.prepare(prepared)
                 try:
-                    for i, (original, (doc, data)) in enumerate(zip(batch, prepared, strict=True)):
-                        token, staged[i] = staged[i], None  # consumed or discarded below
-                        outcome, error = self._import_one(doc, data, token, upsert=upsert)
-                        if outcome == "written":
-                            written.append(doc.key)
+                    for original, (doc, data) in zip(batch, prepared, strict=True):
+                        outcome, error = self._import_one(doc, data, bulk, upsert=upsert)
                         setattr(summary, outcome, getattr(summary, outcome) + 1)
                         if on_result is not None:
                             on_result(original, outcome, error)
                 finally:
-                    self._unstage([t for t in staged if t is not None])
+                    bulk.end_batch()
         finally:
-            self._flush(written)
+            bulk.finish()
         return summary
 
     def _import_one(
-        self, doc: StrategyDocument, data: bytes, token: object, *, upsert: bool
+        self, doc: StrategyDocument, data: bytes, bulk: BulkWriter, *, upsert: bool
     ) -> tuple[ImportOutcome, StrategyStoreError | None]:
         try:
-            with self._locked(doc.brief_id):
-                # Unless it is published, the staged copy goes while the brief
-                # is still locked.
+            with self._hold(doc.brief_id):
+                # Unless it is written, what the bulk writer prepared for it
+                # goes while the brief is still locked.
                 try:
-                    outcome = self._put(doc, data, overwrite=upsert, sync=False, staged=token)
+                    outcome = self._put(doc, data, overwrite=upsert, write=bulk.write)
                 except BaseException:
-                    if token is not None:
-                        self._unstage([token], locked=True)
+                    bulk.release(doc)
                     raise
-                if token is not None and outcome != "written":
-                    self._unstage([token], locked=True)
+                if outcome != "written":
+                    bulk.release(doc)
         except StrategyStoreError as exc:
             if isinstance(exc, LockTimeoutError):
                 raise
@@ -522,6 +471,7 @@ class BaseStore(abc.ABC):
     # -- shared helpers -----------------------------------------------------
 
     def _read(self, brief_id: str, version: int) -> StrategyDocument | None:
+        self._check_open()
         loaded = self._load(brief_id, version)
         return None if loaded is None else loaded[0]
 
@@ -531,75 +481,38 @@ class BaseStore(abc.ABC):
         data: bytes,
         *,
         overwrite: bool,
-        sync: bool,
-        staged: object = None,
+        write: Callable[[StrategyDocument, bytes], object] | None = None,
     ) -> ImportOutcome:
-        """Insert ``doc``, or replace a differing draft when ``overwrite``; under the lock."""
+        """Insert ``doc``, or replace a differing draft when ``overwrite``; under the lock.
+
+        ``write`` stores it (by default ``_write``, replacing).
+        """
         loaded = self._load(doc.brief_id, doc.version)
         if loaded is None:
             self._refuse_case_variant(doc.brief_id)
         else:
             current, stored = loaded
-            if _same(current, stored, data):
+            if same(current, stored, data):
                 return "skipped"
             if not overwrite:
                 raise DuplicateVersionError(current)
-            if current.status is not Status.DRAFT:
-                raise ImmutableVersionError(doc.brief_id, doc.version, current.status, "change")
-        self._write(doc, data, exclusive=False, sync=sync, staged=staged)
+            _refuse_unless_draft(current, "change")
+        if write is None:
+            self._write(doc, data, exclusive=False)
+        else:
+            write(doc, data)
         return "written"
 
-    def _at_one_instant(self, brief_id: str, pick: Callable[[list[int], _Loader], _T]) -> _T:
-        """``pick(versions, load)`` over the brief as it stood at one instant.
-
-        ``versions`` is the brief's listing, newest first, and ``load`` reads
-        one of them. A read that lists a brief and then reads documents must
-        answer with what the store held at one instant, and readers never wait
-        for writers: the answer is kept when, listed again afterwards, the
-        brief has the same versions and every document read is still the one
-        read (so the answer was the store's at that second listing); it is
-        made again otherwise. Only after several tries in a row spoilt by
-        writers is it made under the brief's lock.
-        """
-        tries = 0
-        while True:
-            tries += 1
-            found = self._lock_free_read(brief_id, pick)
-            if found is not None:
-                return found[0]
-            if tries % _LOCK_FREE_TRIES:
-                continue
-            with contextlib.ExitStack() as held:
-                try:
-                    # Briefly: a reader slips in between writers, never queues behind them.
-                    held.enter_context(self._locked(brief_id, timeout=_READER_LOCK_WAIT))
-                except (StrategyStoreError, OSError):
-                    # No lock to be had (a read-only directory, a stuck
-                    # writer): go on without it, as a reader must still
-                    # answer, leaving the writers a moment first.
-                    time.sleep(min(0.001 * tries, 0.05))
-                    continue
-                versions = sorted(self._versions(brief_id), reverse=True)
-                return pick(versions, lambda version: self._read(brief_id, version))
-
-    def _lock_free_read(
-        self, brief_id: str, pick: Callable[[list[int], _Loader], _T]
-    ) -> tuple[_T] | None:
-        """``(pick's answer,)`` if nothing it read changed before the brief was listed again."""
-        versions = sorted(self._versions(brief_id), reverse=True)
-        stamps: dict[int, Hashable] = {}
-
-        def load(version: int) -> StrategyDocument | None:
-            stamps[version] = self._stamp(brief_id, version)
-            return self._read(brief_id, version)
-
-        result = pick(versions, load)
-        # Listed first, stamped after: the answer is the store's at that listing.
-        if sorted(self._versions(brief_id), reverse=True) != versions:
-            return None
-        if any(self._stamp(brief_id, version) != stamp for version, stamp in stamps.items()):
-            return None
-        return (result,)
+    def _at_one_instant(self, brief_id: str, pick: Callable[[list[int], Loader], _T]) -> _T:
+        """``pick(versions, load)`` over the brief as it stood at one instant (see ``_instant``)."""
+        self._check_open()
+        return at_one_instant(
+            versions=lambda: sorted(self._versions(brief_id), reverse=True),
+            read=lambda version: self._read(brief_id, version),
+            stamp=lambda version: self._stamp(brief_id, version),
+            lock=lambda: self._locked(brief_id, timeout=READER_LOCK_WAIT),
+            pick=pick,
+        )
 
     def _refuse_case_variant(self, brief_id: str) -> None:
         other = self._case_variant(brief_id)
@@ -622,8 +535,8 @@ class BaseStore(abc.ABC):
     ) -> StrategyDocument:
         check_brief_id(brief_id)
         check_version(version)
-        when = _check_now(now)
-        with self._locked(brief_id):
+        when = check_now(now)
+        with self._hold(brief_id):
             current = self._read(brief_id, version)
             if current is None:
                 raise VersionNotFoundError(brief_id, version)
@@ -668,63 +581,15 @@ _KEEP_RULES = {
 }
 
 
-def _batched(items: Iterable[StrategyDocument], size: int) -> Iterator[list[StrategyDocument]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
+def _refuse_unless_draft(
+    current: StrategyDocument, action: str, rules: Mapping[Status, str] | None = None
+) -> None:
+    """Only drafts change: ``ImmutableVersionError`` for any other stored version.
 
-
-def _same(current: StrategyDocument, stored: bytes, data: bytes) -> bool:
-    """Whether the stored document equals the one whose canonical bytes are ``data``."""
-    # Files the store wrote are canonical, so comparing the bytes as stored
-    # settles it at once; a hand-edited file is compared by its canonical form.
-    return stored == data or current.to_json_bytes() == data
-
-
-def _valid_bytes(doc: object) -> tuple[StrategyDocument, bytes]:
-    """``doc`` and its canonical bytes, proven valid: what a store writes always is.
-
-    ``model_construct``, ``model_copy(update=...)`` and changing ``sections``
-    or ``metadata`` in place all bypass validation, and the key names files.
-    A document that validation made and that has not changed since is taken
-    as it is; any other is validated again in full, and the valid document
-    that validation returns is the one written.
+    ``rules`` says, per status, why it stays and what to do instead.
     """
-    if not isinstance(doc, StrategyDocument):
-        raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
-    check_brief_id(doc.brief_id)
-    check_version(doc.version)
-    data = doc._trusted_json_bytes()
-    if data is None:
-        doc = StrategyDocument.model_validate(doc.model_dump())
-        data = doc.to_json_bytes()
-    return doc, data
-
-
-def _expected(doc: object) -> StrategyDocument:
-    if not isinstance(doc, StrategyDocument):
-        raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
-    return doc
-
-
-def _section(value: Section | Mapping[str, str]) -> Section:
-    # A new, validated Section even from a Section: one made with
-    # model_construct may be invalid, and the result shares nothing with it.
-    if isinstance(value, Section):
-        return Section.model_validate(dict(value.__dict__))
-    if not isinstance(value, Mapping):
-        raise TypeError(
-            "each section must be a Section or a mapping with key, title and body, "
-            f"not {type(value).__name__} {value!r:.60}"
+    if current.status is not Status.DRAFT:
+        rule = {} if rules is None else {"rule": rules[current.status]}
+        raise ImmutableVersionError(
+            current.brief_id, current.version, current.status, action, **rule
         )
-    return Section.model_validate(dict(value))
-
-
-def _check_now(now: datetime | None) -> datetime:
-    if now is None:
-        return utc_now()
-    if not isinstance(now, datetime):
-        raise TypeError(f"now must be a datetime, not {type(now).__name__}")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"now must be timezone-aware, not the naive {now.isoformat()}")
-    return now

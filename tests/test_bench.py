@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from strategystore import FileStore, bench
+from strategystore.bench import __main__ as bench_main
 
 TINY = [
     "--quick",
@@ -181,3 +182,34 @@ def test_bad_sizes_are_a_usage_error(sizes: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse(["--sizes", sizes])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "environment", "expected"),
+    [
+        (["--dir", "given"], "from-env", "given"),
+        ([], "from-env", "from-env"),
+        ([], None, "strategy-data"),
+    ],
+)
+def test_python_m_bench_measures_the_data_directory_it_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    environment: str | None,
+    expected: str,
+) -> None:
+    if environment is None:
+        monkeypatch.delenv("STRATEGYSTORE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("STRATEGYSTORE_DIR", environment)
+    seen: list[tuple[argparse.Namespace, Path]] = []
+
+    def fake_run(args: argparse.Namespace, data_dir: Path) -> int:
+        seen.append((args, data_dir))
+        return 0
+
+    monkeypatch.setattr(bench_main, "run", fake_run)
+    assert bench_main.main([*argv, "--quick"]) == 0
+    [(args, data_dir)] = seen
+    assert data_dir == Path(expected)
+    assert args.quick

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-import strategystore.files as files_module
+import strategystore._cache as cache_module
 from strategystore import CorruptDocumentError, FileStore, InvalidBriefIdError, Status
 from tests.conftest import make_doc
 
-SETTLE = files_module.FINE_RACY_WINDOW_NS / 1e9 + 0.05
+SETTLE = cache_module.FINE_RACY_WINDOW_NS / 1e9 + 0.05
 
 
 class CountingStore(FileStore):
@@ -29,7 +29,9 @@ class CountingStore(FileStore):
 
     reads = 0
 
-    def _read_document(self, brief_id: str, version: int) -> tuple[bytes, tuple[int, ...]] | None:  # type: ignore[override]
+    def _read_document(
+        self, brief_id: str, version: int
+    ) -> tuple[bytes, cache_module.Identity] | None:
         self.reads += 1
         return super()._read_document(brief_id, version)
 
@@ -151,9 +153,9 @@ def test_a_listing_changed_behind_the_stores_back_is_seen(cached: CountingStore)
 # -- file systems with coarse timestamps
 
 
-def _whole_seconds(info: os.stat_result) -> tuple[int, int, int, int, int]:
+def _whole_seconds(info: os.stat_result) -> cache_module.Identity:
     second = 1_000_000_000
-    return (
+    return cache_module.Identity(
         info.st_dev,
         info.st_ino,
         info.st_size,
@@ -165,7 +167,7 @@ def _whole_seconds(info: os.stat_result) -> tuple[int, int, int, int, int]:
 @pytest.fixture
 def coarse(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the store see whole-second timestamps, as on FAT or HFS+."""
-    monkeypatch.setattr(files_module, "_identity", _whole_seconds)
+    monkeypatch.setattr(cache_module, "identity", _whole_seconds)
 
 
 def _edit_in_place_within_the_same_second(store: FileStore, rev: bytes) -> None:
@@ -186,7 +188,7 @@ def test_with_coarse_timestamps_an_edit_in_the_same_second_as_the_read_is_seen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = CountingStore(tmp_path / "data")
-    store._racy_ns = files_module.COARSE_RACY_WINDOW_NS
+    store.cache.racy_ns = cache_module.COARSE_RACY_WINDOW_NS
     _wait_for_a_fresh_second()
     store.save(make_doc(metadata={"rev": "a"}))
     assert store.get_strategy("acme-q3", 1) == make_doc(metadata={"rev": "a"})
@@ -200,7 +202,7 @@ def test_with_coarse_timestamps_an_edit_in_the_same_second_as_the_read_is_seen(
 def test_without_the_racy_rule_that_same_edit_would_be_missed(tmp_path: Path) -> None:
     # The counterfactual: it shows the test above can fail, and why the rule exists.
     store = CountingStore(tmp_path / "data")
-    store._racy_ns = -(10**18)
+    store.cache.racy_ns = -(10**18)
     _wait_for_a_fresh_second()
     second = int(time.time())
     store.save(make_doc(metadata={"rev": "a"}))
@@ -218,7 +220,7 @@ def test_with_coarse_timestamps_a_settled_entry_still_sees_an_in_place_edit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = CountingStore(tmp_path / "data")
-    store._racy_ns = files_module.COARSE_RACY_WINDOW_NS
+    store.cache.racy_ns = cache_module.COARSE_RACY_WINDOW_NS
     store.save(make_doc(metadata={"rev": "a"}))
     path = _path(store)
     old = path.stat()
@@ -276,6 +278,6 @@ def test_the_cache_holds_a_bounded_number_of_bytes(tmp_path: Path) -> None:
     time.sleep(SETTLE)
     for version in range(1, 201):
         assert store.get_strategy("acme-q3", version) is not None
-    held = sum(len(entry.data) for entry in store._documents.values())
-    assert 0 < held <= files_module.CACHE_BYTES
-    assert store._cached_bytes == held
+    held = sum(len(entry.data) for entry in store.cache.documents())
+    assert 0 < held <= cache_module.CACHE_BYTES
+    assert store.cache.document_bytes == held

@@ -225,7 +225,7 @@ def test_repair_leaves_a_temporary_file_whose_writer_holds_the_lock(
 ) -> None:
     temp = _stale_temporary(data_dir)
     writer = FileStore(data_dir)
-    with writer._locked("acme"):
+    with writer.locks.hold("acme"):
         status, out = check(data_dir, capsys, "--repair")
     assert status == 0
     assert temp.exists()

@@ -408,7 +408,7 @@ def test_lock_timeout_defaults_to_10_seconds_and_reaches_the_store(
             seen.append(lock_timeout)
             super().__init__(data_dir, lock_timeout=lock_timeout, **kwargs)
 
-    monkeypatch.setattr("strategystore.cli.FileStore", Recording)
+    monkeypatch.setattr("strategystore._console.FileStore", Recording)
     assert run(capsys, data_dir, "briefs").status == 0
     assert run(capsys, data_dir, "--lock-timeout", "2.5", "briefs").status == 0
     assert run(capsys, data_dir, "briefs", "--lock-timeout", "0").status == 0

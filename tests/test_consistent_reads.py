@@ -106,9 +106,9 @@ def test_a_cached_read_racing_the_delete_of_the_last_version_finds_nothing(
     old = document.stat().st_mtime_ns - 10**10
     os.utime(document, ns=(old, old))
     # The racy rule trusts only a ctime older than its window: wait it out.
-    time.sleep(store._racy_ns / 1e9 + 0.05)
+    time.sleep(store.cache.racy_ns / 1e9 + 0.05)
     assert store.get_strategy("acme", 1) == make_doc("acme", 1)
-    assert store._documents, "the document was not cached"
+    assert store.cache.document_count, "the document was not cached"
     real_lstat = os.lstat
     other = FileStore(store.data_dir, durable=False)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-import strategystore.files
+import strategystore._fsio
 from strategystore import (
     ConfigurationError,
     CorruptDocumentError,
@@ -498,7 +498,7 @@ def test_open_store_names_the_valid_values_of_a_bad_setting(
 
 def test_a_forked_child_does_not_keep_a_brief_locked(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "data", lock_timeout=5)
-    with store._locked("acme-q3"):
+    with store.locks.hold("acme-q3"):
         pid = os.fork()
         if pid == 0:  # the child outlives the parent's critical section
             time.sleep(3)
@@ -606,16 +606,14 @@ def test_a_marker_published_by_another_process_mid_check_is_accepted(
 def test_creating_a_data_directory_makes_each_new_directory_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import strategystore.files as files_module  # noqa: PLC0415
-
     synced: list[Path] = []
-    real = files_module._fsync_dir
+    real = strategystore._fsio.fsync_dir
 
     def record(path: Path) -> None:
         synced.append(Path(path))
         real(path)
 
-    monkeypatch.setattr(files_module, "_fsync_dir", record)
+    monkeypatch.setattr(strategystore._fsio, "fsync_dir", record)
     FileStore(tmp_path / "a" / "b" / "data")
     assert {tmp_path, tmp_path / "a", tmp_path / "a" / "b"} <= set(synced)
 
@@ -627,7 +625,7 @@ def test_an_io_error_names_the_whole_path(file_store: FileStore) -> None:
         if step == "write":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path.name)
 
-    file_store._io_hook = full_disk
+    file_store.on_step = full_disk
     with pytest.raises(OSError, match="No space") as info:
         file_store.create_next("acme-q3")
     assert str(file_store.data_dir / "acme-q3") in str(info.value)
@@ -751,7 +749,7 @@ def test_a_lock_timeout_beyond_what_a_wait_can_take_waits_as_long_as_it_takes(
     store.create_next("acme")
     holder = FileStore(store.data_dir)
     done: list[object] = []
-    with holder._locked("acme"):
+    with holder.locks.hold("acme"):
         writer = threading.Thread(target=lambda: done.append(store.create_next("acme").version))
         writer.start()
         time.sleep(0.3)  # the writer waits for the lock now
@@ -766,7 +764,7 @@ def test_an_error_a_write_names_no_file_for_is_named_after_the_document(
         if step == "write":
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    file_store._io_hook = full
+    file_store.on_step = full
     with pytest.raises(OSError, match="No space left") as failed:
         file_store.create_next("acme")
     path = file_store.data_dir / "acme" / "1.json"
@@ -781,7 +779,7 @@ def test_another_briefs_lock_file_renamed_into_place_does_not_let_a_second_write
     store.create_next("beta")
     locks = store.data_dir / ".locks"
     other = FileStore(store.data_dir, durable=False, lock_timeout=0.3)
-    with store._locked("acme"):
+    with store.locks.hold("acme"):
         os.replace(locks / "beta.lock", locks / "acme.lock")  # by hand, while acme is held
         with pytest.raises(LockTimeoutError):
             other.create_next("acme")
@@ -796,7 +794,7 @@ def test_one_stuck_writer_does_not_hold_up_the_writers_of_other_briefs(tmp_path:
     held = threading.Event()
 
     def stuck() -> None:
-        with FileStore(store.data_dir)._locked("stuck"):
+        with FileStore(store.data_dir).locks.hold("stuck"):
             held.set()
             released.wait(10)
 
@@ -829,7 +827,7 @@ def test_a_failed_fsync_of_the_data_directory_leaves_the_previous_state(
     other = FileStore(store.data_dir)
     other.create_next("acme")  # another writer touched acme/: the next write syncs the root
     before = sorted(p.name for p in (store.data_dir / "acme").iterdir())
-    real = strategystore.files._fsync_dir
+    real = strategystore._fsio.fsync_dir
 
     def failing(path: Path) -> None:
         if Path(path) == store.data_dir:
@@ -837,7 +835,7 @@ def test_a_failed_fsync_of_the_data_directory_leaves_the_previous_state(
         real(path)
 
     with monkeypatch.context() as patch:
-        patch.setattr(strategystore.files, "_fsync_dir", failing)
+        patch.setattr(strategystore._fsio, "fsync_dir", failing)
         with pytest.raises(OSError, match="Input/output error"):
             store.create_next("acme")
     assert sorted(p.name for p in (store.data_dir / "acme").iterdir()) == before

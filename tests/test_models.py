@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from strategystore import InvalidBriefIdError, MemoryStore, Section, Status, StrategyDocument
-from strategystore.models import check_brief_id, check_version
+from strategystore._arguments import check_brief_id
+from strategystore.models import check_version, trusted_json_bytes
 from tests.conftest import T0, make_doc
 
 FIELD_ORDER = [
@@ -363,4 +364,4 @@ def test_a_store_writes_exactly_what_validating_again_would(
             written = None if loaded is None else loaded[1]  # the bytes as stored
     assert written == expected
     if not changed:
-        assert doc._trusted_json_bytes() == expected  # the shortcut is taken
+        assert trusted_json_bytes(doc) == expected  # the shortcut is taken

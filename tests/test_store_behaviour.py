@@ -683,3 +683,12 @@ def test_a_key_added_in_place_is_written_in_canonical_order(store: BaseStore) ->
 def test_get_latest_checks_the_brief_id_before_the_status(store: BaseStore) -> None:
     with pytest.raises(InvalidBriefIdError):
         store.get_latest("../etc", status="bogus")  # type: ignore[arg-type]
+
+
+def test_an_import_holding_one_key_twice_writes_the_first_and_refuses_the_second(
+    store: BaseStore,
+) -> None:
+    first, second = make_doc(metadata={"take": 1}), make_doc(metadata={"take": 2})
+    summary = store.import_documents([first, make_doc("other", 1), second])
+    assert (summary.written, summary.skipped, summary.refused) == (2, 0, 1)
+    assert store.get_strategy("acme-q3", 1) == first

@@ -1,7 +1,7 @@
 """A power cut, modelled: only what was fsynced survives.
 
 ``PowerLossRecorder.os`` stands in for the ``os`` module inside
-``strategystore.files``, and ``PowerLossRecorder.syncfs`` for its ``_syncfs``.
+``strategystore._fsio``, and ``PowerLossRecorder.syncfs`` for its ``syncfs``.
 They pass every call through and watch the ones that matter to durability:
 creating a file or directory, fsync, syncfs, and the calls that change names
 (link, replace, rename, unlink, rmdir). After each
@@ -201,7 +201,7 @@ def _visible(files: dict[str, bytes]) -> dict[str, bytes]:
 def recording_syncfs(
     recorder: PowerLossRecorder, syncfs: Callable[[str], bool]
 ) -> Callable[[str], bool]:
-    """``strategystore.files._syncfs``, recorded: when it ran, everything is durable."""
+    """``strategystore._syncfs.syncfs``, recorded: when it ran, everything is durable."""
 
     def recorded(path: str) -> bool:
         done = syncfs(path)

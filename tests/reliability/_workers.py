@@ -168,7 +168,7 @@ def crash_at_step(data_dir: str, scenario: str, durable: bool, crash_at: int) ->
         if steps == crash_at:
             os._exit(CRASHED)
 
-    store._io_hook = crash
+    store.on_step = crash
     SCENARIOS[scenario].run(store)
 
 
@@ -188,7 +188,7 @@ def hold_lock(data_dir: str, brief: str, conn: Connection, step: str) -> None:
             conn.send_bytes(b"holding")
             conn.recv_bytes()
 
-    store._io_hook = pause
+    store.on_step = pause
     store.create_next(brief, now=T1)
     conn.send_bytes(b"done")
 

@@ -117,7 +117,7 @@ def _judge_recovery(
             problems.append(f"a retry under the fault raised {raised!r}")
         if disk_state(store.data_dir) != old:
             problems.append("a retry under the fault changed the previous state")
-    store._io_hook = None
+    store.on_step = None
     if step not in AFTER_COMMIT:
         raised = _attempt(store, run)
         if raised is not None:
@@ -147,7 +147,7 @@ def _inject(
         if len(seen) == at or (persistent and len(seen) > at and name == step):
             raise injected
 
-    store._io_hook = inject
+    store.on_step = inject
     run = SCENARIOS[scenario].run
     problems = _judge_failure(data, step, _attempt(store, run), injected, states)
     # A failed fsync may have dropped the dirty pages it was asked to write, so
@@ -166,7 +166,7 @@ def test_an_io_error_at_any_step_reaches_the_caller_and_leaves_the_previous_docu
     reference = Path(shutil.copytree(base_dir, tmp_path / "reference", symlinks=True))
     recorder = FileStore(reference, durable=durable)
     steps: list[str] = []
-    recorder._io_hook = lambda step, path: steps.append(step)
+    recorder.on_step = lambda step, path: steps.append(step)
     SCENARIOS[scenario].run(recorder)
     new = disk_state(reference)
     assert steps, f"{scenario} made no I/O step"
@@ -196,10 +196,10 @@ def test_a_failed_first_write_does_not_let_a_case_variant_in_later(tmp_path: Pat
     store = FileStore(tmp_path / "data", durable=False)
 
     def fail_once(step: str, path: Path) -> None:
-        store._io_hook = None
+        store.on_step = None
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "injected")
 
-    store._io_hook = fail_once
+    store.on_step = fail_once
     with pytest.raises(OSError, match="injected"):
         store.create_next("fresh")
     store.create_next("Fresh")

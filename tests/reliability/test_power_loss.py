@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import strategystore.files
+import strategystore._fsio
+import strategystore._syncfs
 from strategystore import FileStore, MemoryStore
 from strategystore.store import BaseStore
 from tests.reliability._powerloss import Cut, PowerLossRecorder, recording_syncfs, violations
@@ -79,9 +80,9 @@ def _record(
     )
     states = [disk_state(data)]
     with monkeypatch.context() as patch:
-        patch.setattr(strategystore.files, "os", recorder.os)
-        syncfs = recording_syncfs(recorder, strategystore.files._syncfs)
-        patch.setattr(strategystore.files, "_syncfs", syncfs)
+        patch.setattr(strategystore._fsio, "os", recorder.os)
+        syncfs = recording_syncfs(recorder, strategystore._syncfs.syncfs)
+        patch.setattr(strategystore._syncfs, "syncfs", syncfs)
         for write in writes:
             recorder.begin()
             write(store)
@@ -172,11 +173,11 @@ def _cut_after_failed_staging(
     recorder = PowerLossRecorder(data)
     states = [disk_state(data)]
     with monkeypatch.context() as patch:
-        patch.setattr(strategystore.files, "os", recorder.os)
+        patch.setattr(strategystore._fsio, "os", recorder.os)
         patch.setattr(
-            strategystore.files,
-            "_syncfs",
-            recording_syncfs(recorder, strategystore.files._syncfs) if syncfs else lambda _: False,
+            strategystore._syncfs,
+            "syncfs",
+            recording_syncfs(recorder, strategystore._syncfs.syncfs) if syncfs else lambda _: False,
         )
         temporaries = [0]
 
@@ -188,11 +189,11 @@ def _cut_after_failed_staging(
             if step == "stage-sync" and not fail:
                 raise KeyboardInterrupt  # the process dies here, its directories left
 
-        store._io_hook = no_space_for_the_second
+        store.on_step = no_space_for_the_second
         recorder.begin()
         with pytest.raises((OSError, KeyboardInterrupt)):
             store.import_documents([make_doc("fresh-a", 1), make_doc("fresh-b", 1)])
-        store._io_hook = None
+        store.on_step = None
         recorder.acknowledge()
         states.append(disk_state(data))
         recorder.begin()
@@ -242,7 +243,7 @@ def test_a_brief_directory_removed_and_made_again_by_another_writer_is_made_dura
         FileStore(data).delete("acme", 1)  # the brief goes, its directory too
         recorder = PowerLossRecorder(data)
         with monkeypatch.context() as patch:
-            patch.setattr(strategystore.files, "os", recorder.os)
+            patch.setattr(strategystore._fsio, "os", recorder.os)
             # Made again by a writer that never makes it durable, often with
             # the inode number the old directory had.
             FileStore(data, durable=False).save(make_doc("acme", 1))

@@ -1,0 +1,145 @@
+"""The primitives a store supplies, stated store-neutrally: write a third store from these.
+
+``BaseStore`` (in ``store``) holds every rule of the contract and calls only
+these. They work on canonical bytes and know no rule: ``BaseStore``
+validates every argument, checks every key and decides every refusal before
+it calls them, so a store's primitives are a few lines of its own storage
+each. ``MemoryStore`` is the smallest example.
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+
+from strategystore.models import StrategyDocument
+
+__all__ = ["IMPORT_BATCH", "BulkWriter", "Primitives", "batches"]
+
+#: How many documents an import hands its bulk writer at a time.
+IMPORT_BATCH = 256
+
+
+class Primitives(abc.ABC):
+    """What a store must supply: read, list, stamp, write, remove, lock; optionally bulk and close.
+
+    Every write primitive is called with the brief's lock held; read
+    primitives are called without it and must never return a partly
+    written document.
+    """
+
+    @abc.abstractmethod
+    def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
+        """The stored document and the bytes exactly as stored, or ``None`` when absent.
+
+        The bytes are never re-encoded: they are the canonical form unless
+        someone edited the stored copy by hand. The document is a fresh object
+        every call, sharing nothing with the store or an earlier call.
+
+        Raises:
+            CorruptDocumentError: what is stored at this key does not decode
+                to a valid document of this key (naming where it is stored).
+        """
+
+    @abc.abstractmethod
+    def _versions(self, brief_id: str) -> list[int]:
+        """The stored version numbers of a brief, in any order; reads no document."""
+
+    @abc.abstractmethod
+    def _briefs(self) -> list[str]:
+        """The briefs with at least one version, in any order; reads no document."""
+
+    @abc.abstractmethod
+    def _stamp(self, brief_id: str, version: int) -> Hashable:
+        """A value that changes whenever the version is written or removed; ``None`` if absent.
+
+        Two equal values, taken one after the other, prove the version was
+        neither rewritten nor removed in between.
+        """
+
+    @abc.abstractmethod
+    def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
+        """Store ``data`` (the canonical bytes of ``doc``) atomically, under the brief's lock.
+
+        A reader sees the old bytes or the new, never a mix. With
+        ``exclusive`` the key must be absent: if it is present after all
+        (stored by something that bypassed the lock), nothing is written and
+        the result is ``False``. Otherwise what is stored is replaced and the
+        result is ``True``. The write is durable, as far as the store
+        promises durability, when this returns; a write that raises has
+        changed nothing.
+        """
+
+    @abc.abstractmethod
+    def _remove(self, brief_id: str, version: int) -> None:
+        """Remove a stored document (and the brief, when it was the last); under the lock."""
+
+    @abc.abstractmethod
+    def _locked(self, brief_id: str, timeout: float | None = None) -> AbstractContextManager[None]:
+        """Hold the brief's write lock for a ``with`` block.
+
+        The lock is keyed on the case-folded id, excludes every other writer
+        of the brief (other threads, processes, machines), and is re-entrant
+        within a thread: holding it again, under any case of the id, holds
+        at once. ``timeout`` overrides the store's own wait, if it has one;
+        a lock not obtained in time raises ``LockTimeoutError``.
+        """
+
+    @abc.abstractmethod
+    def _case_variant(self, brief_id: str) -> str | None:
+        """Another stored brief whose id differs from ``brief_id`` only by case."""
+
+    def _bulk_writer(self) -> BulkWriter:
+        """How ``import_documents`` writes; the default writes each document on its own."""
+        return BulkWriter(self)
+
+    def _close(self) -> None:  # noqa: B027 - optional primitive
+        """Release what the store holds; ``close()`` calls it once."""
+
+
+class BulkWriter:
+    """How a store writes the documents of an import.
+
+    ``import_documents`` hands each batch to ``prepare`` before it takes any
+    lock, then, for each document of the batch and under its brief's lock,
+    calls ``write`` for a document to store or ``release`` for one it will
+    not store; ``end_batch`` follows every batch and ``finish`` the whole
+    import, both also after a failure. This default writes each document on
+    its own, durably, at once; a store overrides ``BaseStore._bulk_writer``
+    to do better (a file store writes a batch's data before it takes locks
+    and makes every write durable with one flush at the end).
+    """
+
+    def __init__(self, store: Primitives) -> None:
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._store!r}>"
+
+    def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
+        """Get ready to write these documents and canonical bytes; no lock is held."""
+
+    def write(self, doc: StrategyDocument, data: bytes) -> None:
+        """Store ``data`` for ``doc``, replacing what is stored; under the brief's lock.
+
+        The write need not be durable before ``finish`` returns.
+        """
+        self._store._write(doc, data, exclusive=False)
+
+    def release(self, doc: StrategyDocument) -> None:
+        """``doc`` will not be written (or its write failed); under the brief's lock."""
+
+    def end_batch(self) -> None:
+        """The batch given to ``prepare`` is done, or failed part-way."""
+
+    def finish(self) -> None:
+        """Make every ``write`` durable; called once, also when the import failed."""
+
+
+def batches(docs: Iterable[StrategyDocument]) -> Iterator[list[StrategyDocument]]:
+    """``docs`` in lists of ``IMPORT_BATCH``, read from ``docs`` one batch at a time."""
+    iterator = iter(docs)
+    while batch := list(itertools.islice(iterator, IMPORT_BATCH)):
+        yield batch
