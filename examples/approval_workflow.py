@@ -54,9 +54,7 @@ def main() -> None:
 
     # Approved versions are immutable: a change needs a new version.
     try:
-        store.save(
-            StrategyDocument.model_validate({**approved.model_dump(), "metadata": {"late": True}})
-        )
+        store.save(approved.model_copy(update={"metadata": {"late": True}}))
     except ImmutableVersionError as exc:
         print(f"refused: {exc}")
 

@@ -44,7 +44,8 @@ def valid_bytes(doc: object) -> tuple[StrategyDocument, bytes]:
     check_version(doc.version)
     data = trusted_json_bytes(doc)
     if data is None:
-        doc = StrategyDocument.model_validate(doc.model_dump())
+        # The seal is derived from the content, so it is not carried over.
+        doc = StrategyDocument.model_validate(doc.model_dump(exclude={"content_digest"}))
         data = doc.to_json_bytes()
     return doc, data
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strategystore import _syncfs
-from strategystore._layout import NO_LINKS, is_temporary, temporary_name
+from strategystore._layout import NO_LINKS, is_temporary, missing_lines, temporary_name
 from strategystore.errors import CorruptDocumentError
 
 __all__ = [
@@ -179,10 +180,11 @@ class Writer:
                 fsync_dir(created.parent)
             self.root_durable = True
 
-    def write_root_file(self, name: str, data: bytes, *, exclusive: bool) -> None:
+    def write_root_file(self, name: str, data: bytes, *, exclusive: bool) -> bool:
         """Write a file of the data directory itself (the marker, ``.gitignore``).
 
-        With ``exclusive`` a file already there is kept as it is.
+        With ``exclusive`` a file already there is kept as it is, and ``False``
+        is returned.
         """
         root_fd = os.open(self._root, ROOT_FLAGS)
         try:
@@ -194,6 +196,31 @@ class Writer:
                 os.fsync(root_fd)
         finally:
             os.close(root_fd)
+        return written
+
+    def add_missing_lines(self, name: str, wanted: bytes) -> bool:
+        """Write the root file ``name``, or add to the user's own the lines it lacks.
+
+        A link or a file that is not regular is left alone (the user's to fix;
+        git shows it). Returns whether anything was written.
+        """
+        try:
+            fd = os.open(f"{self._root}/{name}", READ_FLAGS)
+        except FileNotFoundError:
+            # False when another process wrote it a moment ago.
+            return self.write_root_file(name, wanted, exclusive=True)
+        except OSError:
+            return False
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            present = read_all(fd, 0)
+        finally:
+            os.close(fd)
+        joined = missing_lines(present, wanted)
+        if joined is None:
+            return False
+        return self.write_root_file(name, joined, exclusive=False)
 
     # -- documents ---------------------------------------------------------------
 

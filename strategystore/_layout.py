@@ -1,10 +1,11 @@
 """The data directory's format rules, as pure functions: no I/O here.
 
-Layout (format 1)::
+Layout (format 2)::
 
     strategy-data/
-    ├── strategystore.json        {"format": 1}, written last when initialising
+    ├── strategystore.json        {"format": 2}, written last when initialising
     ├── .gitignore                ignores .locks/ and temporary files
+    ├── .gitattributes            *.json text eol=lf -merge
     ├── .locks/<brief>.lock       one lock file per case-folded brief id
     └── <brief_id>/<version>.json the document's canonical bytes
 
@@ -30,6 +31,7 @@ from strategystore.models import (
 
 __all__ = [
     "FORMAT",
+    "GITATTRIBUTES",
     "GITIGNORE",
     "LOCKS_DIR",
     "MARKER_NAME",
@@ -54,13 +56,20 @@ __all__ = [
 ]
 
 #: The on-disk format this version reads and writes.
-FORMAT = 1
+FORMAT = 2
 #: The file that marks a directory as a data directory.
 MARKER_NAME = "strategystore.json"
 #: The directory of lock files, one per case-folded brief id.
 LOCKS_DIR = ".locks"
 #: What ``.gitignore`` must say; lines a user's own file lacks are added to it.
 GITIGNORE = b"# strategystore: lock files and temporary files stay out of git\n.locks/\n.*.tmp\n"
+#: What ``.gitattributes`` must say: a document's bytes survive any checkout,
+#: and git never merges two versions of one document line by line (a line
+#: merge can combine an approval on one branch with an edit on another).
+GITATTRIBUTES = (
+    b"# strategystore: documents keep their bytes; git never line-merges them "
+    b"(run `strategystore resolve`)\n*.json text eol=lf -merge\n"
+)
 #: Why a link inside the data directory is refused.
 NO_LINKS = "the store never follows symbolic links inside its data directory"
 
@@ -123,19 +132,26 @@ class MarkerError(ValueError):
     Attributes:
         reason: what is wrong, for a person.
         newer: the marker names a newer format (other files would be misjudged).
+        older: the marker names an older format, which ``migrate`` converts.
     """
 
-    def __init__(self, reason: str, *, newer: bool = False) -> None:
+    def __init__(self, reason: str, *, newer: bool = False, older: bool = False) -> None:
         self.reason = reason
         self.newer = newer
+        self.older = older
         super().__init__(reason)
 
 
-def marker_format(raw: bytes) -> int:
+def marker_format(raw: bytes, *, older: bool = False) -> int:
     """The format a marker file's bytes name.
 
+    Args:
+        raw: the marker file's bytes.
+        older: accept an older format (for ``migrate``).
+
     Raises:
-        MarkerError: the bytes are no marker, or name a newer format.
+        MarkerError: the bytes are no marker, or name a newer format, or an
+            older one unless ``older``.
     """
     try:
         version = json.loads(raw)["format"]
@@ -150,6 +166,13 @@ def marker_format(raw: bytes) -> int:
             f"format {version} is newer than this strategystore reads (format {FORMAT}); "
             "upgrade strategystore",
             newer=True,
+        )
+    if version < FORMAT and not older:
+        raise MarkerError(
+            f"format {version} is older than this strategystore reads (format {FORMAT}); "
+            "convert it with `strategystore migrate`, which seals every version that is "
+            "not a draft",
+            older=True,
         )
     return version
 
@@ -234,19 +257,23 @@ class DocumentFileError(ValueError):
         super().__init__(reason)
 
 
-#: Every field a document file must state (DESIGN §6): the model's defaults
-#: serve callers building documents, never a stored file.
-_FILE_FIELDS = tuple(StrategyDocument.model_fields)
+#: Every field a document file must state (DESIGN §6), per format: the
+#: model's defaults serve callers building documents, never a stored file.
+_FILE_FIELDS = {
+    1: tuple(StrategyDocument.model_fields),
+    2: (*StrategyDocument.model_fields, *StrategyDocument.model_computed_fields),
+}
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]:]')
 _JSON_POSITION = re.compile(r"at line (\d+) column \d+")
 
 
-def decode_document_file(data: bytes) -> StrategyDocument:
+def decode_document_file(data: bytes, *, format: int = FORMAT) -> StrategyDocument:
     """The document a file in a data directory holds, by the rules for stored files.
 
     A file must be a valid document that states every field and repeats no
     key in any object; a file the store wrote is canonical, which proves both
-    at once, so only a hand-edited layout is examined further.
+    at once, so only a hand-edited layout is examined further. A file of
+    format 1 (read by ``migrate``) has no ``content_digest`` to state.
 
     Raises:
         DocumentFileError: with the reason and, where it has one, the line.
@@ -259,16 +286,16 @@ def decode_document_file(data: bytes) -> StrategyDocument:
         if parsed and data.lstrip().startswith(b"{") and _utf8(data):
             # A field left out explains a confusing error (a default created_at
             # of now is after the file's updated_at), so it is named first.
-            _check_hand_edited(data.decode())
+            _check_hand_edited(data.decode(), _FILE_FIELDS[format])
         raise DocumentFileError(describe_invalid(data, exc), _error_line(data, exc)) from exc
     if dump_validated(doc) != data:
         # Re-encoding a file with a repeated key, or a field left out, can
         # never give back the same bytes; only such files need a closer look.
-        _check_hand_edited(data.decode())
+        _check_hand_edited(data.decode(), _FILE_FIELDS[format])
     return doc
 
 
-def _check_hand_edited(text: str) -> None:
+def _check_hand_edited(text: str, fields: tuple[str, ...]) -> None:
     """Refuse a repeated key in any object, and a top-level field left out."""
     # The text is valid JSON (it parsed), so its strings and brackets can be
     # matched by pattern; a string followed by ':' is a key.
@@ -300,7 +327,7 @@ def _check_hand_edited(text: str) -> None:
             # Only a string followed by ':' is a key; decoding is needed only
             # where an escape could spell the same key differently.
             key = (json.loads(mark) if "\\" in mark else mark[1:-1], token.start())
-    missing = [field for field in _FILE_FIELDS if field not in top_level]
+    missing = [field for field in fields if field not in top_level]
     if missing:
         raise DocumentFileError(
             f"does not state {', '.join(missing)}: a document file states every field "

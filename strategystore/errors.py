@@ -7,6 +7,7 @@
     ├── DuplicateVersionError      .brief_id .version .existing
     ├── VersionNotFoundError       (also LookupError) .brief_id .version
     ├── ImmutableVersionError      .brief_id .version .status
+    ├── StatusChangeError          (also ValueError) .brief_id .version .status
     ├── ConcurrentUpdateError      .brief_id .version .current
     ├── CorruptDocumentError       .path .reason
     ├── LockTimeoutError           (also TimeoutError) .lock_path
@@ -33,6 +34,7 @@ __all__ = [
     "ImmutableVersionError",
     "InvalidBriefIdError",
     "LockTimeoutError",
+    "StatusChangeError",
     "StoreFormatError",
     "StrategyStoreError",
     "VersionNotFoundError",
@@ -110,6 +112,33 @@ class ImmutableVersionError(StrategyStoreError):
         super().__init__(
             f"cannot {action} version {version} of brief {brief_id!r}: "
             f"it is {status.value}, and {rule}"
+        )
+
+
+#: The method that takes a draft to each status.
+_STATUS_DOORS = {
+    "approved": "approve()",
+    "rejected": "reject()",
+    "withdrawn": "approve() and then withdraw()",
+}
+
+
+class StatusChangeError(StrategyStoreError, ValueError):
+    """A ``save`` or ``update`` would change a stored draft's status.
+
+    A status changes only through ``approve``, ``reject`` and ``withdraw``, so
+    an approval has a single door. ``status`` is the status asked for.
+    """
+
+    def __init__(self, brief_id: str, version: int, status: Status) -> None:
+        self.brief_id = brief_id
+        self.version = version
+        self.status = status
+        door = _STATUS_DOORS.get(status.value, "its status methods")
+        super().__init__(
+            f"cannot make version {version} of brief {brief_id!r} {status.value} through "
+            f"save or update: it is a draft, and a status changes only through its method; "
+            f"store the content as a draft, then call {door}"
         )
 
 

@@ -28,6 +28,8 @@ from strategystore._arguments import check_brief_id
 from strategystore._cache import Cached, Listing, ReadCache, copy_document
 from strategystore._fsio import READ_FLAGS, Staged, StepHook, Writer, open_dir, read_all
 from strategystore._layout import (
+    FORMAT,
+    GITATTRIBUTES,
     GITIGNORE,
     MARKER_NAME,
     NO_LINKS,
@@ -40,7 +42,6 @@ from strategystore._layout import (
     marker_bytes,
     marker_format,
     misplacement,
-    missing_lines,
 )
 from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLock, BriefLocks, check_timeout
 from strategystore._primitives import BulkWriter
@@ -170,9 +171,16 @@ class FileStore(BaseStore):
                 raise StoreFormatError(f"{path}: the marker is not a regular file")
             raw = marker.read()
         try:
-            marker_format(raw)
+            found = marker_format(raw, older=True)
         except MarkerError as exc:
             raise StoreFormatError(f"{path}: {exc.reason}") from exc
+        if found < FORMAT:
+            raise StoreFormatError(
+                f"{self.data_dir} is a data directory of format {found}, older than this "
+                f"strategystore reads (format {FORMAT}); convert it with "
+                f"`strategystore --dir {self.data_dir} migrate`, which seals every version "
+                "that is not a draft"
+            )
         return True
 
     def _initialise(self) -> None:
@@ -180,29 +188,22 @@ class FileStore(BaseStore):
         # processes initialising at once both succeed (each publication is
         # insert-only and the loser finds the winner's identical file).
         self.locks.make_locks_dir()
-        self._add_missing_lines(".gitignore", GITIGNORE)
+        self.write_git_files()
         self.io.write_root_file(MARKER_NAME, marker_bytes(), exclusive=True)
         if not self._read_marker():  # pragma: no cover - removed by someone at once
             raise StoreFormatError(f"{self.data_dir}: the marker file vanished while initialising")
 
-    def _add_missing_lines(self, name: str, wanted: bytes) -> None:
-        """Write ``name`` in the data directory, or add to the user's own the lines it lacks."""
-        try:
-            fd = os.open(f"{self._root}/{name}", READ_FLAGS)
-        except FileNotFoundError:
-            self.io.write_root_file(name, wanted, exclusive=True)
-            return
-        except OSError:
-            return  # a link or an unreadable file is the user's to fix; git shows it
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return
-            present = read_all(fd, 0)
-        finally:
-            os.close(fd)
-        joined = missing_lines(present, wanted)
-        if joined is not None:
-            self.io.write_root_file(name, joined, exclusive=False)
+    def write_git_files(self) -> list[str]:
+        """Write ``.gitignore`` and ``.gitattributes``; to the user's own, add what they lack.
+
+        Returns:
+            The names of the files written or changed.
+        """
+        return [
+            name
+            for name, wanted in ((".gitignore", GITIGNORE), (".gitattributes", GITATTRIBUTES))
+            if self.io.add_missing_lines(name, wanted)
+        ]
 
     # -- primitives: reading -------------------------------------------------
 

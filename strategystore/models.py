@@ -5,10 +5,15 @@ order, ``metadata`` keys sorted at every depth, two-space indent, non-ASCII
 kept as is, timestamps as RFC 3339 UTC with ``Z`` and one trailing newline.
 Documents compare by those bytes, so ``1``, ``1.0`` and ``true`` in metadata
 differ while key order does not.
+
+A version that is not a draft is *sealed*: its ``content_digest`` is the
+SHA-256 of its content (see ``seal_of``), derived from what it holds, so an
+approval can never cover content nobody approved.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import operator
 import re
@@ -16,6 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
+import pydantic_core
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -25,6 +31,8 @@ from pydantic import (
     JsonValue,
     PrivateAttr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    computed_field,
     field_validator,
     model_validator,
 )
@@ -41,6 +49,7 @@ __all__ = [
     "describe_validation_error",
     "dump_validated",
     "renumbered",
+    "seal_of",
     "trusted_json_bytes",
     "utc_now",
 ]
@@ -279,6 +288,21 @@ class StrategyDocument(BaseModel):
     # made with ``model_copy(update=...)`` no longer matches what it holds.
     _validated: tuple[object, ...] | None = PrivateAttr(default=None)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _given_seal_must_match(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # content_digest is derived from the content; a value given (every
+        # file states one) is checked against it, never taken.
+        if not isinstance(data, dict) or "content_digest" not in data:
+            return handler(data)
+        data = dict(data)
+        given = data.pop("content_digest")
+        doc = handler(data)
+        problem = _seal_problem(doc, given)
+        if problem is not None:
+            raise ValueError(problem)
+        return doc
+
     @model_validator(mode="before")
     @classmethod
     def _updated_at_defaults_to_created_at(cls, data: Any) -> Any:
@@ -365,6 +389,15 @@ class StrategyDocument(BaseModel):
             copy.__pydantic_private__["_validated"] = copy._immutable_fields()  # type: ignore[index]
         return copy
 
+    @computed_field(  # type: ignore[prop-decorator]
+        description="The seal of a version that is not a draft: sha256 of its content; "
+        "null for a draft."
+    )
+    @property
+    def content_digest(self) -> str | None:
+        """The seal of the content (``"sha256:…"``) when not a draft; ``None`` for a draft."""
+        return None if self.status == Status.DRAFT else seal_of(self)
+
     @property
     def key(self) -> tuple[str, int]:
         """The unique key ``(brief_id, version)``."""
@@ -403,6 +436,62 @@ class StrategyDocument(BaseModel):
 
     def __hash__(self) -> int:
         return hash(self.to_json_bytes())
+
+
+def seal_of(doc: StrategyDocument) -> str:
+    """The seal of ``doc``'s content, whatever its status: ``"sha256:"`` and 64 hex digits.
+
+    It is the SHA-256 of the UTF-8 bytes of the compact JSON array
+    ``[brief_id, version, created_at, sections, metadata]``: no whitespace,
+    non-ASCII as is, ``created_at`` as the file's RFC 3339 text, each section
+    as ``{"key", "title", "body"}``, metadata keys sorted at every depth, and
+    every number spelled as the document's file spells it. Status, reason and
+    ``updated_at`` are outside it, so ``withdraw`` keeps the seal.
+    """
+    metadata: JsonValue = doc.metadata
+    if not _is_sorted(metadata):
+        metadata = _canonical_json_value(metadata, "metadata")
+    content = [
+        doc.brief_id,
+        doc.version,
+        doc.created_at,
+        [_section_content(section) for section in doc.sections],
+        metadata,
+    ]
+    return "sha256:" + hashlib.sha256(pydantic_core.to_json(content)).hexdigest()
+
+
+def _section_content(section: object) -> object:
+    # model_construct may have left a mapping where a Section belongs.
+    fields = section.__dict__ if isinstance(section, Section) else section
+    if isinstance(fields, dict):
+        return {name: fields.get(name) for name in ("key", "title", "body")}
+    return section
+
+
+def _seal_problem(doc: StrategyDocument, given: object) -> str | None:
+    """Why ``given`` is not the ``content_digest`` ``doc`` must state, or ``None``."""
+    expected = doc.content_digest
+    if given == expected:
+        return None
+    where = f"version {doc.version} of brief {doc.brief_id!r}"
+    if expected is None:
+        return (
+            f"content_digest must be null for a draft, and {where} is a draft with a seal: "
+            "its status was put back to draft by hand; restore the file from git"
+        )
+    status = doc.status.value
+    if given is None:
+        return (
+            f"{where} is {status} but has no seal (content_digest is null): "
+            "a version that is not a draft carries the seal of its content; "
+            "restore the file from git, or store the content as a new draft version"
+        )
+    return (
+        f"{status} content changed after it was sealed: the content_digest of {where} "
+        "does not match what it holds; restore the file from git, "
+        "or save the change as a new version"
+    )
 
 
 def trusted_json_bytes(doc: StrategyDocument) -> bytes | None:

@@ -6,7 +6,7 @@ agrees by construction; the parity tests check that they do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,10 +26,12 @@ from strategystore._instant import READER_LOCK_WAIT, Loader, at_one_instant
 from strategystore._primitives import BulkWriter, Primitives, batches
 from strategystore.errors import (
     ConcurrentUpdateError,
+    CorruptDocumentError,
     DuplicateVersionError,
     ImmutableVersionError,
     InvalidBriefIdError,
     LockTimeoutError,
+    StatusChangeError,
     StrategyStoreError,
     VersionNotFoundError,
 )
@@ -117,6 +119,23 @@ class Store(Protocol):
 
     def delete(self, brief_id: str, version: int) -> bool: ...
 
+    def iter_documents(
+        self, brief_ids: Iterable[str] | None = None
+    ) -> Iterator[StrategyDocument]: ...
+
+    def import_documents(
+        self,
+        docs: Iterable[StrategyDocument],
+        *,
+        upsert: bool = False,
+        on_result: Callable[[StrategyDocument, ImportOutcome, StrategyStoreError | None], None]
+        | None = None,
+    ) -> ImportSummary: ...
+
+    def get_stored_bytes(self, brief_id: str, version: int) -> bytes | None: ...
+
+    def close(self) -> None: ...
+
 
 class BaseStore(Primitives):
     """The contract of DESIGN.md section 3, stated once over a store's primitives.
@@ -170,6 +189,8 @@ class BaseStore(Primitives):
 
         Raises:
             ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
+            StatusChangeError: (a ``ValueError``) the stored version is a draft and
+                ``doc`` has another status; use ``approve``, ``reject`` or ``withdraw``.
             InvalidBriefIdError: a brief differing only by case already exists.
         """
         data = valid_bytes(doc)[1]
@@ -298,6 +319,45 @@ class BaseStore(Primitives):
         self._check_open()
         return sorted(self._versions(brief_id), reverse=True)
 
+    def iter_documents(self, brief_ids: Iterable[str] | None = None) -> Iterator[StrategyDocument]:
+        """Every document (of ``brief_ids``, else of every brief), briefs and versions ascending.
+
+        It streams: one brief is held in memory at a time, read as it stood at
+        one instant. Unknown briefs yield nothing.
+
+        Raises:
+            InvalidBriefIdError: one of ``brief_ids`` is not a valid id (before anything is read).
+            CorruptDocumentError: when it reaches a damaged document, after the
+                versions before it.
+        """
+        if brief_ids is None:
+            briefs = self.list_briefs()
+        else:
+            if isinstance(brief_ids, str):
+                raise TypeError("brief_ids must be a collection of ids, not one string")
+            briefs = sorted({check_brief_id(brief) for brief in brief_ids})
+        return self._iter_briefs(briefs)
+
+    def _iter_briefs(self, briefs: list[str]) -> Iterator[StrategyDocument]:
+        def upward(
+            versions: list[int], load: Loader
+        ) -> tuple[list[StrategyDocument], CorruptDocumentError | None]:
+            docs: list[StrategyDocument] = []
+            for version in reversed(versions):
+                try:
+                    doc = load(version)
+                except CorruptDocumentError as exc:
+                    return docs, exc
+                if doc is not None:
+                    docs.append(doc)
+            return docs, None
+
+        for brief in briefs:
+            docs, damage = self._at_one_instant(brief, upward)
+            yield from docs
+            if damage is not None:
+                raise damage
+
     def update(self, doc: StrategyDocument, *, expected: StrategyDocument) -> None:
         """Compare-and-swap: replace the stored draft only if it still equals ``expected``.
 
@@ -306,6 +366,8 @@ class BaseStore(Primitives):
             VersionNotFoundError: the version does not exist.
             ConcurrentUpdateError: the stored document is not ``expected`` (``.current``).
             ImmutableVersionError: the stored version is not a draft and ``doc`` differs.
+            StatusChangeError: (a ``ValueError``) ``doc`` has another status than the
+                stored draft; use ``approve``, ``reject`` or ``withdraw``.
         """
         data = valid_bytes(doc)[1]
         expected_data = as_document(expected).to_json_bytes()
@@ -323,6 +385,7 @@ class BaseStore(Primitives):
             if same(current, stored, data):
                 return
             _refuse_unless_draft(current, "update")
+            _refuse_status_change(doc)
             self._write(doc, data, exclusive=False)
 
     def approve(
@@ -497,6 +560,7 @@ class BaseStore(Primitives):
             if not overwrite:
                 raise DuplicateVersionError(current)
             _refuse_unless_draft(current, "change")
+            _refuse_status_change(doc)
         if write is None:
             self._write(doc, data, exclusive=False)
         else:
@@ -579,6 +643,12 @@ _KEEP_RULES = {
     Status.WITHDRAWN: "only drafts can be deleted; it is withdrawn already, which is "
     "the soft delete",
 }
+
+
+def _refuse_status_change(doc: StrategyDocument) -> None:
+    """Only ``approve``, ``reject`` and ``withdraw`` take a stored draft out of ``draft``."""
+    if doc.status != Status.DRAFT:
+        raise StatusChangeError(doc.brief_id, doc.version, Status(doc.status))
 
 
 def _refuse_unless_draft(

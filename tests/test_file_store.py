@@ -49,14 +49,21 @@ def test_a_document_file_matches_the_golden_file_byte_for_byte(file_store: FileS
     assert path.read_bytes() == GOLDEN.read_bytes()
 
 
-def test_a_new_data_directory_has_a_marker_a_gitignore_and_a_locks_directory(
+def test_a_new_data_directory_has_a_marker_git_files_and_a_locks_directory(
     tmp_path: Path,
 ) -> None:
     store = FileStore(tmp_path / "data")
-    assert tree(store.data_dir) == [".gitignore", ".locks", "strategystore.json"]
-    assert json.loads((store.data_dir / "strategystore.json").read_text()) == {"format": 1}
+    assert tree(store.data_dir) == [
+        ".gitattributes",
+        ".gitignore",
+        ".locks",
+        "strategystore.json",
+    ]
+    assert json.loads((store.data_dir / "strategystore.json").read_text()) == {"format": 2}
     ignored = (store.data_dir / ".gitignore").read_text().splitlines()
     assert ".locks/" in ignored and ".*.tmp" in ignored
+    attributes = (store.data_dir / ".gitattributes").read_text().splitlines()
+    assert "*.json text eol=lf -merge" in attributes
 
 
 def test_documents_live_at_brief_and_plain_decimal_version(file_store: FileStore) -> None:
@@ -316,6 +323,7 @@ def test_in_a_git_repository_only_documents_marker_and_gitignore_show(tmp_path: 
         text=True,
     ).stdout.split("\n")
     assert sorted(line for line in status if line) == [
+        "?? .gitattributes",
         "?? .gitignore",
         "?? acme-q3/1.json",
         "?? acme-q3/2.json",
@@ -349,8 +357,8 @@ def test_a_directory_with_other_content_and_no_marker_is_refused(tmp_path: Path)
 
 def test_a_newer_format_is_refused(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "data")
-    (store.data_dir / "strategystore.json").write_text('{"format": 2}\n')
-    with pytest.raises(StoreFormatError, match="format 2 is newer"):
+    (store.data_dir / "strategystore.json").write_text('{"format": 3}\n')
+    with pytest.raises(StoreFormatError, match="format 3 is newer"):
         FileStore(tmp_path / "data")
 
 
@@ -594,7 +602,7 @@ def test_a_marker_published_by_another_process_mid_check_is_accepted(
     def racing(self: FileStore) -> bool:
         calls[0] += 1
         if calls[0] == 1:  # the other process finishes right after this look
-            (data / "strategystore.json").write_text('{\n  "format": 1\n}\n')
+            (data / "strategystore.json").write_text('{\n  "format": 2\n}\n')
             return False
         return real(self)
 
@@ -661,6 +669,29 @@ def test_initialising_a_directory_with_a_gitignore_adds_only_the_missing_lines(
     assert (data / ".gitignore").read_text().endswith("\n")
 
 
+def test_initialising_a_directory_with_gitattributes_adds_only_the_missing_line(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".gitattributes").write_text("*.png binary\n*.json text")
+    FileStore(data)
+    lines = (data / ".gitattributes").read_text().splitlines()
+    # The user's lines stay first; the store's line comes later, so it wins.
+    assert lines[:2] == ["*.png binary", "*.json text"]
+    assert lines[-1] == "*.json text eol=lf -merge"
+    FileStore(data).write_git_files()
+    assert (data / ".gitattributes").read_text().splitlines() == lines
+
+
+def test_a_format_1_directory_is_refused_with_the_way_to_migrate(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    FileStore(data).create_next("acme")
+    (data / "strategystore.json").write_text('{\n  "format": 1\n}\n')
+    with pytest.raises(StoreFormatError, match=r"format 1.*strategystore --dir .* migrate"):
+        FileStore(data)
+
+
 def test_initialising_keeps_a_gitignore_that_already_has_every_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -686,6 +717,7 @@ def test_with_the_added_lines_git_status_shows_no_lock_or_temporary_file(tmp_pat
         check=True,
     ).stdout.split("\n")
     assert sorted(line[3:] for line in shown if line) == [
+        ".gitattributes",
         ".gitignore",
         "acme/1.json",
         "strategystore.json",
