@@ -29,6 +29,7 @@ from strategystore import (
     MemoryStore,
     Section,
     Status,
+    StatusChangeError,
     StrategyDocument,
     StrategyStoreError,
     VersionNotFoundError,
@@ -94,6 +95,8 @@ def _error(exc: Exception) -> object:
         payload = exc.current.to_json_bytes()
     elif isinstance(exc, ImmutableVersionError | VersionNotFoundError):
         payload = (exc.brief_id, exc.version)
+    elif isinstance(exc, StatusChangeError):
+        payload = (exc.brief_id, exc.version, exc.status)
     return (type(exc), payload)
 
 
@@ -171,6 +174,27 @@ class StoresAgree(RuleBasedStateMachine):
 
     @rule(
         which=st.integers(0, 1),
+        brief=valid_briefs,
+        version=versions,
+        status=st.sampled_from(Status),
+        through_update=st.booleans(),
+    )
+    def change_status_by_writing(
+        self, which: int, brief: str, version: int, status: Status, through_update: bool
+    ) -> None:
+        # A stored version written back with another status: only the status
+        # methods may change it.
+        stored = self.memory.get_strategy(brief, version)
+        if stored is None:
+            return
+        changed = stored.model_copy(update={"status": status})
+        if through_update:
+            self._write(which, lambda s: s.update(changed, expected=stored))
+        else:
+            self._write(which, lambda s: s.save(changed))
+
+    @rule(
+        which=st.integers(0, 1),
         action=st.sampled_from(["approve", "reject", "withdraw"]),
         brief=any_briefs,
         version=any_versions,
@@ -228,6 +252,10 @@ class StoresAgree(RuleBasedStateMachine):
     @rule(brief=any_briefs)
     def list_version_numbers(self, brief: str) -> None:
         self._read(lambda s: s.list_version_numbers(brief))
+
+    @rule(briefs=st.none() | st.lists(any_briefs, max_size=3))
+    def iter_documents(self, briefs: list[str] | None) -> None:
+        self._read(lambda s: list(s.iter_documents(briefs)))
 
     @invariant()
     def the_same_briefs_everywhere(self) -> None:

@@ -16,6 +16,7 @@ from strategystore import (
     InvalidBriefIdError,
     Section,
     Status,
+    StatusChangeError,
     Store,
     StrategyDocument,
     VersionNotFoundError,
@@ -84,13 +85,6 @@ def test_save_refuses_to_change_a_version_that_is_not_a_draft(
         store.save(make_doc(status=status, metadata={"changed": True}))
     assert (info.value.brief_id, info.value.version, info.value.status) == ("acme-q3", 1, status)
     assert store.get_strategy("acme-q3", 1) == make_doc(status=status)
-
-
-def test_save_may_turn_a_stored_draft_into_any_status(store: BaseStore) -> None:
-    store.save(make_doc())
-    store.save(make_doc(status=Status.APPROVED))
-    got = store.get_strategy("acme-q3", 1)
-    assert got is not None and got.status is Status.APPROVED
 
 
 def test_save_refuses_what_is_not_a_document(store: BaseStore) -> None:
@@ -692,3 +686,82 @@ def test_an_import_holding_one_key_twice_writes_the_first_and_refuses_the_second
     summary = store.import_documents([first, make_doc("other", 1), second])
     assert (summary.written, summary.skipped, summary.refused) == (2, 0, 1)
     assert store.get_strategy("acme-q3", 1) == first
+
+
+# -- a status changes only through approve, reject and withdraw
+
+
+@pytest.mark.parametrize("status", [Status.APPROVED, Status.REJECTED, Status.WITHDRAWN])
+def test_save_cannot_change_a_stored_drafts_status(store: BaseStore, status: Status) -> None:
+    draft = store.create_next("acme", [{"key": "goal", "title": "Goal", "body": "Grow."}])
+    with pytest.raises(ValueError, match=r"through save or update.*call (approve|reject)\(\)"):
+        store.save(draft.model_copy(update={"status": status}))
+    with pytest.raises(StatusChangeError) as caught:
+        store.save(draft.model_copy(update={"status": status, "metadata": {"late": 1}}))
+    assert (caught.value.brief_id, caught.value.version, caught.value.status) == (
+        "acme",
+        1,
+        status,
+    )
+    assert store.get_strategy("acme", 1) == draft
+
+
+def test_update_cannot_change_a_stored_drafts_status(store: BaseStore) -> None:
+    draft = store.create_next("acme")
+    with pytest.raises(StatusChangeError, match="call approve"):
+        store.update(draft.model_copy(update={"status": Status.APPROVED}), expected=draft)
+    # The compare-and-swap is checked first.
+    other = draft.model_copy(update={"metadata": {"seen": True}})
+    with pytest.raises(ConcurrentUpdateError):
+        store.update(draft.model_copy(update={"status": Status.APPROVED}), expected=other)
+    assert store.get_strategy("acme", 1) == draft
+
+
+def test_a_new_version_may_be_stored_with_any_status(store: BaseStore) -> None:
+    approved = make_doc("acme", 1, status=Status.APPROVED)
+    store.save(approved)
+    store.create(make_doc("acme", 2, status=Status.WITHDRAWN, status_reason="old"))
+    assert store.get_strategy("acme", 1) == approved
+    assert store.get_latest("acme").status is Status.WITHDRAWN  # type: ignore[union-attr]
+
+
+def test_an_upserting_import_refuses_to_change_a_drafts_status(store: BaseStore) -> None:
+    store.save(make_doc("acme", 1))
+    seen: list[object] = []
+    summary = store.import_documents(
+        [make_doc("acme", 1, status=Status.APPROVED)],
+        upsert=True,
+        on_result=lambda doc, outcome, error: seen.append((outcome, type(error))),
+    )
+    assert (summary.written, summary.refused) == (0, 1)
+    assert seen == [("refused", StatusChangeError)]
+    assert store.get_strategy("acme", 1) == make_doc("acme", 1)
+
+
+# -- iter_documents
+
+
+def test_iter_documents_streams_briefs_and_versions_ascending(store: BaseStore) -> None:
+    for brief in ["beta", "acme", "Zed"]:
+        for _ in range(3):
+            store.create_next(brief)
+    keys = [doc.key for doc in store.iter_documents()]
+    assert keys == [(b, v) for b in ["Zed", "acme", "beta"] for v in (1, 2, 3)]
+    picked = [doc.key for doc in store.iter_documents(["beta", "nobody", "acme", "beta"])]
+    assert picked == [(b, v) for b in ["acme", "beta"] for v in (1, 2, 3)]
+    assert list(store.iter_documents([])) == []
+
+
+def test_iter_documents_checks_every_id_before_reading(store: BaseStore) -> None:
+    store.create_next("acme")
+    with pytest.raises(InvalidBriefIdError):
+        store.iter_documents(["acme", "../etc"])
+    with pytest.raises(TypeError, match="not one string"):
+        store.iter_documents("acme")
+
+
+def test_iter_documents_gives_copies_the_caller_may_change(store: BaseStore) -> None:
+    store.create_next("acme", metadata={"n": 1})
+    for doc in store.iter_documents():
+        doc.metadata["n"] = 2
+    assert store.get_strategy("acme", 1).metadata == {"n": 1}  # type: ignore[union-attr]

@@ -1,0 +1,84 @@
+"""With the ``.gitattributes`` a data directory gets, git never line-merges a document.
+
+The scenario: one branch approves version 1 while another edits a section
+of it. Without the attribute, ``git merge`` combines both silently and the
+result claims an approval over text nobody approved (the seal catches that on
+read); with it, the merge stops with a conflict for ``resolve`` to settle.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from strategystore import CorruptDocumentError, FileStore, Section
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "Test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "HOME": str(repo.parent),
+    }
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=check
+    )
+
+
+def _approve_here_edit_there(repo: Path, *, attributes: bool) -> subprocess.CompletedProcess[str]:
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    store = FileStore(repo)
+    if not attributes:
+        (repo / ".gitattributes").unlink()
+    store.create_next(
+        "acme",
+        [
+            Section(key="goal", title="Goal", body="Grow."),
+            Section(key="plan", title="Plan", body="Ads."),
+        ],
+        {"owner": "ana"},
+    )
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "draft")
+    _git(repo, "checkout", "-qb", "edit")
+    draft = store.get_strategy("acme", 1)
+    assert draft is not None
+    store.save(
+        draft.model_copy(
+            update={"sections": [draft.sections[0], Section(key="plan", title="Plan", body="TV.")]}
+        )
+    )
+    _git(repo, "commit", "-qam", "edit the plan")
+    _git(repo, "checkout", "-q", "main")
+    store.approve("acme", 1)
+    _git(repo, "commit", "-qam", "approve")
+    return _git(repo, "merge", "--no-edit", "edit", check=False)
+
+
+def test_with_the_attributes_the_merge_is_a_conflict(tmp_path: Path) -> None:
+    merged = _approve_here_edit_there(tmp_path / "repo", attributes=True)
+    assert merged.returncode == 1
+    assert "CONFLICT (content): Merge conflict in acme/1.json" in merged.stdout
+    unmerged = _git(tmp_path / "repo", "ls-files", "-u").stdout.split("\n")
+    assert {line.split("\t")[-1] for line in unmerged if line} == {"acme/1.json"}
+
+
+def test_without_them_git_merges_silently_and_the_seal_refuses_the_result(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    merged = _approve_here_edit_there(repo, attributes=False)
+    assert merged.returncode == 0, merged.stdout
+    text = (repo / "acme" / "1.json").read_text()
+    assert '"status": "approved"' in text and '"body": "TV."' in text
+    with pytest.raises(CorruptDocumentError, match="approved content changed after it was sealed"):
+        FileStore(repo).get_strategy("acme", 1)
