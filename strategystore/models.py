@@ -220,6 +220,9 @@ def _canonical_json_value(value: JsonValue, where: str, depth: int = 1) -> JsonV
             return [
                 _canonical_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)
             ]
+        strange = [k for k in value if not isinstance(k, str)]
+        if strange:
+            raise ValueError(f"{where} has the key {strange[0]!r}, which is not text")
         return {
             _check_text(k, f"the key {where}.{k!r}"): _canonical_json_value(
                 value[k], f"{where}.{k}", depth + 1
@@ -390,6 +393,7 @@ class StrategyDocument(BaseModel):
         return copy
 
     @computed_field(  # type: ignore[prop-decorator]
+        repr=False,  # a long hash says nothing to a reader, and repr must never fail
         description="The seal of a version that is not a draft: sha256 of its content; "
         "null for a draft."
     )

@@ -253,7 +253,9 @@ def test_str_is_exactly_what_the_diff_command_prints(
     )
     old, new = store.get_strategy("acme", 1), store.get_strategy("acme", 2)
     assert old is not None and new is not None
-    assert main(["--dir", str(tmp_path / "data"), "diff", "acme", "1", "2"]) == 0
+    assert (
+        main(["--dir", str(tmp_path / "data"), "diff", "acme", "1", "2"]) == 1
+    )  # they differ, as diff(1) says
     out = capsys.readouterr().out
     assert out == str(diff(old, new)) + "\n"
     assert out.startswith(
