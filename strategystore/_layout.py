@@ -328,6 +328,13 @@ def _check_hand_edited(text: str, fields: tuple[str, ...]) -> None:
             # where an escape could spell the same key differently.
             key = (json.loads(mark) if "\\" in mark else mark[1:-1], token.start())
     missing = [field for field in fields if field not in top_level]
+    if missing == ["content_digest"]:
+        raise DocumentFileError(
+            "does not state content_digest: a strategystore older than format 2 wrote it "
+            "(is an old version still running?), or the seal was removed by hand; restore "
+            "the file from git, or run `strategystore migrate`, which seals drafts and names "
+            "any other version without a seal"
+        )
     if missing:
         raise DocumentFileError(
             f"does not state {', '.join(missing)}: a document file states every field "

@@ -1,23 +1,31 @@
 """``strategystore migrate``: a format-1 data directory becomes format 2, in place.
 
 Format 2 seals every version that is not a draft (``content_digest``) and
-makes every file state that field. ``migrate`` rewrites each document in its
-canonical format-2 bytes, atomically and under its brief's lock, makes them
-all durable, adds the ``.gitattributes`` and ``.gitignore`` lines, and only
-then writes the new marker. An interrupted run leaves a format-1 directory
-whose converted files read as they are, so running it again finishes the
-job. A version that is not a draft is sealed as it stands: format 1 kept no
-record of what was approved, so a hand edit made before the migration is
-sealed with it.
+makes every file state that field. ``migrate`` first reads every document
+and changes nothing if any cannot be read; then it rewrites each document in
+its canonical format-2 bytes, atomically and under its brief's lock, makes
+them all durable, adds the ``.gitattributes`` and ``.gitignore`` lines, and
+only then writes the new marker. An interrupted run leaves a format-1
+directory that neither version opens until ``migrate`` is run again, which
+finishes the job. A version that is not a draft is sealed as it stands:
+format 1 kept no record of what was approved, so a hand edit made before the
+migration is sealed with it.
+
+On a format-2 directory it converts the drafts an old strategystore wrote
+after the migration (they lack ``content_digest``), and names, without
+sealing, any other version that lacks its seal: sealing it there could cover
+an edit made after approval.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import shlex
 import stat
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,35 +97,44 @@ def migrate(
         StoreFormatError: ``root`` is not a data directory, or of a newer format.
     """
     before = _format_of(root)
-    migration = Migration(before)
-    if before == FORMAT:
-        return migration
     io = Writer(root, durable=True)
+    # A first pass reads everything and writes nothing: a directory with a
+    # file that cannot be converted is left exactly as it was.
+    survey = Migration(before)
+    for brief_id, version in _documents(root):
+        _convert(io, brief_id, version, survey, write=False)
+    if survey.damaged:
+        return survey
+    migration = Migration(before)
     locks = BriefLocks(root, lock_timeout)
     locks.make_locks_dir()
     written: list[tuple[str, str]] = []
     done = 0
-    for brief_id in sorted(os.listdir(root)):
-        brief_dir = root / brief_id
-        if not is_brief_name(brief_id) or not stat.S_ISDIR(os.lstat(brief_dir).st_mode):
-            continue  # not a brief (a link to one is refused by the store)
+    for brief_id, versions in itertools.groupby(_documents(root), key=lambda item: item[0]):
         with locks.hold(brief_id):
-            for name in sorted(os.listdir(brief_dir), key=lambda n: (len(n), n)):
-                version = document_version(name)
-                if version is None:
-                    continue
-                if _convert(io, brief_id, version, migration):
-                    written.append((brief_id, name))
+            for _, version in versions:
+                if _convert(io, brief_id, version, migration, write=True):
+                    written.append((brief_id, document_name(version)))
                 done += 1
                 if on_document is not None:
                     on_document(done)
     io.flush(written)
-    if migration.damaged:
+    if migration.damaged or before == FORMAT:
         return migration
     io.add_missing_lines(".gitignore", GITIGNORE)
     io.add_missing_lines(".gitattributes", GITATTRIBUTES)
     io.write_root_file(MARKER_NAME, marker_bytes(), exclusive=False)
     return migration
+
+
+def _documents(root: Path) -> Iterator[tuple[str, int]]:
+    """Every ``(brief_id, version)`` file name of the data directory, in order."""
+    for brief_id in sorted(os.listdir(root)):
+        if not is_brief_name(brief_id) or not stat.S_ISDIR(os.lstat(root / brief_id).st_mode):
+            continue  # not a brief (a link to one is refused by the store)
+        versions = (document_version(name) for name in os.listdir(root / brief_id))
+        for version in sorted(v for v in versions if v is not None):
+            yield brief_id, version
 
 
 def _format_of(root: Path) -> int:
@@ -140,8 +157,8 @@ def _format_of(root: Path) -> int:
         raise StoreFormatError(f"{path}: {exc.reason}") from exc
 
 
-def _convert(io: Writer, brief_id: str, version: int, migration: Migration) -> bool:
-    """Rewrite one document in format 2; whether it was written."""
+def _convert(io: Writer, brief_id: str, version: int, migration: Migration, *, write: bool) -> bool:
+    """Rewrite one document in format 2 (if ``write``); whether it was written."""
     path = io.data_dir / brief_id / document_name(version)
     try:
         fd = os.open(path, READ_FLAGS)
@@ -167,8 +184,20 @@ def _convert(io: Writer, brief_id: str, version: int, migration: Migration) -> b
         migration.damaged.append((path, problem))
         return False
     canonical = doc.to_json_bytes()
-    if canonical == data:
-        migration.already += 1
+    if canonical == data or (migration.format_before == FORMAT and b'"content_digest"' in data):
+        migration.already += 1  # converted, or a format-2 file in a hand-edited layout
+        return False
+    if migration.format_before == FORMAT and doc.status is not Status.DRAFT:
+        migration.damaged.append(
+            (
+                path,
+                f"{doc.status.value} but has no seal: written by a strategystore older than "
+                "format 2, or its seal removed by hand; compare it with its history in git "
+                "and restore it, or store its content as a new version",
+            )
+        )
+        return False
+    if not write:
         return False
     io.write_document(brief_id, path.name, canonical, exclusive=False, durable=False)
     if doc.status is Status.DRAFT:
@@ -186,7 +215,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     progress = _render.Progress("migrated", "documents")
     migration = migrate(root, lock_timeout=args.lock_timeout, on_document=progress.update)
     progress.clear()
-    if migration.format_before == FORMAT:
+    converted = sum(migration.sealed.values()) + migration.drafts
+    if migration.format_before == FORMAT and migration.done and not converted:
         print(f"{root} is in format {FORMAT} already; nothing to do")
         return 0
     sealed = sum(migration.sealed.values())
@@ -205,9 +235,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         for path, reason in migration.damaged:
             print(f"{path}: {reason}")
         print(
-            f"{root} stays in format {migration.format_before}: "
-            f"{_render.count(len(migration.damaged), 'file')} could not be converted; "
-            "fix or restore them from git, then run migrate again"
+            f"{_render.count(len(migration.damaged), 'file')} could not be converted, so "
+            f"nothing was changed; fix or restore them from git, then run "
+            f"`strategystore --dir {shlex.quote(str(root))} migrate` again"
         )
         return 1
     print(f"{root} is in format {FORMAT} now")

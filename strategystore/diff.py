@@ -155,10 +155,15 @@ class DocumentDiff:
             object.__setattr__(self, name, _read_only(getattr(self, name)))
 
     def __bool__(self) -> bool:
-        return self.old != self.new or self._changes_shown()
+        return self.old != self.new or self.changed
 
-    def _changes_shown(self) -> bool:
-        """Whether status, reason, metadata or sections changed (what the text lists)."""
+    @property
+    def changed(self) -> bool:
+        """Whether status, reason, metadata or sections changed: what the text lists.
+
+        Two versions whose content is the same differ only in their numbers
+        and timestamps: the diff is truthy, but nothing ``changed``.
+        """
         return any(
             (
                 self.status,
@@ -253,7 +258,7 @@ class DocumentDiff:
         if sections:
             lines += ["", "sections:", *sections]
 
-        if not self._changes_shown():
+        if not self.changed:
             lines += ["", "no differences in status, metadata or sections"]
         return lines
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import stat
 import time
 from collections import deque
@@ -178,8 +179,8 @@ class FileStore(BaseStore):
             raise StoreFormatError(
                 f"{self.data_dir} is a data directory of format {found}, older than this "
                 f"strategystore reads (format {FORMAT}); convert it with "
-                f"`strategystore --dir {self.data_dir} migrate`, which seals every version "
-                "that is not a draft"
+                f"`strategystore --dir {shlex.quote(str(self.data_dir))} migrate`, which seals "
+                "every version that is not a draft"
             )
         return True
 

@@ -13,6 +13,7 @@ approval can never cover content nobody approved.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import operator
@@ -453,16 +454,40 @@ def seal_of(doc: StrategyDocument) -> str:
     ``updated_at`` are outside it, so ``withdraw`` keeps the seal.
     """
     metadata: JsonValue = doc.metadata
-    if not _is_sorted(metadata):
+    if not _sorted_text_keys(metadata):  # changed in place, or never validated
         metadata = _canonical_json_value(metadata, "metadata")
-    content = [
-        doc.brief_id,
-        doc.version,
-        doc.created_at,
-        [_section_content(section) for section in doc.sections],
-        metadata,
-    ]
-    return "sha256:" + hashlib.sha256(pydantic_core.to_json(content)).hexdigest()
+    created: object = doc.created_at
+    if type(created) is not datetime or created.tzinfo is not UTC:
+        # As the file spells it: in UTC (a copy may hold another offset).
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            created = _to_utc(created)  # type: ignore[arg-type]
+    sections = doc.sections
+    if type(sections) is list and all(type(s) is Section for s in sections):
+        try:
+            content = pydantic_core.to_json(
+                [doc.brief_id, doc.version, created, sections, metadata]
+            )
+        except pydantic_core.PydanticSerializationError:
+            pass  # a section made with model_construct may lack a field
+        else:
+            return "sha256:" + hashlib.sha256(content).hexdigest()
+    fields = [_section_content(section) for section in sections]
+    content = pydantic_core.to_json([doc.brief_id, doc.version, created, fields, metadata])
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def _sorted_text_keys(value: object) -> bool:
+    """Whether every object in ``value`` has text keys in sorted order."""
+    if type(value) is dict:
+        keys = list(value)
+        return (
+            all(type(k) is str for k in keys)
+            and keys == sorted(keys)
+            and all(_sorted_text_keys(v) for v in value.values())
+        )
+    if type(value) is list:
+        return all(_sorted_text_keys(v) for v in value)
+    return True
 
 
 def _section_content(section: object) -> object:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from strategystore import FileStore, Status, StoreFormatError, StrategyDocument
+from strategystore import (
+    CorruptDocumentError,
+    FileStore,
+    Status,
+    StoreFormatError,
+    StrategyDocument,
+)
 from strategystore._fsio import Writer
 from strategystore._migrate import migrate
 from tests.conftest import make_doc, run_module
@@ -47,7 +53,7 @@ def test_the_format_1_bytes_are_what_format_1_wrote() -> None:
 def test_a_format_1_directory_is_refused_until_migrated(tmp_path: Path) -> None:
     root = tmp_path / "data"
     docs = _format_1_directory(root)
-    with pytest.raises(StoreFormatError, match="format 1.*migrate"):
+    with pytest.raises(StoreFormatError, match=r"format 1.*migrate"):
         FileStore(root)
     migration = migrate(root)
     assert migration.done and migration.format_before == 1
@@ -94,11 +100,13 @@ def test_a_damaged_file_keeps_the_directory_in_format_1_until_fixed(tmp_path: Pa
     broken = root / "beta" / "1.json"
     good = broken.read_bytes()
     broken.write_text("<<<<<<< HEAD\n")
+    before = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
     migration = migrate(root)
     assert not migration.done
     assert [path for path, _ in migration.damaged] == [broken]
     assert "conflict marker" in migration.damaged[0][1]
-    assert json.loads((root / "strategystore.json").read_text()) == {"format": 1}
+    # Nothing was changed: an old strategystore still reads every other file.
+    assert {path: path.read_bytes() for path in root.rglob("*") if path.is_file()} == before
     broken.write_bytes(good)
     assert migrate(root).done
     assert FileStore(root).get_strategy("beta", 1) == docs[("beta", 1)]
@@ -142,3 +150,24 @@ def test_the_command_on_a_missing_or_foreign_directory_says_so(tmp_path: Path) -
     foreign = run_module("--dir", str(tmp_path / "other"), "migrate", cwd=tmp_path)
     assert foreign.returncode == 1
     assert "not a data directory" in foreign.stderr
+
+
+def test_on_format_2_it_converts_drafts_an_old_writer_left_and_names_unsealed_others(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    store = FileStore(root)
+    store.create(make_doc("acme", 1))
+    late_draft, late_approval = make_doc("acme", 2), make_doc("acme", 3, status=Status.APPROVED)
+    for doc in (late_draft, late_approval):  # as a process running format 1 still wrote them
+        store.document_path("acme", doc.version).write_bytes(_format_1_bytes(doc))
+    with pytest.raises(CorruptDocumentError, match=r"older than format 2.*migrate"):
+        store.get_strategy("acme", 2)
+    migration = migrate(root)
+    # The unsealed approval might cover an edit: it is named, and nothing is changed.
+    assert [path.name for path, _ in migration.damaged] == ["3.json"]
+    assert "has no seal" in migration.damaged[0][1]
+    store.document_path("acme", 3).unlink()
+    migration = migrate(root)
+    assert migration.done and migration.drafts == 1 and migration.already == 1
+    assert store.get_strategy("acme", 2) == late_draft
