@@ -1,4 +1,4 @@
-"""The commands that work through many documents: check, export, import, import-sql, bench.
+"""The commands that work through many documents: export, import, import-sql, bench.
 
 They show progress on stderr when it is a terminal, keep going past a
 document they cannot read or write, name each one, and exit 1 when there
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import shlex
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, TypeVar
 
@@ -22,78 +24,85 @@ from strategystore._arguments import check_brief_id
 from strategystore._console import PROG, data_dir, describe, error, exit_status, open_store
 from strategystore._layout import describe_invalid
 from strategystore.errors import DuplicateVersionError, StrategyStoreError
+from strategystore.files import FileStore
 from strategystore.models import Status, StrategyDocument
 from strategystore.store import ImportOutcome
 
-__all__ = ["cmd_bench", "cmd_check", "cmd_export", "cmd_import", "cmd_import_sql"]
+__all__ = ["cmd_bench", "cmd_export", "cmd_import", "cmd_import_sql"]
 
 _T = TypeVar("_T")
 
-
-def cmd_check(args: argparse.Namespace) -> int:
-    """``check``: every problem and note in the data directory; exit 1 on a problem."""
-    from strategystore.check import DataDirCheck  # noqa: PLC0415 - only this command walks
-
-    root = data_dir(args)
-    progress = _render.Progress("checked", "entries")
-    checker = DataDirCheck(root, repair=args.repair, on_file=progress.update)
-    problems = notes = 0
-    for finding in checker.findings():
-        progress.clear()
-        print(finding)
-        if finding.note:
-            notes += 1
-        else:
-            problems += 1
-    progress.clear()
-    documents = _render.count(checker.documents, "document")
-    contents = f"{documents} in {_render.count(checker.briefs, 'brief')}"
-    if problems:
-        tail = f", {_render.count(notes, 'note')}" if notes else ""
-        print(f"{root}: {contents}; {_render.count(problems, 'problem')}{tail}")
-        return 1
-    tail = f" ({_render.count(notes, 'note')})" if notes else ""
-    print(f"{root}: {contents}, no problems{tail}")
-    return 0
+#: At most this many bytes of an input's first lines wait to be read as one
+#: pretty-printed document (a hint to use ``put``) before their errors are said.
+_PRETTY_LIMIT = 16 * 1024 * 1024
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """``export [BRIEF…]``: documents as JSON Lines on standard output."""
+    """``export [BRIEF…]``: documents as JSON Lines on standard output.
+
+    Briefs ascending, and versions ascending within a brief, so a replay in
+    order ends on the latest. A document or brief that cannot be read is
+    named on standard error, the rest is exported, and the exit status is 1.
+    """
     store = open_store(args)
     # Checked before writing anything, so a typo does not leave half an export.
     named = sorted({check_brief_id(b) for b in args.briefs})
-    briefs = named or store.list_briefs()
     progress = _render.Progress("exported", "documents")
     status = exported = 0
-    for brief in briefs:
-        # Newest last within a brief, so a replay in order ends on the latest.
+
+    def write(doc: StrategyDocument) -> None:
+        nonlocal exported
+        sys.stdout.write(doc.model_dump_json() + "\n")
+        exported += 1
+        progress.update(exported)
+
+    def say(message: str) -> None:
+        # Anything unread leaves the backup incomplete: say so.
+        nonlocal status
+        progress.clear()
+        error(message)
+        status = 1
+
+    for brief in named or store.list_briefs():
+        last = 0
         try:
-            versions = sorted(store.list_version_numbers(brief))
+            for doc in store.iter_documents([brief]):
+                write(doc)
+                last = doc.version
         except StrategyStoreError as exc:
-            # An unreadable brief directory: the backup is incomplete, say so.
-            progress.clear()
-            error(describe(exc))
-            status = 1
+            say(describe(exc))
+            for doc in _rest_of_brief(store, brief, last, describe(exc), say):
+                write(doc)
             continue
-        if not versions and named:
-            progress.clear()
-            error(f"brief {brief!r} has no versions in {data_dir(args)}")
-            status = 1
-        for version in versions:
-            try:
-                doc = store.get_strategy(brief, version)
-            except StrategyStoreError as exc:
-                progress.clear()
-                error(describe(exc))
-                status = 1
-                continue
-            if doc is None:
-                continue  # deleted since it was listed
-            sys.stdout.write(doc.model_dump_json() + "\n")
-            exported += 1
-            progress.update(exported)
+        if not last and named:
+            say(f"brief {brief!r} has no versions in {data_dir(args)}")
     progress.finish(f"exported {_render.count(exported, 'document')}")
     return status
+
+
+def _rest_of_brief(
+    store: FileStore, brief: str, after: int, said: str, say: Callable[[str], None]
+) -> Iterator[StrategyDocument]:
+    """The versions of ``brief`` above ``after``, once ``iter_documents`` stopped at a damaged one.
+
+    They are read one at a time, so one damaged version hides no other;
+    ``say`` is told of each problem but ``said``, the one already told.
+    """
+    try:
+        versions = sorted(v for v in store.list_version_numbers(brief) if v > after)
+    except StrategyStoreError as exc:
+        if describe(exc) != said:
+            say(describe(exc))
+        return
+    for version in versions:
+        try:
+            doc = store.get_strategy(brief, version)
+        except StrategyStoreError as exc:
+            if describe(exc) != said:
+                say(describe(exc))
+            continue
+        if doc is not None:  # else deleted since it was listed
+            yield doc
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -106,8 +115,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     with _open_binary(args.file) as (name, stream):
 
+        def report(number: int, line: bytes, exc: ValidationError) -> None:
+            nonlocal invalid
+            progress.clear()
+            error(f"{name}:{number}: {describe_invalid(line, exc, stored=False)}")
+            invalid += 1
+
         def documents() -> Iterator[StrategyDocument]:
             nonlocal invalid
+            guard = _PrettyDocumentGuard(report)
             for number, line in enumerate(stream, start=1):
                 if number == 1:
                     line = line.removeprefix(b"\xef\xbb\xbf")  # noqa: PLW2901 - a BOM is no data
@@ -116,12 +132,18 @@ def cmd_import(args: argparse.Namespace) -> int:
                 try:
                     doc = StrategyDocument.from_json_bytes(line)
                 except ValidationError as exc:
-                    progress.clear()
-                    error(f"{name}:{number}: {describe_invalid(line, exc, stored=False)}")
-                    invalid += 1
+                    guard.failed(number, line, exc)
                     continue
+                guard.succeeded()
                 line_of.setdefault(doc.key, deque()).append(number)
                 yield doc
+            if guard.looks_like_one_document():
+                progress.clear()
+                error(
+                    f"{name}: not JSON Lines: this looks like one pretty-printed document; "
+                    f"use `{PROG} put {shlex.quote(args.file)}`"
+                )
+                invalid += 1
 
         def on_result(
             doc: StrategyDocument, outcome: ImportOutcome, problem: StrategyStoreError | None
@@ -210,6 +232,77 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return exit_status(exc)
     status: int = bench.run(bench_args, data_dir(args))
     return status
+
+
+class _PrettyDocumentGuard:
+    """Holds back the errors of an input's first lines while it may be one pretty-printed document.
+
+    No line of JSON Lines opens an object it does not close, so when the first
+    line does, the errors of the lines that follow wait: if the whole input
+    (up to ``_PRETTY_LIMIT`` bytes) is one JSON object with a ``brief_id``,
+    they are never said and the caller says to use ``put`` instead; otherwise
+    they are said in order, as soon as that is known.
+    """
+
+    def __init__(self, report: Callable[[int, bytes, ValidationError], None]) -> None:
+        self._report = report
+        self._held: list[tuple[int, bytes, ValidationError]] | None = []
+        self._size = 0
+        self._started = False
+
+    def failed(self, number: int, line: bytes, exc: ValidationError) -> None:
+        """Line ``number`` is not a document: hold its error, or say it."""
+        if not self._started:
+            self._started = True
+            if not _opens_an_object(line):
+                self._held = None
+        if self._held is not None and self._size + len(line) <= _PRETTY_LIMIT:
+            self._held.append((number, line, exc))
+            self._size += len(line)
+            return
+        self._release()
+        self._report(number, line, exc)
+
+    def succeeded(self) -> None:
+        """A line is a document: the input is JSON Lines, and held errors are said."""
+        self._started = True
+        self._release()
+
+    def looks_like_one_document(self) -> bool:
+        """At the end of the input: whether it is one pretty-printed document.
+
+        When it is not, the errors still held are said.
+        """
+        if self._held and _one_document(b"".join(line for _, line, _ in self._held)):
+            self._held = None
+            return True
+        self._release()
+        return False
+
+    def _release(self) -> None:
+        for held in self._held or ():
+            self._report(*held)
+        self._held = None
+
+
+def _opens_an_object(line: bytes) -> bool:
+    """Whether ``line`` starts a JSON object that it does not hold whole (not JSON by itself)."""
+    if not line.lstrip().startswith(b"{"):
+        return False
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+def _one_document(data: bytes) -> bool:
+    """Whether ``data`` as a whole is one JSON object with a ``brief_id``."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(value, dict) and "brief_id" in value
 
 
 def _refusal(problem: StrategyStoreError) -> str:

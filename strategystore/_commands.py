@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +27,13 @@ from strategystore._arguments import check_brief_id
 from strategystore._console import PROG, data_dir, describe, error, open_store, print_json
 from strategystore._layout import MARKER_NAME, describe_invalid
 from strategystore.diff import diff
-from strategystore.errors import StrategyStoreError
+from strategystore.errors import (
+    ConcurrentUpdateError,
+    CorruptDocumentError,
+    StatusChangeError,
+    StrategyStoreError,
+)
+from strategystore.files import FileStore
 from strategystore.models import Section, Status, StrategyDocument, describe_validation_error
 
 __all__ = [
@@ -27,6 +41,7 @@ __all__ = [
     "cmd_briefs",
     "cmd_delete",
     "cmd_diff",
+    "cmd_edit",
     "cmd_init",
     "cmd_new",
     "cmd_put",
@@ -39,13 +54,20 @@ __all__ = [
 
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
+#: What ``new`` reads from FILE.
+_NEW_SHAPE = '{"sections": [...], "metadata": {...}}'
+
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """``init``: make a data directory, or say it is one already."""
+    """``init``: make a data directory, or say it is one already (adding missing git lines)."""
     path = data_dir(args)
     existed = (path / MARKER_NAME).is_file()
-    open_store(args, create=True)
+    store = open_store(args, create=True)
     if existed:
+        # A directory made before .gitattributes existed, or a user's own
+        # file: add only the lines it lacks.
+        for name in store.write_git_files():
+            print(f"added the lines strategystore needs to {path / name}")
         print(f"{path} is already a data directory")
     else:
         print(f"initialised data directory {path}")
@@ -54,63 +76,107 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_briefs(args: argparse.Namespace) -> int:
-    """``briefs``: each brief with its version count and latest status."""
+    """``briefs``: each brief with its version count, latest status and latest approved version.
+
+    Every version is read; one that cannot be is named on standard error and
+    marked in its brief's row (a ``DAMAGED`` column, ``damaged`` in JSON), the
+    rest of the brief is shown, and the exit status is 1.
+    """
     store = open_store(args)
-    rows: list[dict[str, Any]] = []
-    status = 0
-    for brief in store.list_briefs():
-        numbers: list[int] = []
-        try:
-            numbers = store.list_version_numbers(brief)
-            latest = store.get_latest(brief)
-            approved = store.get_latest(brief, status=Status.APPROVED)
-        except StrategyStoreError as exc:
-            error(describe(exc))
-            status = 1
-            latest = approved = None
-        rows.append(
-            {
-                "brief_id": brief,
-                "versions": len(numbers),
-                "latest_version": numbers[0] if numbers else None,
-                "latest_status": None if latest is None else latest.status.value,
-                "latest_approved_version": None if approved is None else approved.version,
-                "updated_at": None if latest is None else _render.iso(latest.updated_at),
-                "_updated": None if latest is None else latest.updated_at,
-            }
-        )
+    rows = [_brief_row(store, brief) for brief in store.list_briefs()]
+    marked = [row for row in rows if "damaged" in row or "error" in row]
     if args.json:
         print_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
     elif not rows:
         error(f"no briefs yet in {data_dir(args)}; add one with `{PROG} new BRIEF FILE`")
     else:
-        table = [
+        table: list[tuple[str, ...]] = [
             (
                 row["brief_id"],
-                str(row["versions"]),
+                _render.text(row["versions"]) if "error" not in row else "?",
                 _render.text(row["latest_version"]),
-                row["latest_status"] or "unreadable",
+                "unreadable" if "error" in row else _render.text(row["latest_status"]),
                 _render.text(row["latest_approved_version"]),
                 "" if row["_updated"] is None else _render.minute(row["_updated"]),
+                _damaged_cell(row),
             )
             for row in rows
         ]
-        headers = ("BRIEF", "VERSIONS", "LATEST", "STATUS", "APPROVED", "UPDATED (UTC)")
-        print("\n".join(_render.table(headers, table, right={1, 2, 4})))
-    return status
+        headers = ("BRIEF", "VERSIONS", "LATEST", "STATUS", "APPROVED", "UPDATED (UTC)", "DAMAGED")
+        # The DAMAGED column appears only when there is something to put in it.
+        width = len(headers) if marked else len(headers) - 1
+        lines = _render.table(headers[:width], [line[:width] for line in table], right={1, 2, 4})
+        print("\n".join(lines))
+    return 1 if marked else 0
+
+
+def _brief_row(store: FileStore, brief: str) -> dict[str, Any]:
+    """What ``briefs`` shows of one brief, its problems said on standard error as they are met."""
+    row: dict[str, Any] = {
+        "brief_id": brief,
+        "versions": None,
+        "latest_version": None,
+        "latest_status": None,
+        "latest_approved_version": None,
+        "updated_at": None,
+        "_updated": None,
+    }
+    try:
+        numbers = store.list_version_numbers(brief)
+    except (StrategyStoreError, OSError) as exc:
+        row["error"] = describe(exc)
+        error(row["error"])
+        return row
+    row["versions"] = len(numbers)
+    damaged: list[dict[str, Any]] = []
+    for version, doc in _read_each(store, brief, numbers):
+        if isinstance(doc, Exception):
+            damaged.append({"version": version, "error": describe(doc)})
+        if row["latest_version"] is None:
+            row["latest_version"] = version
+            if isinstance(doc, Exception):
+                row["latest_status"] = _problem_status(doc)
+            else:
+                row["latest_status"] = doc.status.value
+                row["updated_at"] = _render.iso(doc.updated_at)
+                row["_updated"] = doc.updated_at
+        if (
+            not isinstance(doc, Exception)
+            and doc.status is Status.APPROVED
+            and row["latest_approved_version"] is None
+        ):
+            row["latest_approved_version"] = version
+    if damaged:
+        row["damaged"] = damaged
+    return row
+
+
+def _damaged_cell(row: dict[str, Any]) -> str:
+    """The ``DAMAGED`` cell of a ``briefs`` row: the versions that could not be read."""
+    if "error" in row:
+        return "?"
+    return ", ".join(str(entry["version"]) for entry in row.get("damaged", ()))
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    """``versions BRIEF``: the versions of a brief, newest first."""
+    """``versions BRIEF``: the versions of a brief, newest first.
+
+    A version that cannot be read is listed as ``damaged`` (``unreadable`` when
+    the file system refused to read it), its problem said on standard error,
+    and the exit status is 1.
+    """
     store = open_store(args)
-    docs = store.list_versions_by_brief(args.brief)
-    if not docs:
+    entries = list(_read_each(store, args.brief, store.list_version_numbers(args.brief)))
+    if not entries:
         error(f"brief {args.brief!r} has no versions in {data_dir(args)}")
         return 1
+    status = 1 if any(isinstance(doc, Exception) for _, doc in entries) else 0
     if args.json:
         print_json(
             [
-                {
+                {"version": version, "error": describe(doc)}
+                if isinstance(doc, Exception)
+                else {
                     "version": doc.version,
                     "status": doc.status.value,
                     "status_reason": doc.status_reason,
@@ -118,12 +184,14 @@ def cmd_versions(args: argparse.Namespace) -> int:
                     "updated_at": _render.iso(doc.updated_at),
                     "section_count": len(doc.sections),
                 }
-                for doc in docs
+                for version, doc in entries
             ]
         )
-        return 0
+        return status
     table = [
-        (
+        (str(version), _problem_status(doc), "", "", "", "")
+        if isinstance(doc, Exception)
+        else (
             str(doc.version),
             doc.status.value,
             _render.minute(doc.created_at),
@@ -131,17 +199,47 @@ def cmd_versions(args: argparse.Namespace) -> int:
             str(len(doc.sections)),
             doc.status_reason or "",
         )
-        for doc in docs
+        for version, doc in entries
     ]
     headers = ("VERSION", "STATUS", "CREATED (UTC)", "UPDATED (UTC)", "SECTIONS", "REASON")
     print("\n".join(_render.table(headers, table, right={0, 4})))
-    return 0
+    return status
+
+
+def _read_each(
+    store: FileStore, brief: str, versions: list[int]
+) -> Iterator[tuple[int, StrategyDocument | CorruptDocumentError | OSError]]:
+    """Each of ``versions`` that still exists, read, or the error that kept it from being read.
+
+    Each error is said on standard error as it is met.
+    """
+    for version in versions:
+        try:
+            doc = store.get_strategy(brief, version)
+        except (CorruptDocumentError, OSError) as exc:
+            error(describe(exc))
+            yield version, exc
+            continue
+        if doc is not None:  # else deleted since it was listed
+            yield version, doc
+
+
+def _problem_status(exc: Exception) -> str:
+    """The status shown for a version that could not be read."""
+    return "damaged" if isinstance(exc, CorruptDocumentError) else "unreadable"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """``show BRIEF [VERSION]``: a document, readable or (``--json``) as stored."""
+    """``show BRIEF [VERSION | --approved]``: a document, readable or (``--json``) as stored."""
+    if args.approved and args.version is not None:
+        return _usage("show", "takes VERSION or --approved, not both")
     store = open_store(args)
-    if args.version is None:
+    if args.approved:
+        doc = store.get_latest(args.brief, status=Status.APPROVED)
+        if doc is None:
+            error(f"brief {args.brief!r} has no approved version in {data_dir(args)}")
+            return 1
+    elif args.version is None:
         doc = store.get_latest(args.brief)
         if doc is None:
             error(f"brief {args.brief!r} has no versions in {data_dir(args)}")
@@ -172,12 +270,19 @@ def cmd_put(args: argparse.Namespace) -> int:
         error(f"{name}: {describe_invalid(data, exc, stored=False)}")
         return 1
     where = f"version {doc.version} of {doc.brief_id}"
-    if args.create:
-        store.create(doc)
-        print(f"created {where} ({doc.status.value})")
-        return 0
-    before = store.get_strategy(doc.brief_id, doc.version)
-    store.save(doc)
+    try:
+        if args.create:
+            store.create(doc)
+            print(f"created {where} ({doc.status.value})")
+            return 0
+        before = store.get_strategy(doc.brief_id, doc.version)
+        store.save(doc)
+    except StatusChangeError as exc:
+        error(_status_change(exc))
+        return 1
+    except ValueError as exc:
+        error(describe(exc))
+        return 1
     if before is None:
         print(f"created {where} ({doc.status.value})")
     elif before == doc:
@@ -187,53 +292,92 @@ def cmd_put(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_change(exc: StatusChangeError) -> str:
+    """What ``put`` says of a document that would change a stored draft's status."""
+    steps = {
+        Status.APPROVED: ["approve"],
+        Status.REJECTED: ["reject"],
+        Status.WITHDRAWN: ["approve", "withdraw"],
+    }.get(exc.status, [])
+    commands = ", then ".join(f"`{PROG} {step} {exc.brief_id} {exc.version}`" for step in steps)
+    return (
+        f"version {exc.version} of {exc.brief_id} is a draft, and put cannot make it "
+        f"{exc.status.value}: a status changes only through its own command; put the content "
+        f"as a draft, then run {commands or f'`{PROG} --help`'}"
+    )
+
+
 def cmd_new(args: argparse.Namespace) -> int:
-    """``new BRIEF FILE``: the next version of a brief, from its sections and metadata."""
+    """``new BRIEF [FILE | --from VERSION]``: the next version of a brief.
+
+    Its sections and metadata come from FILE (a JSON object of ``sections``
+    and ``metadata``, or a whole document as ``show --json`` prints it, whose
+    other fields are ignored) or from an existing version (``--from``).
+    """
+    if args.file is not None and args.from_version is not None:
+        return _usage("new", "takes FILE or --from VERSION, not both")
+    if args.file is None and args.from_version is None:
+        return _usage("new", "needs FILE (- for standard input) or --from VERSION")
     store = open_store(args)
     check_brief_id(args.brief)
-    name, data = _read_input(args.file)
-    shape = '{"sections": [...], "metadata": {...}}'
+    origin = ""
+    if args.from_version is not None:
+        source = store.get_strategy(args.brief, args.from_version)
+        if source is None:
+            error(f"version {args.from_version} of brief {args.brief!r} does not exist")
+            return 1
+        sections, metadata = list(source.sections), dict(source.metadata)
+        origin = f" from version {source.version}"
+    else:
+        name, data = _read_input(args.file)
+        content = _new_content(name, data)
+        if isinstance(content, str):
+            error(content)
+            return 1
+        sections, metadata = content
+    doc = store.create_next(args.brief, sections, metadata)
+    print(f"created version {doc.version} of {doc.brief_id} ({doc.status.value}){origin}")
+    return 0
+
+
+def _new_content(name: str, data: bytes) -> tuple[list[Section], dict[str, Any]] | str:
+    """The sections and metadata ``new`` reads from ``data``, or what is wrong with it."""
     if not data.strip():
-        error(f"{name}: is empty; expected a JSON object like {shape}")
-        return 1
+        return f"{name}: is empty; expected a JSON object like {_NEW_SHAPE}"
     try:
         given = json.loads(data)
     except UnicodeDecodeError:
-        error(f"{name}: not UTF-8 text")
-        return 1
+        return f"{name}: not UTF-8 text"
     except json.JSONDecodeError as exc:
-        error(f"{name}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-        return 1
+        return f"{name}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except ValueError:
         # The only other ValueError of json.loads: an integer longer than
         # Python converts (its own message suggests a Python setting).
-        error(f"{name}: not valid JSON: a number has too many digits to read")
-        return 1
+        return f"{name}: not valid JSON: a number has too many digits to read"
     except RecursionError:
-        error(f"{name}: not valid JSON: nested too deeply to read")
-        return 1
+        return f"{name}: not valid JSON: nested too deeply to read"
     if not isinstance(given, dict):
-        error(f"{name}: expected a JSON object like {shape}")
-        return 1
+        return f"{name}: expected a JSON object like {_NEW_SHAPE}"
+    if "brief_id" in given and "version" in given:
+        # A whole document, as `show --json` prints it: only its content is new.
+        given = {key: given[key] for key in ("sections", "metadata") if key in given}
     unknown = sorted(set(given) - {"sections", "metadata"})
     if unknown:
-        error(f"{name}: unexpected field {', '.join(map(repr, unknown))}; expected {shape}")
-        return 1
+        return (
+            f"{name}: unexpected field {', '.join(map(repr, unknown))}; expected {_NEW_SHAPE}, "
+            f"or a whole document as `{PROG} show --json` prints it"
+        )
     raw_sections = given.get("sections", [])
     metadata = given.get("metadata", {})
     if not isinstance(raw_sections, list) or not isinstance(metadata, dict):
-        error(f"{name}: sections must be a list and metadata an object, as in {shape}")
-        return 1
+        return f"{name}: sections must be a list and metadata an object, as in {_NEW_SHAPE}"
     sections = []
     for number, raw in enumerate(raw_sections, start=1):
         try:
             sections.append(Section.model_validate(raw))
         except ValidationError as exc:
-            error(f"{name}: section {number}: {describe_validation_error(exc)}")
-            return 1
-    doc = store.create_next(args.brief, sections, metadata)
-    print(f"created version {doc.version} of {doc.brief_id} ({doc.status.value})")
-    return 0
+            return f"{name}: section {number}: {describe_validation_error(exc)}"
+    return sections, metadata
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -279,7 +423,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    """``diff BRIEF V1 V2``: what changed between two versions, section by section."""
+    """``diff BRIEF V1 V2``: what changed between two versions, section by section.
+
+    Exits 1 when status, reason, metadata or sections differ and 0 when they
+    do not, as ``diff(1)`` does.
+    """
     store = open_store(args)
     docs = []
     for version in (args.old, args.new):
@@ -288,20 +436,243 @@ def cmd_diff(args: argparse.Namespace) -> int:
             error(f"version {version} of brief {args.brief!r} does not exist")
             return 1
         docs.append(doc)
-    print(diff(docs[0], docs[1]))
-    return 0
+    changes = diff(docs[0], docs[1])
+    print(changes)
+    return 1 if changes.changed else 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    """``edit BRIEF [VERSION]``: edit a draft (the latest by default) in ``$VISUAL``/``$EDITOR``.
+
+    The editor works on a temporary copy outside the data directory. What it
+    saves must be a valid document and the same draft (same brief, version
+    and status); when it is not, the problem is shown and, on a terminal, the
+    editor can be opened again. The result is written with compare-and-swap:
+    a change someone made meanwhile is reported and never overwritten, and
+    whenever nothing was saved after an edit the edited copy is kept and named.
+    """
+    store = open_store(args)
+    if args.version is None:
+        original = store.get_latest(args.brief)
+        if original is None:
+            error(f"brief {args.brief!r} has no versions in {data_dir(args)}")
+            return 1
+    else:
+        original = store.get_strategy(args.brief, args.version)
+        if original is None:
+            error(f"version {args.version} of brief {args.brief!r} does not exist")
+            return 1
+    if original.status is not Status.DRAFT:
+        error(
+            f"version {original.version} of {original.brief_id} is {original.status.value}, "
+            "and only a draft can be edited; start a new draft from it with "
+            f"`{PROG} new {original.brief_id} --from {original.version}`"
+        )
+        return 1
+    command = _editor_command()
+    if isinstance(command, str):
+        error(command)
+        return 1
+    handle, name = tempfile.mkstemp(
+        prefix=f"{original.brief_id}.v{original.version}.", suffix=".json"
+    )
+    copy = Path(name)
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(original.to_json_bytes())
+    session = _EditSession(store, original, copy, command)
+    try:
+        return session.run()
+    finally:
+        if not session.keep:
+            copy.unlink(missing_ok=True)
+
+
+class _EditSession:
+    """One ``edit``: the editor on a temporary copy, until it is saved, unchanged or given up."""
+
+    def __init__(
+        self, store: FileStore, original: StrategyDocument, copy: Path, command: list[str]
+    ) -> None:
+        self.store = store
+        self.original = original
+        self.copy = copy
+        self.command = command
+        #: Whether the copy holds an edit that was not saved, and must stay.
+        self.keep = False
+        self.where = f"version {original.version} of {original.brief_id}"
+
+    def run(self) -> int:
+        """Edit until saved, unchanged or given up; the exit status."""
+        original_bytes = self.original.to_json_bytes()
+        while True:
+            try:
+                returncode = _run_editor(self.command, self.copy)
+            except OSError as exc:
+                error(f"cannot run the editor {shlex.join(self.command)}: {describe(exc)}")
+                return 1
+            data = self.copy.read_bytes()
+            if returncode != 0:
+                how = (
+                    f"was stopped by signal {-returncode}"
+                    if returncode < 0
+                    else f"exited with status {returncode}"
+                )
+                return self._give_up(f"the editor {how}", changed=data != original_bytes)
+            if data == original_bytes:
+                print(f"no changes to draft {self.where}")
+                return 0
+            edited = _edited_document(data, self.original)
+            if isinstance(edited, str):
+                problem = f"{self.copy}: {edited}"
+                if not _on_a_terminal():
+                    return self._give_up(problem, changed=True)
+                error(problem)
+                if _ask("edit again? [Y/n] "):
+                    continue
+                return self._give_up("the edited copy is not valid", changed=True)
+            if edited == self.original:
+                print(f"no changes to draft {self.where}")
+                return 0
+            return self._save(edited)
+
+    def _save(self, edited: StrategyDocument) -> int:
+        try:
+            self.store.update(edited, expected=self.original)
+        except ConcurrentUpdateError:
+            return self._give_up(
+                f"{self.where} was changed by someone else while it was being edited, "
+                "and that change stays",
+                changed=True,
+            )
+        except (StrategyStoreError, ValueError, OSError) as exc:
+            return self._give_up(describe(exc), changed=True)
+        print(f"saved draft {self.where}")
+        return 0
+
+    def _give_up(self, reason: str, *, changed: bool) -> int:
+        """Say why nothing was saved, keeping the copy when it holds an edit; status 1."""
+        if changed:
+            self.keep = True
+            error(f"{reason}; nothing was saved; the edited copy is kept at {self.copy}")
+        else:
+            error(f"{reason}; nothing was saved")
+        return 1
+
+
+def _editor_command() -> list[str] | str:
+    """The editor to run (``$VISUAL``, else ``$EDITOR``, split as a shell would), or why none."""
+    for variable in ("VISUAL", "EDITOR"):
+        value = os.environ.get(variable, "")
+        if not value.strip():
+            continue
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            return f"cannot read ${variable} ({value!r}): {exc}"
+    return "no editor to run: set $VISUAL or $EDITOR to the command that starts yours"
+
+
+def _run_editor(command: list[str], path: Path) -> int:
+    """Run the editor on ``path``, the terminal inherited; its exit status (negative: a signal)."""
+    process = subprocess.Popen([*command, str(path)])
+    with _interrupts_left_to_the_editor():
+        return process.wait()
+
+
+@contextmanager
+def _interrupts_left_to_the_editor() -> Iterator[None]:
+    """Ignore Ctrl-C and Ctrl-\\ in this process while the editor runs (as git does).
+
+    The terminal sends them to the editor too, which handles them; were they
+    to end this process, the editor would be left running without it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [signal.SIGINT]
+    if hasattr(signal, "SIGQUIT"):
+        numbers.append(signal.SIGQUIT)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            if handler is not None:
+                signal.signal(number, handler)
+
+
+def _edited_document(data: bytes, original: StrategyDocument) -> StrategyDocument | str:
+    """The document an editor saved, or why it cannot replace the draft ``original``."""
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a BOM is no data
+    status_rule = (
+        "status changes go through "
+        f"`{PROG} approve`, `{PROG} reject` and `{PROG} withdraw`, not an edit"
+    )
+    try:
+        given = json.loads(data)
+    except (ValueError, RecursionError):
+        given = None
+    # Said before validation, which would complain first of the missing seal
+    # that every status but draft needs.
+    if isinstance(given, dict) and given.get("status", Status.DRAFT.value) != Status.DRAFT.value:
+        return f"status must stay draft: {status_rule}"
+    try:
+        doc = StrategyDocument.from_json_bytes(data)
+    except ValidationError as exc:
+        return describe_invalid(data, exc, stored=False)
+    if doc.key != original.key:
+        return (
+            f"brief_id and version must stay {original.brief_id!r} and {original.version}; "
+            f"to start another version, use `{PROG} new {original.brief_id} --from "
+            f"{original.version}`"
+        )
+    if doc.status is not Status.DRAFT:
+        return f"status must stay draft: {status_rule}"
+    return doc
+
+
+def _on_a_terminal() -> bool:
+    """Whether a question can be asked: standard input is a terminal, and standard error open."""
+    return sys.stdin is not None and sys.stdin.isatty() and sys.stderr is not None
+
+
+def _ask(question: str) -> bool:
+    """Ask a yes-or-no question on standard error (yes by default); ``False`` at end of input."""
+    if not _on_a_terminal():
+        return False
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return False
+    if not answer:  # end of input
+        sys.stderr.write("\n")
+        return False
+    return answer.strip().lower() in {"", "y", "yes"}
+
+
+def _usage(command: str, problem: str) -> int:
+    """Say in one line that ``command`` was used wrongly; the usage status, 2."""
+    error(f"{command} {problem}; see `{PROG} {command} --help`")
+    return 2
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """``schema``: the JSON Schema of a document file."""
-    generated = StrategyDocument.model_json_schema()
+    # The serialization schema lists content_digest, which every file states.
+    generated = StrategyDocument.model_json_schema(mode="serialization")
+    seal = generated["properties"]["content_digest"]
+    seal.pop("readOnly", None)  # a file states it; only its value is derived
+    seal["anyOf"][0]["pattern"] = "^sha256:[0-9a-f]{64}$"
     schema = {
         "$schema": _SCHEMA_DIALECT,
         "title": "strategystore document",
         **{k: v for k, v in generated.items() if k != "title"},
         # The defaults serve callers building documents; a stored file states
         # every field (DESIGN §6).
-        "required": list(StrategyDocument.model_fields),
+        "required": list(generated["properties"]),
     }
     print_json(schema)
     return 0

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 import strategystore
-from strategystore import _bulk, _commands
+from strategystore import _bulk, _check_cli, _commands, _migrate, _resolve_cli
 from strategystore._backends import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
 from strategystore._console import PROG, describe, error, exit_status
 from strategystore._locks import DEFAULT_LOCK_TIMEOUT, check_timeout
@@ -206,11 +206,21 @@ def _reading_commands(command: _CommandFactory) -> None:
     command("init", _commands.cmd_init, "make a data directory")
 
     p = command(
-        "briefs", _commands.cmd_briefs, "list briefs with their version count and latest status"
+        "briefs",
+        _commands.cmd_briefs,
+        "list briefs with their version count and latest status",
+        epilog="A brief with a version that cannot be read is shown as far as it can be, "
+        "the damaged versions named; the command then exits 1.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    p = command("versions", _commands.cmd_versions, "list the versions of a brief, newest first")
+    p = command(
+        "versions",
+        _commands.cmd_versions,
+        "list the versions of a brief, newest first",
+        epilog="A version that cannot be read is listed as damaged, with the problem on "
+        "standard error; the command then exits 1.",
+    )
     p.add_argument("brief", metavar="BRIEF")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -218,6 +228,11 @@ def _reading_commands(command: _CommandFactory) -> None:
     p.add_argument("brief", metavar="BRIEF")
     p.add_argument("version", metavar="VERSION", nargs="?", type=_version_arg)
     p.add_argument("--json", action="store_true", help="print the document's file as it is")
+    p.add_argument(
+        "--approved",
+        action="store_true",
+        help="show the latest approved version (instead of VERSION)",
+    )
 
 
 def _writing_commands(command: _CommandFactory) -> None:
@@ -237,10 +252,38 @@ def _writing_commands(command: _CommandFactory) -> None:
         _commands.cmd_new,
         "add the next version of a brief",
         epilog='FILE holds {"sections": [{"key": …, "title": …, "body": …}, …], '
-        '"metadata": {…}}; both are optional.',
+        '"metadata": {…}}, both optional, or a whole document as `show --json` prints it '
+        "(its sections and metadata are taken, its other fields ignored). With --from "
+        "VERSION instead of FILE, the sections and metadata of that version are taken.",
     )
     p.add_argument("brief", metavar="BRIEF")
-    p.add_argument("file", metavar="FILE", help="a JSON file, or - for standard input")
+    p.add_argument("file", metavar="FILE", nargs="?", help="a JSON file, or - for standard input")
+    p.add_argument(
+        "--from",
+        dest="from_version",
+        metavar="VERSION",
+        type=_version_arg,
+        help="start from the sections and metadata of this version of the brief",
+    )
+
+    p = command(
+        "edit",
+        _commands.cmd_edit,
+        "edit a draft in $VISUAL or $EDITOR (the latest version by default)",
+        epilog="The editor works on a temporary copy. What it saves is checked (on a "
+        "terminal you may edit again) and written only if nobody changed the draft "
+        "meanwhile; when nothing is saved after an edit, the copy is kept and named. "
+        "A version that is not a draft is refused: start a new draft with "
+        "`new BRIEF --from VERSION`.",
+    )
+    p.add_argument("brief", metavar="BRIEF")
+    p.add_argument(
+        "version",
+        metavar="VERSION",
+        nargs="?",
+        type=_version_arg,
+        help="the draft to edit (default: the latest version)",
+    )
 
     p = command("approve", _commands.cmd_approve, "approve a draft")
     _add_key(p)
@@ -257,7 +300,11 @@ def _writing_commands(command: _CommandFactory) -> None:
     _add_key(p)
 
     p = command(
-        "diff", _commands.cmd_diff, "show what changed between two versions, section by section"
+        "diff",
+        _commands.cmd_diff,
+        "show what changed between two versions, section by section",
+        epilog="Exits 1 when the status, reason, metadata or sections differ and 0 when "
+        "they do not (versions differing only in number and timestamps), like diff(1).",
     )
     p.add_argument("brief", metavar="BRIEF")
     p.add_argument("old", metavar="V1", type=_version_arg)
@@ -267,15 +314,48 @@ def _writing_commands(command: _CommandFactory) -> None:
 def _bulk_commands(command: _CommandFactory) -> None:
     p = command(
         "check",
-        _bulk.cmd_check,
-        "validate every file in the data directory",
+        _check_cli.cmd_check,
+        "validate the data directory, or the documents named",
         epilog="Lists each problem with its path (and line); exits 1 if there is any. "
-        "Stale temporary files are notes and do not change the exit status.",
+        "Notes (stale temporary files, editor leftovers, unknown files) do not change "
+        "the exit status unless --strict. With --against REV, every version that was not "
+        "a draft at REV must still be there, sealed as it was.",
     )
+    p.add_argument(
+        "paths",
+        metavar="PATH",
+        nargs="*",
+        help="check only these files (as pre-commit passes them); paths outside the "
+        "data directory are ignored",
+    )
+    p.add_argument(
+        "--against",
+        metavar="REV",
+        help="also compare every frozen version with the commit REV (e.g. origin/main)",
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 on notes too")
     p.add_argument(
         "--repair",
         action="store_true",
         help="remove stale temporary files (never a document)",
+    )
+
+    p = command(
+        "resolve",
+        _resolve_cli.cmd_resolve,
+        "settle document conflicts of a merge, rebase or cherry-pick",
+        epilog="Renumbers drafts both sides added, merges drafts both sides changed by "
+        "section and metadata key, keeps sealed versions as sealed; stages what it "
+        "resolves and exits 1 if anything is left.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would be done; write nothing")
+
+    command(
+        "migrate",
+        _migrate.cmd_migrate,
+        "convert a format-1 data directory to format 2 in place",
+        epilog="Seals every version that is not a draft as it stands; safe to run again "
+        "after an interruption.",
     )
 
     p = command(

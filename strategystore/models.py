@@ -396,7 +396,7 @@ class StrategyDocument(BaseModel):
     @computed_field(  # type: ignore[prop-decorator]
         repr=False,  # a long hash says nothing to a reader, and repr must never fail
         description="The seal of a version that is not a draft: sha256 of its content; "
-        "null for a draft."
+        "null for a draft.",
     )
     @property
     def content_digest(self) -> str | None:

@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +91,19 @@ def test_init_on_an_existing_data_directory_changes_nothing(cli: Cli, store: Fil
     assert result.status == 0
     assert "already a data directory" in result.out
     assert store.list_briefs() == ["acme-q3"]
+
+
+def test_init_on_an_existing_data_directory_adds_the_git_lines_it_lacks(
+    cli: Cli, store: FileStore
+) -> None:
+    attributes = store.data_dir / ".gitattributes"
+    attributes.write_text("*.png binary\n")
+    result = cli("init")
+    assert result.status == 0
+    assert f"added the lines strategystore needs to {attributes}" in result.out
+    assert attributes.read_text().splitlines()[0] == "*.png binary"
+    assert "*.json text eol=lf -merge" in attributes.read_text().splitlines()
+    assert "added" not in cli("init").out  # nothing more to add
 
 
 def test_init_refuses_a_directory_holding_other_files(
@@ -264,7 +277,7 @@ def test_briefs_names_an_unreadable_document_and_exits_1(
     result = cli("briefs")
     assert result.status == 1
     assert "acme" in result.out
-    assert "unreadable" in result.out
+    assert "damaged" in result.out
     assert str(data_dir / "acme" / "2.json") in result.error_line
 
 
@@ -426,6 +439,12 @@ def test_put_refuses_to_change_an_approved_version(
     store.create(make_doc("acme", 1))
     approved = store.approve("acme", 1, now=T0)
     changed = approved.model_dump(mode="json") | {"metadata": {"late": True}}
+    # The file still carries the seal of the approved content: it breaks it.
+    result = cli("put", str(write_json(tmp_path / "d.json", changed)))
+    assert result.status == 1
+    assert "approved content changed after it was sealed" in result.error_line
+    # Without a seal, the change is sealed anew and meets the approved version.
+    del changed["content_digest"]
     result = cli("put", str(write_json(tmp_path / "d.json", changed)))
     assert result.status == 1
     assert "it is approved" in result.error_line
@@ -632,7 +651,7 @@ def test_diff_shows_sections_added_removed_and_changed_with_metadata_and_status(
         )
     )
     result = cli("diff", "acme", "1", "2")
-    assert result.status == 0
+    assert result.status == 1
     out = result.out
     assert "--- acme version 1 (approved" in out
     assert "+++ acme version 2 (draft" in out
@@ -663,6 +682,7 @@ def test_diff_of_identical_versions_says_there_is_no_difference(cli: Cli, store:
     store.create(make_doc("acme", 1))
     store.create(make_doc("acme", 2))
     result = cli("diff", "acme", "1", "2")
+    # They differ only in their number: nothing a reviewer reads changed.
     assert result.status == 0
     assert "no differences" in result.out
 
@@ -735,13 +755,16 @@ def test_export_streams_each_document_before_reading_the_next(
 ) -> None:
     _fill(store)
     events: list[str] = []
-    read = FileStore.get_strategy
+    read = FileStore.iter_documents
 
-    def logged_read(self: FileStore, brief_id: str, version: int) -> StrategyDocument | None:
-        events.append("read")
-        return read(self, brief_id, version)
+    def logged_read(
+        self: FileStore, brief_ids: Iterable[str] | None = None
+    ) -> Iterator[StrategyDocument]:
+        for doc in read(self, brief_ids):
+            events.append("read")
+            yield doc
 
-    monkeypatch.setattr(FileStore, "get_strategy", logged_read)
+    monkeypatch.setattr(FileStore, "iter_documents", logged_read)
     real_stdout = sys.stdout
 
     class LoggedStdout(io.StringIO):
@@ -879,9 +902,10 @@ def test_schema_describes_a_document_file_for_editors(cli: Cli, store: FileStore
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "strategystore document"
     assert schema["additionalProperties"] is False
-    assert list(schema["properties"]) == list(StrategyDocument.model_fields)
+    fields = [*StrategyDocument.model_fields, "content_digest"]
+    assert list(schema["properties"]) == fields
     # A stored file states every field, so the schema an editor checks against says so.
-    assert schema["required"] == list(StrategyDocument.model_fields)
+    assert schema["required"] == fields
     # A stored file names only properties the schema knows.
     store.create(make_doc())
     stored = json.loads(store.document_path("acme-q3", 1).read_text())

@@ -347,3 +347,12 @@ def test_the_changes_reported_rebuild_the_new_documents_sections_and_metadata(
     by_key.update({s.key: s for s in change.sections_added})
     by_key.update({c.key: c.new for c in change.sections_changed})
     assert [by_key[key] for key in change.new.section_keys] == new.sections
+
+
+def test_versions_differing_only_in_number_and_time_differ_but_nothing_changed() -> None:
+    old = make_doc("acme", 1)
+    new = make_doc("acme", 2, created_at=T0 + timedelta(hours=1))
+    changes = diff(old, new)
+    assert changes and not changes.changed
+    assert diff(old, old.model_copy(update={"metadata": {"n": 2}})).changed
+    assert diff(old, old.model_copy(update={"status": Status.APPROVED})).changed
