@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 import strategystore
-from strategystore import _bulk, _check_cli, _commands, _migrate, _resolve_cli
+from strategystore import _bulk, _check_cli, _commands, _edit, _migrate, _resolve_cli
 from strategystore._backends import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
 from strategystore._console import PROG, describe, error, exit_status
 from strategystore._locks import DEFAULT_LOCK_TIMEOUT, check_timeout
@@ -268,7 +268,7 @@ def _writing_commands(command: _CommandFactory) -> None:
 
     p = command(
         "edit",
-        _commands.cmd_edit,
+        _edit.cmd_edit,
         "edit a draft in $VISUAL or $EDITOR (the latest version by default)",
         epilog="The editor works on a temporary copy. What it saves is checked (on a "
         "terminal you may edit again) and written only if nobody changed the draft "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import operator
 import re
 from datetime import UTC, datetime
@@ -36,6 +35,16 @@ from pydantic import (
     computed_field,
     field_validator,
     model_validator,
+)
+
+from strategystore._json import (
+    MAX_INT_DIGITS,
+    MAX_METADATA_DEPTH,
+    canonical_json_value,
+    check_text,
+    is_canonical_json,
+    is_text,
+    sorted_text_keys,
 )
 
 __all__ = [
@@ -64,15 +73,6 @@ _WINDOWS_DEVICES = frozenset(
 )
 _MARKER_NAME = "strategystore.json"
 _SECTION_KEY_MAX = 100
-
-#: How deep ``metadata`` may nest, counting the metadata object itself as 1.
-#: The JSON reader stops at 200 levels in a whole file; a document is only
-#: stored if it reads back, so the limit keeps well inside that.
-MAX_METADATA_DEPTH = 100
-#: Integers in ``metadata`` have at most this many digits: the JSON reader
-#: (like Python's own int parsing) refuses longer ones.
-MAX_INT_DIGITS = 4300
-_INT_LIMIT = 10**MAX_INT_DIGITS
 
 
 def brief_id_problem(brief_id: object) -> str | None:
@@ -189,57 +189,7 @@ def _to_utc(value: datetime) -> datetime:
         ) from None
 
 
-def _check_text(value: str, where: str) -> str:
-    """Refuse text that is not valid Unicode: a lone surrogate has no UTF-8 form."""
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError as exc:
-            raise ValueError(
-                f"{where} holds the lone surrogate {value[exc.start]!r} at position "
-                f"{exc.start}, which is not text and cannot be written as UTF-8"
-            ) from None
-    return value
-
-
 _Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_input)]
-
-
-def _canonical_json_value(value: JsonValue, where: str, depth: int = 1) -> JsonValue:
-    """Sort object keys at every depth and refuse what would not read back identically.
-
-    That is a non-finite number, an integer of more than ``MAX_INT_DIGITS``
-    digits, text with a lone surrogate (in a key too), and nesting deeper
-    than ``MAX_METADATA_DEPTH``.
-    """
-    if isinstance(value, dict | list):
-        if depth > MAX_METADATA_DEPTH:
-            raise ValueError(
-                f"{where} nests deeper than metadata may ({MAX_METADATA_DEPTH} levels)"
-            )
-        if isinstance(value, list):
-            return [
-                _canonical_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)
-            ]
-        strange = [k for k in value if not isinstance(k, str)]
-        if strange:
-            raise ValueError(f"{where} has the key {strange[0]!r}, which is not text")
-        return {
-            _check_text(k, f"the key {where}.{k!r}"): _canonical_json_value(
-                value[k], f"{where}.{k}", depth + 1
-            )
-            for k in sorted(value)
-        }
-    if isinstance(value, str):
-        return _check_text(value, where)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where} is {value!r}, which JSON cannot hold")
-    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
-        raise ValueError(
-            f"{where} is an integer of more than {MAX_INT_DIGITS} digits, "
-            "which the JSON reader cannot read back"
-        )
-    return value
 
 
 class Section(BaseModel):
@@ -255,7 +205,7 @@ class Section(BaseModel):
     @model_validator(mode="after")
     def _valid_text(self) -> Self:
         for name in ("key", "title", "body"):
-            _check_text(getattr(self, name), name)
+            check_text(getattr(self, name), name)
         return self
 
 
@@ -326,7 +276,7 @@ class StrategyDocument(BaseModel):
     @field_validator("status_reason")
     @classmethod
     def _valid_reason(cls, value: str | None) -> str | None:
-        return None if value is None else _check_text(value, "status_reason")
+        return None if value is None else check_text(value, "status_reason")
 
     @field_validator("created_at", "updated_at")
     @classmethod
@@ -346,7 +296,7 @@ class StrategyDocument(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _canonical_metadata(cls, metadata: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        canonical = _canonical_json_value(metadata, "metadata")
+        canonical = canonical_json_value(metadata, "metadata")
         assert isinstance(canonical, dict)
         return canonical
 
@@ -383,7 +333,7 @@ class StrategyDocument(BaseModel):
             and type(self) is StrategyDocument
             and all(map(operator.is_, validated, self._immutable_fields()))
             and _sections_still_valid(self.sections)
-            and _canonical_json(self.metadata)
+            and is_canonical_json(self.metadata)
         )
 
     def _renumbered(self, version: int) -> StrategyDocument:
@@ -416,7 +366,7 @@ class StrategyDocument(BaseModel):
         """The canonical bytes: exactly what the document's file holds."""
         # metadata may have been changed in place after validation; sorting it
         # again keeps the bytes canonical whatever was done to the dict.
-        if self.metadata and not _is_sorted(self.metadata):
+        if self.metadata and not sorted_text_keys(self.metadata):
             copy = self.model_copy(update={"metadata": self._canonical_metadata(self.metadata)})
             return copy._dump()
         return self._dump()
@@ -454,8 +404,8 @@ def seal_of(doc: StrategyDocument) -> str:
     ``updated_at`` are outside it, so ``withdraw`` keeps the seal.
     """
     metadata: JsonValue = doc.metadata
-    if not _sorted_text_keys(metadata):  # changed in place, or never validated
-        metadata = _canonical_json_value(metadata, "metadata")
+    if not sorted_text_keys(metadata):  # changed in place, or never validated
+        metadata = canonical_json_value(metadata, "metadata")
     created: object = doc.created_at
     if type(created) is not datetime or created.tzinfo is not UTC:
         # As the file spells it: in UTC (a copy may hold another offset).
@@ -474,20 +424,6 @@ def seal_of(doc: StrategyDocument) -> str:
     fields = [_section_content(section) for section in sections]
     content = pydantic_core.to_json([doc.brief_id, doc.version, created, fields, metadata])
     return "sha256:" + hashlib.sha256(content).hexdigest()
-
-
-def _sorted_text_keys(value: object) -> bool:
-    """Whether every object in ``value`` has text keys in sorted order."""
-    if type(value) is dict:
-        keys = list(value)
-        return (
-            all(type(k) is str for k in keys)
-            and keys == sorted(keys)
-            and all(_sorted_text_keys(v) for v in value.values())
-        )
-    if type(value) is list:
-        return all(_sorted_text_keys(v) for v in value)
-    return True
 
 
 def _section_content(section: object) -> object:
@@ -561,74 +497,7 @@ def _sections_still_valid(sections: object) -> bool:
             return False
         if type(title) is not str or type(body) is not str:
             return False
-        if not (_is_text(key) and _is_text(title) and _is_text(body)):
+        if not (is_text(key) and is_text(title) and is_text(body)):
             return False
         keys.add(key)
-    return True
-
-
-_JSON_SCALARS = frozenset([bool, type(None)])
-
-
-def _is_text(value: str) -> bool:
-    """Whether ``value`` has a UTF-8 form (no lone surrogate)."""
-    if value.isascii():
-        return True
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-#: Deeper metadata is left to full validation, which has its own limits.
-_MAX_JSON_DEPTH = 64
-
-
-def _canonical_json(value: object) -> bool:
-    """Whether ``value`` is JSON as validation leaves it: plain types, sorted keys, finite.
-
-    A container met twice (a cycle, or one shared by two places) or nested
-    deeper than ``_MAX_JSON_DEPTH`` is not proven: full validation decides.
-    """
-    pending = [(value, 0)]
-    seen: set[int] = set()
-    while pending:
-        item, depth = pending.pop()
-        kind = type(item)
-        if kind in _JSON_SCALARS:
-            continue
-        if kind is str:
-            if not _is_text(item):  # type: ignore[arg-type]
-                return False
-            continue
-        if kind is int:
-            if not -_INT_LIMIT < item < _INT_LIMIT:
-                return False
-            continue
-        if kind is float:
-            if not math.isfinite(item):  # type: ignore[arg-type]
-                return False
-            continue
-        if kind is not list and kind is not dict:
-            return False
-        if id(item) in seen or depth >= _MAX_JSON_DEPTH:
-            return False
-        seen.add(id(item))
-        if kind is list:
-            pending.extend((v, depth + 1) for v in item)  # type: ignore[attr-defined]
-        else:
-            keys = list(item)  # type: ignore[call-overload]
-            if any(type(k) is not str or not _is_text(k) for k in keys) or keys != sorted(keys):
-                return False
-            pending.extend((v, depth + 1) for v in item.values())  # type: ignore[attr-defined]
-    return True
-
-
-def _is_sorted(value: JsonValue) -> bool:
-    if isinstance(value, dict):
-        keys = list(value)
-        return keys == sorted(keys) and all(_is_sorted(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_is_sorted(v) for v in value)
     return True
