@@ -1,11 +1,15 @@
-"""Walk a data directory and list everything a person should fix.
+"""Walk a data directory, or the files named, and list everything a person should fix.
 
 ``strategystore check`` runs this. It reads every file itself rather than
 through ``FileStore``, so it keeps going past the first bad file and also
 looks where the store never does (unknown files, misnamed documents, links,
-brief directories that collide by letter case). It changes nothing, except
-that with ``repair`` it removes stale temporary files, each only while
-holding its brief's lock, which proves no writer owns it.
+brief directories that collide by letter case). *Problems* are what the store
+refuses or cannot see; *notes* are worth knowing but harm nothing (stale
+temporary files, editor and merge leftovers, unknown files). Against a
+revision it also compares the sealed versions with that commit
+(``_against``). It changes nothing, except that with ``repair`` it removes
+stale temporary files, each only while holding its brief's lock, which proves
+no writer owns it.
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from strategystore._against import Baseline, Key, Seen, fingerprint
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._layout import (
     FORMAT,
@@ -47,6 +53,26 @@ _LINK_ADVICE = (
     "is a symbolic link, which the store never follows inside its data directory; "
     "replace it with the real file or directory"
 )
+_SPECIAL_ADVICE = (
+    "is a special file (a pipe, socket or device), which a data directory never holds; remove it"
+)
+_WHILE_OPEN = " once no editor has the file open"
+#: Files editors, systems and merge tools leave behind: what each is, and
+#: when it can be deleted.
+_LEFTOVERS = tuple(
+    (re.compile(pattern, re.DOTALL), what, when)
+    for pattern, what, when in (
+        (r".*\.sw[op]", "an editor's swap file (vim)", _WHILE_OPEN),
+        (r".*~", "an editor's backup copy", ""),
+        (r"#.*#", "an editor's auto-save file (Emacs)", _WHILE_OPEN),
+        (r"\.#.*", "an editor's lock file (Emacs)", _WHILE_OPEN),
+        (r"\.DS_Store", "a macOS Finder file", ""),
+        (r"(?i:thumbs\.db)", "a Windows Explorer thumbnail cache", ""),
+        (r".*\.orig", "a merge leftover (from git mergetool)", " once the merge is done"),
+        (r".*\.rej", "a patch leftover (hunks `git apply --reject` could not apply)", ""),
+        (r".*\.bak", "a backup copy", ""),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +84,8 @@ class Finding:
         message: what is wrong and how to fix it.
         line: the 1-based line in the file, when the problem has one.
         note: ``True`` for something worth knowing that is not a problem
-            (a stale temporary file); notes do not make ``check`` fail.
+            (a stale temporary file, an editor's leftover, an unknown file);
+            notes do not make ``check`` fail unless it is strict.
     """
 
     path: Path
@@ -72,42 +99,65 @@ class Finding:
 
 
 class DataDirCheck:
-    """A walk over one data directory; iterate ``findings()`` to run it.
+    """A check of one data directory; iterate ``findings()`` to run it.
 
     Args:
         root: the data directory, as the user named it (findings use it as
             their path prefix).
+        paths: check only these files (and the marker), as pre-commit names
+            them: relative to the current directory or absolute. Paths
+            outside the data directory are ignored, and so are paths that no
+            longer exist; a brief directory named is checked whole. ``None``
+            walks the whole directory.
+        against: a git revision (``origin/main``) whose sealed versions must
+            be in the working tree unchanged (``_against``); with ``paths``,
+            only the versions named and those whose files are gone are compared.
         repair: remove stale temporary files.
         on_file: called with the running count after each entry looked at,
             for a progress display.
 
-    After the walk, ``documents`` and ``briefs`` count what was valid and
-    ``files`` counts every entry looked at.
+    After the run, ``documents`` and ``briefs`` count what was valid,
+    ``files`` every entry looked at, ``named`` and ``outside`` the paths
+    given and those of them outside the data directory, and ``compared`` the
+    versions compared with ``against``.
     """
 
     def __init__(
         self,
         root: Path,
         *,
+        paths: Iterable[str | os.PathLike[str]] | None = None,
+        against: str | None = None,
         repair: bool = False,
         on_file: Callable[[int], None] | None = None,
     ) -> None:
         self.root = root
+        self.paths = None if paths is None else list(paths)
+        self.against = against
         self.repair = repair
         self._on_file = on_file
         self.documents = 0
         self.briefs = 0
         self.files = 0
+        self.named = 0 if self.paths is None else len(self.paths)
+        self.outside = 0
+        self.compared = 0
         self._locks: BriefLocks | None = None
+        # What each version looked at holds, kept only to compare with a revision.
+        self._seen: dict[Key, Seen | None] | None = None if against is None else {}
 
     def findings(self) -> Iterator[Finding]:
-        """Walk the directory and yield each finding.
+        """Run the check and yield each finding.
 
         Files come in name order (documents by version), then the brief
-        directories that collide by letter case.
+        directories that collide by letter case, then what the comparison
+        with ``against`` found.
 
         Raises:
             StoreFormatError: the directory does not exist or is not a directory.
+            RevisionError: ``against`` cannot be used (no git work tree, no
+                such commit); raised before any finding.
+            GitError: git failed while reading the revision's documents.
         """
         if not self.root.is_dir():
             reason = "is not a directory" if self.root.exists() else "does not exist"
@@ -115,71 +165,75 @@ class DataDirCheck:
             raise StoreFormatError(
                 f"{where} {reason}; create a data directory with `strategystore --dir {where} init`"
             )
-        problem, newer = self._check_marker()
+        baseline = None if self.against is None else Baseline(self.root, self.against)
+        problem, stop = self._check_marker()
         if problem is not None:
             yield problem
-            if newer:
-                # Files of a newer format would be misjudged by these rules.
+            if stop:
+                # Files of another format would be misjudged by these rules.
                 return
         else:
             # Only to take brief locks for stale temporary files; a zero
             # timeout makes every attempt non-blocking.
             self._locks = BriefLocks(self.root.absolute(), 0)
-
-        brief_dirs: list[str] = []
-        for name in sorted(os.listdir(self.root)):
-            path = self.root / name
-            self._count()
-            if name == MARKER_NAME:
-                continue
-            if name == LOCKS_DIR:
-                yield from self._check_locks_dir(path)
-                continue
-            if is_temporary(name):
-                yield Finding(
-                    path,
-                    "temporary file left by an interrupted `strategystore init`; "
-                    "remove it by hand when no init is running",
-                    note=True,
-                )
-                continue
-            if name.startswith("."):
-                continue  # .gitignore, .git and editor files belong to people
-            mode = _mode(path)
-            if mode is None:
-                continue  # removed since the listing (a delete of a last version)
-            if stat.S_ISLNK(mode):
-                yield Finding(path, _LINK_ADVICE)
-            elif not stat.S_ISDIR(mode):
-                yield Finding(
-                    path,
-                    "unknown file; a data directory holds only brief directories "
-                    "(move it elsewhere)",
-                )
-            else:
-                invalid = brief_id_problem(name)
-                if invalid is not None:
-                    yield Finding(
-                        path, f"directory name is not a valid brief id ({invalid}); rename it"
-                    )
-                    continue
-                before = self.documents
-                yield from self._check_brief_dir(name)
-                if self.documents > before:
-                    # Only a directory holding a document is a brief, in the
-                    # store's eyes too; an empty one collides with nothing.
-                    brief_dirs.append(name)
-        yield from self._check_case_collisions(brief_dirs)
+        wanted = None if self.paths is None else self._entries_named(self.paths)
+        if wanted is None:
+            yield from self._walk()
+        else:
+            yield from self._check_named(wanted)
+        if baseline is not None:
+            yield from self._compare(baseline)
 
     def _count(self) -> None:
         self.files += 1
         if self._on_file is not None:
             self._on_file(self.files)
 
+    # -- what to look at -------------------------------------------------------
+
+    def _walk(self) -> Iterator[Finding]:
+        brief_dirs: list[str] = []
+        for name in sorted(os.listdir(self.root)):
+            self._count()
+            yield from self._check_top_entry(name, None, brief_dirs)
+        yield from self._check_case_collisions(brief_dirs)
+
+    def _check_named(self, wanted: dict[str, set[str] | None]) -> Iterator[Finding]:
+        for name in sorted(wanted):
+            self._count()
+            yield from self._check_top_entry(name, wanted[name], [])
+        yield from self._check_case_collisions(self._case_variants(wanted))
+
+    def _entries_named(
+        self, paths: list[str | os.PathLike[str]]
+    ) -> dict[str, set[str] | None] | None:
+        """The entries of the data directory the paths fall in, or ``None`` for all of it.
+
+        Each maps to the names inside it to look at, or ``None`` for all of
+        them: ``acme/1.json`` looks at ``1.json`` of ``acme``, ``acme`` at the
+        whole brief, and ``acme/drafts/x.md`` at the directory ``acme/drafts``.
+        """
+        lexical = Path(os.path.abspath(self.root))
+        real = Path(os.path.realpath(self.root))
+        wanted: dict[str, set[str] | None] = {}
+        for given in paths:
+            parts = _parts_below(Path(os.path.abspath(given)), lexical, real)
+            if parts is None:
+                self.outside += 1
+            elif not parts:
+                return None  # the data directory itself
+            elif len(parts) == 1:
+                wanted[parts[0]] = None
+            else:
+                inside = wanted.setdefault(parts[0], set())
+                if inside is not None:
+                    inside.add(parts[1])
+        return wanted
+
     # -- the marker and .locks/ ----------------------------------------------
 
     def _check_marker(self) -> tuple[Finding | None, bool]:
-        """The marker file's problem, if any, and whether it names a newer format."""
+        """The marker file's problem, if any, and whether it names another format."""
         path = self.root / MARKER_NAME
         try:
             mode = os.lstat(path).st_mode
@@ -196,10 +250,10 @@ class DataDirCheck:
         try:
             marker_format(path.read_bytes())
         except MarkerError as exc:
-            return Finding(path, exc.reason), exc.newer
+            return Finding(path, exc.reason), exc.newer or exc.older
         return None, False
 
-    def _check_locks_dir(self, path: Path) -> Iterator[Finding]:
+    def _check_locks_dir(self, path: Path, only: set[str] | None) -> Iterator[Finding]:
         mode = _mode(path)
         if mode is None:
             return
@@ -210,6 +264,8 @@ class DataDirCheck:
             yield Finding(path, "should be the directory of lock files; remove it")
             return
         for name in sorted(os.listdir(path)):
+            if only is not None and name not in only:
+                continue
             lock = path / name
             self._count()
             lock_mode = _mode(lock)
@@ -220,22 +276,106 @@ class DataDirCheck:
             elif not name.endswith(".lock") or not stat.S_ISREG(lock_mode):
                 yield Finding(lock, "unknown file among the lock files; remove it")
 
+    # -- the top of the data directory ---------------------------------------
+
+    def _check_top_entry(
+        self, name: str, only: set[str] | None, brief_dirs: list[str]
+    ) -> Iterator[Finding]:
+        """Judge one entry of the data directory; a brief directory's ``only`` names, or all.
+
+        A brief directory that holds a document is added to ``brief_dirs``.
+        """
+        path = self.root / name
+        if name == MARKER_NAME:
+            return
+        if name == LOCKS_DIR:
+            yield from self._check_locks_dir(path, only)
+            return
+        mode = _mode(path)
+        if mode is None:
+            return  # removed since the listing (a delete of a last version), or never there
+        if not stat.S_ISDIR(mode):
+            if is_temporary(name):
+                yield Finding(
+                    path,
+                    "temporary file left by an interrupted `strategystore init`; "
+                    "remove it by hand when no init is running",
+                    note=True,
+                )
+                return
+            if (leftover := _leftover(path)) is not None:
+                yield leftover
+                return
+        if name.startswith("."):
+            # The store's .gitignore and .gitattributes, and what git and other
+            # tools keep at a repository's top (.git, .github, .editorconfig).
+            return
+        if stat.S_ISLNK(mode):
+            yield Finding(path, _LINK_ADVICE)
+        elif stat.S_ISREG(mode):
+            yield Finding(
+                path,
+                "unknown file: a data directory holds only brief directories; "
+                "move it elsewhere, or delete it",
+                note=True,
+            )
+        elif not stat.S_ISDIR(mode):
+            yield Finding(path, _SPECIAL_ADVICE)
+        elif (invalid := brief_id_problem(name)) is not None:
+            yield _invalid_brief_dir(path, invalid)
+        else:
+            holds_document = yield from self._check_brief_dir(name, only)
+            if holds_document:
+                brief_dirs.append(name)
+
+    def _case_variants(self, wanted: Iterable[str]) -> list[str]:
+        """The brief directories holding a document whose names fold to one of ``wanted``."""
+        folded = {name.lower() for name in wanted if brief_id_problem(name) is None}
+        if not folded:
+            return []
+        variants = []
+        for name in sorted(os.listdir(self.root)):
+            if name.lower() not in folded or brief_id_problem(name) is not None:
+                continue
+            mode = _mode(self.root / name)
+            if mode is not None and stat.S_ISDIR(mode) and _holds_documents(self.root / name):
+                variants.append(name)
+        return variants
+
+    def _check_case_collisions(self, brief_dirs: list[str]) -> Iterator[Finding]:
+        for names in case_collisions(brief_dirs):
+            for name in names:
+                others = ", ".join(repr(n) for n in names if n != name)
+                yield Finding(
+                    self.root / name,
+                    f"brief directory differs only by letter case from {others}; they collide "
+                    "on a case-insensitive file system (macOS, Windows): merge them into one",
+                )
+
     # -- brief directories ---------------------------------------------------
 
-    def _check_brief_dir(self, brief_id: str) -> Iterator[Finding]:
+    def _check_brief_dir(
+        self, brief_id: str, only: set[str] | None
+    ) -> Generator[Finding, None, bool]:
+        """Judge a brief directory's entries (``only`` those, or all); whether it holds a document.
+
+        Only a directory holding a file named as a document is a brief, in the
+        store's eyes too; an empty one collides with nothing.
+        """
         directory = self.root / brief_id
         try:
-            names = sorted(os.listdir(directory), key=_document_order)
+            listing = os.listdir(directory)
         except FileNotFoundError:
-            return  # its last version was deleted since the listing
+            return False  # its last version was deleted since the listing
         except OSError as exc:
             yield Finding(
                 directory,
                 f"brief directory cannot be read: {exc.strerror}; its documents "
                 "were not checked (fix its permissions)",
             )
-            return
-        present = set(names)
+            return False
+        present = set(listing)
+        names = sorted(present if only is None else present & only, key=_document_order)
         temporaries: list[str] = []
         documents = 0
         for name in names:
@@ -251,28 +391,26 @@ class DataDirCheck:
                 yield from found
             elif is_temporary(name):
                 temporaries.append(name)
-            elif (numbered := _NUMBERED_NAME.fullmatch(name)) is not None:
-                yield Finding(path, _misnamed(int(numbered.group(1)), present))
-            elif os.path.islink(path):
-                yield Finding(path, _LINK_ADVICE)
-            elif os.path.isdir(path):
-                yield Finding(path, "unexpected directory inside a brief; move it elsewhere")
-            else:
-                yield Finding(
-                    path,
-                    "not a document (documents are named <version>.json); "
-                    "move it out of the data directory",
-                )
+            elif (finding := _check_other_entry(path, present)) is not None:
+                yield finding
         if temporaries:
             yield from self._check_temporaries(brief_id, temporaries)
         if documents:
             self.briefs += 1
             self.documents += documents
-        elif not names:
+        elif not listing:
             yield Finding(directory, "empty brief directory; remove it", note=True)
+        return any(document_version(name) is not None for name in listing)
 
     def _check_document(self, brief_id: str, version: int, path: Path) -> list[Finding] | None:
         """The document's problems; ``None`` when it no longer exists."""
+        found = self._document_problems(brief_id, version, path)
+        if found and self._seen is not None:
+            self._seen[(brief_id, version)] = None  # compared with nothing: it is a problem
+        return found
+
+    def _document_problems(self, brief_id: str, version: int, path: Path) -> list[Finding] | None:
+        """Read and judge one document; a valid one is also kept for the comparison."""
         try:
             fd = os.open(path, READ_FLAGS)
         except FileNotFoundError:
@@ -295,7 +433,13 @@ class DataDirCheck:
         except DocumentFileError as exc:
             return [Finding(path, exc.reason, line=exc.line)]
         misplaced = misplacement(doc, brief_id, version)
-        return [] if misplaced is None else [Finding(path, misplaced)]
+        if misplaced is not None:
+            return [Finding(path, misplaced)]
+        if self._seen is not None:
+            self._seen[(brief_id, version)] = Seen(
+                doc.status, doc.content_digest, fingerprint(data)
+            )
+        return []
 
     def _check_temporaries(self, brief_id: str, names: list[str]) -> Iterator[Finding]:
         directory = self.root / brief_id
@@ -366,15 +510,98 @@ class DataDirCheck:
             return [Finding(path, f"stale temporary file, not removed: {exc.strerror}")]
         return [Finding(path, "removed stale temporary file", note=True)]
 
-    def _check_case_collisions(self, brief_dirs: list[str]) -> Iterator[Finding]:
-        for names in case_collisions(brief_dirs):
-            for name in names:
-                others = ", ".join(repr(n) for n in names if n != name)
-                yield Finding(
-                    self.root / name,
-                    f"brief directory differs only by letter case from {others}; they collide "
-                    "on a case-insensitive file system (macOS, Windows): merge them into one",
-                )
+    # -- the comparison with a revision ---------------------------------------
+
+    def _compare(self, baseline: Baseline) -> Iterator[Finding]:
+        assert self._seen is not None
+        for change in baseline.changes(self._seen, self._exists):
+            path = self.root / change.brief_id / document_name(change.version)
+            yield Finding(path, change.message, note=change.note)
+        self.compared = baseline.compared
+
+    def _exists(self, key: Key) -> bool:
+        """Whether a version's file is there; ``True`` when that cannot be told."""
+        brief_id, version = key
+        try:
+            os.lstat(self.root / brief_id / document_name(version))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError:
+            return True  # unreadable is not gone
+        return True
+
+
+def _check_other_entry(path: Path, present: set[str]) -> Finding | None:
+    """Judge an entry of a brief directory that is neither a document nor a temporary file."""
+    if (numbered := _NUMBERED_NAME.fullmatch(path.name)) is not None:
+        return Finding(path, _misnamed(int(numbered.group(1)), present))
+    if (leftover := _leftover(path)) is not None:
+        return leftover
+    mode = _mode(path)
+    if mode is None:
+        return None
+    if stat.S_ISLNK(mode):
+        return Finding(path, _LINK_ADVICE)
+    if stat.S_ISDIR(mode):
+        return Finding(
+            path,
+            "unexpected directory inside a brief; move it out of the data directory",
+            note=True,
+        )
+    if stat.S_ISREG(mode):
+        return Finding(
+            path,
+            "not a document (documents are named <version>.json); "
+            "move it out of the data directory, or delete it",
+            note=True,
+        )
+    return Finding(path, _SPECIAL_ADVICE)
+
+
+def _leftover(path: Path) -> Finding | None:
+    """The note for a file an editor, a system or a merge tool left behind, if it is one."""
+    for pattern, what, when in _LEFTOVERS:
+        if pattern.fullmatch(path.name):
+            return Finding(path, f"{what}; it can be deleted{when}", note=True)
+    return None
+
+
+def _invalid_brief_dir(path: Path, invalid: str) -> Finding:
+    if _holds_documents(path):
+        return Finding(
+            path,
+            f"directory name is not a valid brief id ({invalid}), so the store cannot see "
+            "the documents in it; rename it",
+        )
+    return Finding(
+        path,
+        f"unknown directory: its name is not a valid brief id ({invalid}); "
+        "move it out of the data directory",
+        note=True,
+    )
+
+
+def _holds_documents(directory: Path) -> bool:
+    """Whether a directory holds a file named as a document; ``True`` when it cannot be read."""
+    try:
+        return any(document_version(name) is not None for name in os.listdir(directory))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | None:
+    """``path``'s parts below the data directory (``lexical`` or ``real``), or ``None``."""
+    # Lexically first, so a link inside the data directory is judged as the
+    # link it is; then through the links of the parent directories, for a
+    # data directory reached by another path (/tmp on macOS, say).
+    with suppress(ValueError):
+        return path.relative_to(lexical).parts
+    resolved = Path(os.path.realpath(path.parent)) / path.name
+    with suppress(ValueError):
+        return resolved.relative_to(real).parts
+    return None
 
 
 def _process_alive(pid: int) -> bool:
@@ -391,7 +618,7 @@ def _mode(path: Path) -> int | None:
     """``path``'s file type and mode, not following a link; ``None`` once it is gone."""
     try:
         return os.lstat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from strategystore import FileStore
+from strategystore._layout import FORMAT
 from strategystore.check import DataDirCheck, Finding
 from strategystore.cli import main
 from tests.conftest import make_doc, run_module
@@ -163,7 +164,7 @@ def test_a_missing_marker_is_a_problem_and_the_rest_is_still_checked(
 
 
 def test_a_newer_marker_stops_the_check_with_advice_to_upgrade(data_dir: Path) -> None:
-    (data_dir / "strategystore.json").write_text('{"format": 2}')
+    (data_dir / "strategystore.json").write_text(f'{{"format": {FORMAT + 1}}}')
     (data_dir / "acme" / "1.json").write_text("{")
     [finding] = findings(data_dir)
     assert "newer" in finding.message
@@ -185,7 +186,8 @@ def test_every_problem_is_listed_not_only_the_first(
     (data_dir / "stray.txt").write_text("")
     status, out = check(data_dir, capsys)
     assert status == 1
-    assert out.splitlines()[-1] == f"{data_dir}: 0 documents in 0 briefs; 4 problems"
+    # An unknown file at the top (stray.txt) is a note.
+    assert out.splitlines()[-1] == f"{data_dir}: 0 documents in 0 briefs; 3 problems, 1 note"
 
 
 def _stale_temporary(data_dir: Path) -> Path:
@@ -292,9 +294,10 @@ def test_the_real_program_exits_1_and_lists_the_problem(data_dir: Path) -> None:
     assert result.stderr == ""
 
 
-def test_the_pre_commit_hook_runs_check_on_the_whole_directory() -> None:
+def test_the_pre_commit_hook_runs_check_on_the_staged_files() -> None:
+    # Run as pre-commit runs it in tests/test_check_paths.py.
     hook = (REPO / ".pre-commit-hooks.yaml").read_text()
-    assert "- id: strategystore-check" in hook
+    assert "- id: strategystore-check\n" in hook
     assert "entry: strategystore check\n" in hook
     assert "language: python\n" in hook
-    assert "pass_filenames: false\n" in hook
+    assert "pass_filenames: true\n" in hook
