@@ -199,15 +199,13 @@ class Writer:
         return written
 
     def add_missing_lines(self, name: str, wanted: bytes) -> bool:
-        """Write the root file ``name``, or add to the user's own the lines it lacks.
+        """Write the root file ``name``, or add the lines it lacks; whether anything was written.
 
-        A link or a file that is not regular is left alone (the user's to fix;
-        git shows it). Returns whether anything was written.
+        A link or a file that is not regular is the user's to fix, left alone.
         """
         try:
             fd = os.open(f"{self._root}/{name}", READ_FLAGS)
-        except FileNotFoundError:
-            # False when another process wrote it a moment ago.
+        except FileNotFoundError:  # (False when another process wrote it a moment ago)
             return self.write_root_file(name, wanted, exclusive=True)
         except OSError:
             return False

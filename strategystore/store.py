@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol, Self, TypeVar, runtime_checkable
+from typing import Self, TypeVar
 
 from pydantic import JsonValue
 
@@ -22,17 +21,17 @@ from strategystore._arguments import (
     section,
     valid_bytes,
 )
+from strategystore._importing import run_import
 from strategystore._instant import READER_LOCK_WAIT, Loader, at_one_instant
-from strategystore._primitives import BulkWriter, Primitives, batches
+from strategystore._primitives import Primitives
+from strategystore._protocol import ImportOutcome, ImportSummary, OnResult, Store
 from strategystore.errors import (
     ConcurrentUpdateError,
     CorruptDocumentError,
     DuplicateVersionError,
     ImmutableVersionError,
     InvalidBriefIdError,
-    LockTimeoutError,
     StatusChangeError,
-    StrategyStoreError,
     VersionNotFoundError,
 )
 from strategystore.models import (
@@ -50,91 +49,7 @@ __all__ = [
     "Store",
 ]
 
-ImportOutcome = Literal["written", "skipped", "refused"]
 _T = TypeVar("_T")
-
-
-@dataclass
-class ImportSummary:
-    """What ``import_documents`` did: documents written, skipped as identical, refused."""
-
-    written: int = 0
-    skipped: int = 0
-    refused: int = 0
-
-
-@runtime_checkable
-class Store(Protocol):
-    """Every method a strategy store offers; ``FileStore`` and ``MemoryStore`` both satisfy it."""
-
-    def save(self, doc: StrategyDocument) -> None: ...
-
-    def get_strategy(self, brief_id: str, version: int) -> StrategyDocument | None: ...
-
-    def list_versions_by_brief(self, brief_id: str) -> list[StrategyDocument]: ...
-
-    def create(self, doc: StrategyDocument) -> None: ...
-
-    def create_next(
-        self,
-        brief_id: str,
-        sections: Iterable[Section | Mapping[str, str]] = (),
-        metadata: Mapping[str, JsonValue] | None = None,
-        *,
-        status: Status = Status.DRAFT,
-        now: datetime | None = None,
-    ) -> StrategyDocument: ...
-
-    def get_latest(
-        self, brief_id: str, *, status: Status | None = None
-    ) -> StrategyDocument | None: ...
-
-    def list_briefs(self) -> list[str]: ...
-
-    def list_version_numbers(self, brief_id: str) -> list[int]: ...
-
-    def update(self, doc: StrategyDocument, *, expected: StrategyDocument) -> None: ...
-
-    def approve(
-        self, brief_id: str, version: int, *, now: datetime | None = None
-    ) -> StrategyDocument: ...
-
-    def reject(
-        self,
-        brief_id: str,
-        version: int,
-        *,
-        reason: str | None = None,
-        now: datetime | None = None,
-    ) -> StrategyDocument: ...
-
-    def withdraw(
-        self,
-        brief_id: str,
-        version: int,
-        *,
-        reason: str | None = None,
-        now: datetime | None = None,
-    ) -> StrategyDocument: ...
-
-    def delete(self, brief_id: str, version: int) -> bool: ...
-
-    def iter_documents(
-        self, brief_ids: Iterable[str] | None = None
-    ) -> Iterator[StrategyDocument]: ...
-
-    def import_documents(
-        self,
-        docs: Iterable[StrategyDocument],
-        *,
-        upsert: bool = False,
-        on_result: Callable[[StrategyDocument, ImportOutcome, StrategyStoreError | None], None]
-        | None = None,
-    ) -> ImportSummary: ...
-
-    def get_stored_bytes(self, brief_id: str, version: int) -> bytes | None: ...
-
-    def close(self) -> None: ...
 
 
 class BaseStore(Primitives):
@@ -339,21 +254,8 @@ class BaseStore(Primitives):
         return self._iter_briefs(briefs)
 
     def _iter_briefs(self, briefs: list[str]) -> Iterator[StrategyDocument]:
-        def upward(
-            versions: list[int], load: Loader
-        ) -> tuple[list[StrategyDocument], CorruptDocumentError | None]:
-            docs: list[StrategyDocument] = []
-            for version in reversed(versions):
-                try:
-                    doc = load(version)
-                except CorruptDocumentError as exc:
-                    return docs, exc
-                if doc is not None:
-                    docs.append(doc)
-            return docs, None
-
         for brief in briefs:
-            docs, damage = self._at_one_instant(brief, upward)
+            docs, damage = self._at_one_instant(brief, _upward_until_damaged)
             yield from docs
             if damage is not None:
                 raise damage
@@ -469,8 +371,7 @@ class BaseStore(Primitives):
         docs: Iterable[StrategyDocument],
         *,
         upsert: bool = False,
-        on_result: Callable[[StrategyDocument, ImportOutcome, StrategyStoreError | None], None]
-        | None = None,
+        on_result: OnResult | None = None,
     ) -> ImportSummary:
         """Store many documents, each on its own, and make them durable together.
 
@@ -492,44 +393,14 @@ class BaseStore(Primitives):
         Returns:
             How many documents were written, skipped and refused.
         """
-        summary = ImportSummary()
         self._check_open()
-        bulk = self._bulk_writer()
-        try:
-            for batch in batches(docs):
-                prepared = [valid_bytes(doc) for doc in batch]
-                bulk.prepare(prepared)
-                try:
-                    for original, (doc, data) in zip(batch, prepared, strict=True):
-                        outcome, error = self._import_one(doc, data, bulk, upsert=upsert)
-                        setattr(summary, outcome, getattr(summary, outcome) + 1)
-                        if on_result is not None:
-                            on_result(original, outcome, error)
-                finally:
-                    bulk.end_batch()
-        finally:
-            bulk.finish()
-        return summary
-
-    def _import_one(
-        self, doc: StrategyDocument, data: bytes, bulk: BulkWriter, *, upsert: bool
-    ) -> tuple[ImportOutcome, StrategyStoreError | None]:
-        try:
-            with self._hold(doc.brief_id):
-                # Unless it is written, what the bulk writer prepared for it
-                # goes while the brief is still locked.
-                try:
-                    outcome = self._put(doc, data, overwrite=upsert, write=bulk.write)
-                except BaseException:
-                    bulk.release(doc)
-                    raise
-                if outcome != "written":
-                    bulk.release(doc)
-        except StrategyStoreError as exc:
-            if isinstance(exc, LockTimeoutError):
-                raise
-            return "refused", exc
-        return outcome, None
+        return run_import(
+            docs,
+            bulk=self._bulk_writer(),
+            hold=self._hold,
+            put=lambda doc, data, write: self._put(doc, data, overwrite=upsert, write=write),
+            on_result=on_result,
+        )
 
     # -- shared helpers -----------------------------------------------------
 
@@ -643,6 +514,21 @@ _KEEP_RULES = {
     Status.WITHDRAWN: "only drafts can be deleted; it is withdrawn already, which is "
     "the soft delete",
 }
+
+
+def _upward_until_damaged(
+    versions: list[int], load: Loader
+) -> tuple[list[StrategyDocument], CorruptDocumentError | None]:
+    """The versions, ascending, up to the first damaged one, and its error."""
+    docs: list[StrategyDocument] = []
+    for version in reversed(versions):
+        try:
+            doc = load(version)
+        except CorruptDocumentError as exc:
+            return docs, exc
+        if doc is not None:
+            docs.append(doc)
+    return docs, None
 
 
 def _refuse_status_change(doc: StrategyDocument) -> None:

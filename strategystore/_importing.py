@@ -1,0 +1,75 @@
+"""Many documents into a store: each written on its own under its brief's lock, durable together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+
+from strategystore._arguments import valid_bytes
+from strategystore._primitives import BulkWriter, batches
+from strategystore._protocol import ImportOutcome, ImportSummary, OnResult
+from strategystore.errors import LockTimeoutError, StrategyStoreError
+from strategystore.models import StrategyDocument
+
+__all__ = ["run_import"]
+
+#: Writes one document whose brief is locked: its outcome (see ``BaseStore._put``).
+Put = Callable[
+    [StrategyDocument, bytes, Callable[[StrategyDocument, bytes], object]], ImportOutcome
+]
+
+
+def run_import(
+    docs: Iterable[StrategyDocument],
+    *,
+    bulk: BulkWriter,
+    hold: Callable[[str], AbstractContextManager[None]],
+    put: Put,
+    on_result: OnResult | None,
+) -> ImportSummary:
+    """Import ``docs`` in batches through ``bulk``, each under ``hold(brief_id)``.
+
+    A refusal (any ``StrategyStoreError`` but a lock timeout) is counted and
+    reported, and the import goes on.
+    """
+    summary = ImportSummary()
+    try:
+        for batch in batches(docs):
+            prepared = [valid_bytes(doc) for doc in batch]
+            bulk.prepare(prepared)
+            try:
+                for original, (doc, data) in zip(batch, prepared, strict=True):
+                    outcome, error = _import_one(doc, data, bulk, hold, put)
+                    setattr(summary, outcome, getattr(summary, outcome) + 1)
+                    if on_result is not None:
+                        on_result(original, outcome, error)
+            finally:
+                bulk.end_batch()
+    finally:
+        bulk.finish()
+    return summary
+
+
+def _import_one(
+    doc: StrategyDocument,
+    data: bytes,
+    bulk: BulkWriter,
+    hold: Callable[[str], AbstractContextManager[None]],
+    put: Put,
+) -> tuple[ImportOutcome, StrategyStoreError | None]:
+    try:
+        with hold(doc.brief_id):
+            # Unless it is written, what the bulk writer prepared for it goes
+            # while the brief is still locked.
+            try:
+                outcome = put(doc, data, bulk.write)
+            except BaseException:
+                bulk.release(doc)
+                raise
+            if outcome != "written":
+                bulk.release(doc)
+    except StrategyStoreError as exc:
+        if isinstance(exc, LockTimeoutError):
+            raise
+        return "refused", exc
+    return outcome, None
