@@ -160,8 +160,7 @@ class Writer:
         return f"Writer({str(self.data_dir)!r}, durable={self.durable!r})"
 
     def _step(self, step: str, path: Path) -> None:
-        hook = self.on_step
-        if hook is not None:
+        if (hook := self.on_step) is not None:
             hook(step, path)
 
     # -- the data directory ----------------------------------------------------

@@ -16,14 +16,22 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 from strategystore._against import Baseline, Key, Seen, fingerprint
+from strategystore._findings import (
+    LINK_ADVICE,
+    SPECIAL_ADVICE,
+    Finding,
+    holds_documents,
+    invalid_brief_dir,
+    leftover,
+    mode_of,
+    other_entry,
+)
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._layout import (
     FORMAT,
@@ -48,54 +56,6 @@ __all__ = ["DataDirCheck", "Finding"]
 
 #: How long check waits for a brief's lock to judge its temporary files.
 _LOCK_WAIT = 0.5
-_NUMBERED_NAME = re.compile(r"([0-9]+)\.json", re.IGNORECASE)
-_LINK_ADVICE = (
-    "is a symbolic link, which the store never follows inside its data directory; "
-    "replace it with the real file or directory"
-)
-_SPECIAL_ADVICE = (
-    "is a special file (a pipe, socket or device), which a data directory never holds; remove it"
-)
-_WHILE_OPEN = " once no editor has the file open"
-#: Files editors, systems and merge tools leave behind: what each is, and
-#: when it can be deleted.
-_LEFTOVERS = tuple(
-    (re.compile(pattern, re.DOTALL), what, when)
-    for pattern, what, when in (
-        (r".*\.sw[op]", "an editor's swap file (vim)", _WHILE_OPEN),
-        (r".*~", "an editor's backup copy", ""),
-        (r"#.*#", "an editor's auto-save file (Emacs)", _WHILE_OPEN),
-        (r"\.#.*", "an editor's lock file (Emacs)", _WHILE_OPEN),
-        (r"\.DS_Store", "a macOS Finder file", ""),
-        (r"(?i:thumbs\.db)", "a Windows Explorer thumbnail cache", ""),
-        (r".*\.orig", "a merge leftover (from git mergetool)", " once the merge is done"),
-        (r".*\.rej", "a patch leftover (hunks `git apply --reject` could not apply)", ""),
-        (r".*\.bak", "a backup copy", ""),
-    )
-)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing ``check`` found: a problem (the default) or a note.
-
-    Attributes:
-        path: the file or directory, under the data directory as it was named.
-        message: what is wrong and how to fix it.
-        line: the 1-based line in the file, when the problem has one.
-        note: ``True`` for something worth knowing that is not a problem
-            (a stale temporary file, an editor's leftover, an unknown file);
-            notes do not make ``check`` fail unless it is strict.
-    """
-
-    path: Path
-    message: str
-    line: int | None = None
-    note: bool = False
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
-        return f"{where}: note: {self.message}" if self.note else f"{where}: {self.message}"
 
 
 class DataDirCheck:
@@ -244,7 +204,7 @@ class DataDirCheck:
                 f'write {{"format": {FORMAT}}} into it if this really is a data directory',
             ), False
         if stat.S_ISLNK(mode):
-            return Finding(path, _LINK_ADVICE), False
+            return Finding(path, LINK_ADVICE), False
         if not stat.S_ISREG(mode):
             return Finding(path, "is not a regular file"), False
         try:
@@ -254,11 +214,11 @@ class DataDirCheck:
         return None, False
 
     def _check_locks_dir(self, path: Path, only: set[str] | None) -> Iterator[Finding]:
-        mode = _mode(path)
+        mode = mode_of(path)
         if mode is None:
             return
         if stat.S_ISLNK(mode):
-            yield Finding(path, _LINK_ADVICE)
+            yield Finding(path, LINK_ADVICE)
             return
         if not stat.S_ISDIR(mode):
             yield Finding(path, "should be the directory of lock files; remove it")
@@ -268,11 +228,11 @@ class DataDirCheck:
                 continue
             lock = path / name
             self._count()
-            lock_mode = _mode(lock)
+            lock_mode = mode_of(lock)
             if lock_mode is None:
                 continue
             if stat.S_ISLNK(lock_mode):
-                yield Finding(lock, _LINK_ADVICE)
+                yield Finding(lock, LINK_ADVICE)
             elif not name.endswith(".lock") or not stat.S_ISREG(lock_mode):
                 yield Finding(lock, "unknown file among the lock files; remove it")
 
@@ -291,7 +251,7 @@ class DataDirCheck:
         if name == LOCKS_DIR:
             yield from self._check_locks_dir(path, only)
             return
-        mode = _mode(path)
+        mode = mode_of(path)
         if mode is None:
             return  # removed since the listing (a delete of a last version), or never there
         if not stat.S_ISDIR(mode):
@@ -303,15 +263,15 @@ class DataDirCheck:
                     note=True,
                 )
                 return
-            if (leftover := _leftover(path)) is not None:
-                yield leftover
+            if (left := leftover(path)) is not None:
+                yield left
                 return
         if name.startswith("."):
             # The store's .gitignore and .gitattributes, and what git and other
             # tools keep at a repository's top (.git, .github, .editorconfig).
             return
         if stat.S_ISLNK(mode):
-            yield Finding(path, _LINK_ADVICE)
+            yield Finding(path, LINK_ADVICE)
         elif stat.S_ISREG(mode):
             yield Finding(
                 path,
@@ -320,9 +280,9 @@ class DataDirCheck:
                 note=True,
             )
         elif not stat.S_ISDIR(mode):
-            yield Finding(path, _SPECIAL_ADVICE)
+            yield Finding(path, SPECIAL_ADVICE)
         elif (invalid := brief_id_problem(name)) is not None:
-            yield _invalid_brief_dir(path, invalid)
+            yield invalid_brief_dir(path, invalid)
         else:
             holds_document = yield from self._check_brief_dir(name, only)
             if holds_document:
@@ -337,8 +297,8 @@ class DataDirCheck:
         for name in sorted(os.listdir(self.root)):
             if name.lower() not in folded or brief_id_problem(name) is not None:
                 continue
-            mode = _mode(self.root / name)
-            if mode is not None and stat.S_ISDIR(mode) and _holds_documents(self.root / name):
+            mode = mode_of(self.root / name)
+            if mode is not None and stat.S_ISDIR(mode) and holds_documents(self.root / name):
                 variants.append(name)
         return variants
 
@@ -391,7 +351,7 @@ class DataDirCheck:
                 yield from found
             elif is_temporary(name):
                 temporaries.append(name)
-            elif (finding := _check_other_entry(path, present)) is not None:
+            elif (finding := other_entry(path, present)) is not None:
                 yield finding
         if temporaries:
             yield from self._check_temporaries(brief_id, temporaries)
@@ -417,7 +377,7 @@ class DataDirCheck:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return [Finding(path, _LINK_ADVICE)]
+                return [Finding(path, LINK_ADVICE)]
             return [Finding(path, f"cannot be read: {exc.strerror}")]
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -531,66 +491,6 @@ class DataDirCheck:
         return True
 
 
-def _check_other_entry(path: Path, present: set[str]) -> Finding | None:
-    """Judge an entry of a brief directory that is neither a document nor a temporary file."""
-    if (numbered := _NUMBERED_NAME.fullmatch(path.name)) is not None:
-        return Finding(path, _misnamed(int(numbered.group(1)), present))
-    if (leftover := _leftover(path)) is not None:
-        return leftover
-    mode = _mode(path)
-    if mode is None:
-        return None
-    if stat.S_ISLNK(mode):
-        return Finding(path, _LINK_ADVICE)
-    if stat.S_ISDIR(mode):
-        return Finding(
-            path,
-            "unexpected directory inside a brief; move it out of the data directory",
-            note=True,
-        )
-    if stat.S_ISREG(mode):
-        return Finding(
-            path,
-            "not a document (documents are named <version>.json); "
-            "move it out of the data directory, or delete it",
-            note=True,
-        )
-    return Finding(path, _SPECIAL_ADVICE)
-
-
-def _leftover(path: Path) -> Finding | None:
-    """The note for a file an editor, a system or a merge tool left behind, if it is one."""
-    for pattern, what, when in _LEFTOVERS:
-        if pattern.fullmatch(path.name):
-            return Finding(path, f"{what}; it can be deleted{when}", note=True)
-    return None
-
-
-def _invalid_brief_dir(path: Path, invalid: str) -> Finding:
-    if _holds_documents(path):
-        return Finding(
-            path,
-            f"directory name is not a valid brief id ({invalid}), so the store cannot see "
-            "the documents in it; rename it",
-        )
-    return Finding(
-        path,
-        f"unknown directory: its name is not a valid brief id ({invalid}); "
-        "move it out of the data directory",
-        note=True,
-    )
-
-
-def _holds_documents(directory: Path) -> bool:
-    """Whether a directory holds a file named as a document; ``True`` when it cannot be read."""
-    try:
-        return any(document_version(name) is not None for name in os.listdir(directory))
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-
-
 def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | None:
     """``path``'s parts below the data directory (``lexical`` or ``real``), or ``None``."""
     # Lexically first, so a link inside the data directory is judged as the
@@ -614,27 +514,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _mode(path: Path) -> int | None:
-    """``path``'s file type and mode, not following a link; ``None`` once it is gone."""
-    try:
-        return os.lstat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
 def _document_order(name: str) -> tuple[int, str]:
     """Sort ``2.json`` before ``10.json``, and everything else after the documents."""
     version = document_version(name)
     return (version if version is not None else MAX_VERSION, name)
-
-
-def _misnamed(number: int, present: set[str]) -> str:
-    if not 1 <= number < MAX_VERSION:
-        return f"not a document: version {number} is outside 1 to {MAX_VERSION - 1}"
-    canonical = document_name(number)
-    if canonical in present:
-        return (
-            f"not a document: versions are named in plain decimal, and {canonical} "
-            "exists too; keep one of them"
-        )
-    return f"not a document: versions are named in plain decimal; rename it to {canonical}"

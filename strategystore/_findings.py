@@ -1,0 +1,158 @@
+"""What ``check`` reports, and how it judges names that are not documents.
+
+A ``Finding`` is a problem or a note. Names in a data directory that the
+store does not read are judged here: misnumbered documents, editor, system
+and merge leftovers, unknown files and directories, links and special files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from strategystore._layout import document_name, document_version
+from strategystore.models import MAX_VERSION
+
+__all__ = [
+    "LINK_ADVICE",
+    "SPECIAL_ADVICE",
+    "Finding",
+    "holds_documents",
+    "invalid_brief_dir",
+    "leftover",
+    "misnamed",
+    "mode_of",
+    "other_entry",
+]
+
+_NUMBERED_NAME = re.compile(r"([0-9]+)\.json", re.IGNORECASE)
+LINK_ADVICE = (
+    "is a symbolic link, which the store never follows inside its data directory; "
+    "replace it with the real file or directory"
+)
+SPECIAL_ADVICE = (
+    "is a special file (a pipe, socket or device), which a data directory never holds; remove it"
+)
+_WHILE_OPEN = " once no editor has the file open"
+#: Files editors, systems and merge tools leave behind: what each is, and
+#: when it can be deleted.
+_LEFTOVERS = tuple(
+    (re.compile(pattern, re.DOTALL), what, when)
+    for pattern, what, when in (
+        (r".*\.sw[op]", "an editor's swap file (vim)", _WHILE_OPEN),
+        (r".*~", "an editor's backup copy", ""),
+        (r"#.*#", "an editor's auto-save file (Emacs)", _WHILE_OPEN),
+        (r"\.#.*", "an editor's lock file (Emacs)", _WHILE_OPEN),
+        (r"\.DS_Store", "a macOS Finder file", ""),
+        (r"(?i:thumbs\.db)", "a Windows Explorer thumbnail cache", ""),
+        (r".*\.orig", "a merge leftover (from git mergetool)", " once the merge is done"),
+        (r".*\.rej", "a patch leftover (hunks `git apply --reject` could not apply)", ""),
+        (r".*\.bak", "a backup copy", ""),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``check`` found: a problem (the default) or a note.
+
+    Attributes:
+        path: the file or directory, under the data directory as it was named.
+        message: what is wrong and how to fix it.
+        line: the 1-based line in the file, when the problem has one.
+        note: ``True`` for something worth knowing that is not a problem
+            (a stale temporary file, an editor's leftover, an unknown file);
+            notes do not make ``check`` fail unless it is strict.
+    """
+
+    path: Path
+    message: str
+    line: int | None = None
+    note: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{where}: note: {self.message}" if self.note else f"{where}: {self.message}"
+
+
+def other_entry(path: Path, present: set[str]) -> Finding | None:
+    """Judge an entry of a brief directory that is neither a document nor a temporary file."""
+    if (numbered := _NUMBERED_NAME.fullmatch(path.name)) is not None:
+        return Finding(path, misnamed(int(numbered.group(1)), present))
+    if (left := leftover(path)) is not None:
+        return left
+    mode = mode_of(path)
+    if mode is None:
+        return None
+    if stat.S_ISLNK(mode):
+        return Finding(path, LINK_ADVICE)
+    if stat.S_ISDIR(mode):
+        return Finding(
+            path,
+            "unexpected directory inside a brief; move it out of the data directory",
+            note=True,
+        )
+    if stat.S_ISREG(mode):
+        return Finding(
+            path,
+            "not a document (documents are named <version>.json); "
+            "move it out of the data directory, or delete it",
+            note=True,
+        )
+    return Finding(path, SPECIAL_ADVICE)
+
+
+def leftover(path: Path) -> Finding | None:
+    """The note for a file an editor, a system or a merge tool left behind, if it is one."""
+    for pattern, what, when in _LEFTOVERS:
+        if pattern.fullmatch(path.name):
+            return Finding(path, f"{what}; it can be deleted{when}", note=True)
+    return None
+
+
+def invalid_brief_dir(path: Path, invalid: str) -> Finding:
+    if holds_documents(path):
+        return Finding(
+            path,
+            f"directory name is not a valid brief id ({invalid}), so the store cannot see "
+            "the documents in it; rename it",
+        )
+    return Finding(
+        path,
+        f"unknown directory: its name is not a valid brief id ({invalid}); "
+        "move it out of the data directory",
+        note=True,
+    )
+
+
+def holds_documents(directory: Path) -> bool:
+    """Whether a directory holds a file named as a document; ``True`` when it cannot be read."""
+    try:
+        return any(document_version(name) is not None for name in os.listdir(directory))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+def mode_of(path: Path) -> int | None:
+    """``path``'s file type and mode, not following a link; ``None`` once it is gone."""
+    try:
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def misnamed(number: int, present: set[str]) -> str:
+    if not 1 <= number < MAX_VERSION:
+        return f"not a document: version {number} is outside 1 to {MAX_VERSION - 1}"
+    canonical = document_name(number)
+    if canonical in present:
+        return (
+            f"not a document: versions are named in plain decimal, and {canonical} "
+            "exists too; keep one of them"
+        )
+    return f"not a document: versions are named in plain decimal; rename it to {canonical}"
