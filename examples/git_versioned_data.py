@@ -1,11 +1,14 @@
-"""A data directory inside a git repository: a commit per change, and a merge conflict.
+"""A data directory inside a git repository, from `git init` to a resolved conflict and a CI gate.
 
 Every document is a small, stable JSON file, so git shows exactly what each
-change did. When two branches edit the same draft, git leaves conflict
-markers in the file; the store then refuses to read it (``CorruptDocumentError``)
-and ``strategystore check`` names the file and the line, until someone
-resolves it. The repository is made in a temporary directory and removed at
-the end. Needs ``git`` on the PATH.
+change did. The data directory's `.gitattributes` tells git never to merge
+two versions of a document line by line, so two branches that both touched a
+document always stop with a conflict, and `strategystore resolve` settles it
+by document rules: drafts both sides added are renumbered, drafts both sides
+edited are merged section by section. Then `strategystore check --against
+main` is the gate a CI job runs on a pull request: a branch that edits an
+approved version by hand, or deletes it, fails it. The repository is made in
+a temporary directory and removed at the end. Needs `git` on the PATH.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from strategystore import CorruptDocumentError, FileStore, Section, StrategyDocument
+from strategystore import FileStore, Section, StrategyDocument
 from strategystore.cli import main as strategystore_cli
 
 BRIEF = "initech-relaunch"
@@ -36,11 +39,17 @@ def commit(repo: Path, message: str) -> None:
 
 
 def with_body(doc: StrategyDocument, key: str, body: str) -> StrategyDocument:
-    """A copy of ``doc`` whose section ``key`` has a new body."""
-    sections = [
-        {**s.model_dump(), "body": body} if s.key == key else s.model_dump() for s in doc.sections
-    ]
-    return StrategyDocument.model_validate({**doc.model_dump(), "sections": sections})
+    """A copy of the draft ``doc`` whose section ``key`` has a new body."""
+    sections = [s.model_copy(update={"body": body}) if s.key == key else s for s in doc.sections]
+    return doc.model_copy(update={"sections": sections})
+
+
+def run(data: Path, *args: str) -> int:
+    """Run a strategystore command on ``data``, showing it as typed."""
+    print(f"\n$ strategystore {' '.join(args)}")
+    status = strategystore_cli(["--dir", str(data), *args])
+    print(f"(exit status {status})")
+    return status
 
 
 def main() -> int:
@@ -55,7 +64,8 @@ def main() -> int:
         git(repo, "config", "user.email", "strategy@example.com")
         git(repo, "config", "commit.gpgsign", "false")
 
-        store = FileStore(repo / "strategy-data")
+        data = repo / "strategy-data"
+        store = FileStore(data)  # writes .gitignore and .gitattributes too
         commit(repo, "Start a strategy data directory")
 
         first = store.create_next(
@@ -66,51 +76,43 @@ def main() -> int:
             ],
             {"author": "generator"},
         )
-        commit(repo, f"Draft v{first.version} of {BRIEF}")
-        revised = with_body(first, "message", "Make Monday your favourite day.")
-        store.update(revised, expected=first)
-        commit(repo, "Sharpen the key message")
         store.approve(BRIEF, first.version)
-        commit(repo, f"Approve v{first.version}")
+        draft = store.create_next(BRIEF, first.sections, {"author": "generator"})
+        commit(repo, f"Approve v{first.version}, start v{draft.version}")
 
-        path = f"strategy-data/{BRIEF}/1.json"
-        print(f"\n$ git log --oneline -- {path}")
-        print(git(repo, "log", "--format=%h %s", "--", path).rstrip())
-        print(f"\n$ git diff HEAD~1 -- {path}   (approval changes only what it changes)")
-        print(git(repo, "diff", "HEAD~1", "--", path).rstrip())
-
-        # Two people edit the same draft on two branches.
-        draft = store.create_next(BRIEF, revised.sections, {"author": "generator"})
-        commit(repo, f"Draft v{draft.version}")
+        # Two people work on two branches: each edits a different section of
+        # the draft, and each adds a version of their own.
         git(repo, "checkout", "--quiet", "-b", "alice")
         store.save(with_body(draft, "audience", "Remote teams across Europe."))
-        commit(repo, "Alice: target remote teams")
+        store.create_next(BRIEF, draft.sections, {"author": "alice"})
+        commit(repo, "Alice: target remote teams, and try a variant")
         git(repo, "checkout", "--quiet", "main")
-        store.save(with_body(draft, "audience", "Open-plan offices in London."))
-        commit(repo, "Bob: target open-plan offices")
+        store.save(with_body(draft, "message", "Make Monday your favourite day."))
+        store.create_next(BRIEF, draft.sections, {"author": "bob"})
+        commit(repo, "Bob: sharpen the message, and try a variant")
+
         print("\n$ git merge alice")
         print(git(repo, "merge", "alice", check=False).rstrip())
+        if run(data, "resolve") != 0:
+            return 1
+        git(repo, "commit", "--quiet", "--no-edit")
+        print("committed: the merge")
+        merged = store.get_strategy(BRIEF, draft.version)
+        assert merged is not None
+        print(f"\nv{draft.version} now has both edits:")
+        for section in merged.sections:
+            print(f"  {section.key}: {section.body}")
+        print(f"versions: {store.list_version_numbers(BRIEF)}")
 
-        try:
-            store.get_strategy(BRIEF, draft.version)
-        except CorruptDocumentError as exc:
-            print(f"\nthe store refuses the conflicted file:\n  {exc}")
-
-        print("\n$ strategystore check")
-        status = strategystore_cli(["--dir", str(repo / "strategy-data"), "check"])
-        print(f"(exit status {status})")
-
-        # Resolve by taking Alice's side, as one would in an editor.
-        conflicted = f"strategy-data/{BRIEF}/{draft.version}.json"
-        git(repo, "checkout", "--theirs", "--", conflicted)
-        commit(repo, "Merge alice: keep the remote-teams audience")
-        resolved = store.get_strategy(BRIEF, draft.version)
-        assert resolved is not None
-        audience = resolved.section("audience")
-        assert audience is not None
-        print(f"\nresolved: audience is now {audience.body!r}")
-        print("$ strategystore check")
-        return strategystore_cli(["--dir", str(repo / "strategy-data"), "check"])
+        # A branch that deletes the approved version: the gate a CI job runs
+        # on each pull request refuses it.
+        git(repo, "checkout", "--quiet", "-b", "cleanup")
+        (data / BRIEF / f"{first.version}.json").unlink()
+        commit(repo, "Remove the old version")
+        if run(data, "check", "--against", "main") != 1:
+            return 1
+        git(repo, "checkout", "--quiet", "main")
+        return run(data, "check", "--against", "main")
 
 
 if __name__ == "__main__":

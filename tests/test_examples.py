@@ -18,7 +18,14 @@ EXPECTED = {
     "quickstart.py": ["approved"],
     "approval_workflow.py": ["rejected v1", "refused: cannot change", "latest approved is now v2"],
     "concurrent_workers.py": ["none missing or doubled", "no problems"],
-    "git_versioned_data.py": ["CONFLICT", "merge-conflict marker", "2.json:", "no problems"],
+    "git_versioned_data.py": [
+        "CONFLICT (add/add)",
+        "CONFLICT (content)",
+        "renumbered",
+        "merged ours",
+        "has been deleted",
+        "no problems",
+    ],
     "migrate_from_sql.py": ["cannot map", "1 written, 2 skipped, 0 refused", "no problems"],
     "testing_with_memory_store.py": ["passed (MemoryStore)", "approved"],
 }
