@@ -20,6 +20,7 @@ __all__ = [
     "add",
     "index_paths",
     "operation_in_progress",
+    "operation_under_way",
     "read_objects",
     "relative_to_top",
     "remove",
@@ -126,6 +127,32 @@ def operation_in_progress(top: Path) -> str | None:
     if (git_dir / "MERGE_HEAD").exists():
         return "merge"
     return None
+
+
+def operation_under_way(path: Path) -> bool:
+    """Whether the repository holding ``path`` is in a merge, rebase or cherry-pick.
+
+    It looks for git's own state files without running git, so asking costs
+    nothing where there is no repository or nothing under way; ``True`` says
+    only that ``operation_in_progress`` is worth asking.
+    """
+    for directory in (path, *path.parents):
+        dot_git = directory / ".git"
+        if dot_git.is_dir():
+            git_dir = dot_git
+        elif dot_git.is_file():  # a linked work tree or a submodule: "gitdir: <path>"
+            try:
+                named = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                return True  # unknown: let git say
+            git_dir = directory / named.removeprefix("gitdir:").strip()
+        else:
+            continue
+        return any(
+            (git_dir / name).exists()
+            for name in ("MERGE_HEAD", "CHERRY_PICK_HEAD", "rebase-merge", "rebase-apply")
+        )
+    return False
 
 
 @dataclass(frozen=True, slots=True)

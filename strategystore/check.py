@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
+from strategystore import _git
 from strategystore._against import Baseline, Key, Seen, fingerprint
 from strategystore._findings import (
     LINK_ADVICE,
@@ -141,6 +142,7 @@ class DataDirCheck:
             yield from self._walk()
         else:
             yield from self._check_named(wanted)
+        yield from self._check_unmerged(wanted)
         if baseline is not None:
             yield from self._compare(baseline)
 
@@ -163,6 +165,41 @@ class DataDirCheck:
             self._count()
             yield from self._check_top_entry(name, wanted[name], [])
         yield from self._check_case_collisions(self._case_variants(wanted))
+
+    def _check_unmerged(self, wanted: dict[str, set[str] | None] | None) -> Iterator[Finding]:
+        """The documents git holds in conflict, during a merge, rebase or cherry-pick.
+
+        ``.gitattributes`` keeps git from line-merging a document, so such a
+        file holds one side, without conflict markers: only the index says
+        it is unresolved.
+        """
+        root = self.root.absolute()
+        if not _git.operation_under_way(root):
+            return
+        try:
+            top = _git.work_tree(root)
+            operation = None if top is None else _git.operation_in_progress(top)
+            if top is None or operation is None:
+                return
+            under = _git.relative_to_top(top, root)
+            entries = _git.unmerged_entries(top, "" if under == "." else under)
+        except (_git.GitError, ValueError):
+            return
+        prefix = "" if under == "." else under + "/"
+        for name in sorted(entries):
+            brief_id, _, file_name = name.removeprefix(prefix).partition("/")
+            if not name.startswith(prefix) or document_version(file_name) is None:
+                continue
+            if wanted is not None and (
+                brief_id not in wanted or file_name not in (wanted[brief_id] or {file_name})
+            ):
+                continue
+            yield Finding(
+                self.root / brief_id / file_name,
+                f"unresolved: git holds this document in conflict in the {operation} under "
+                "way, and the file shows one side only; run `strategystore resolve`, which "
+                "settles it by document rules or says why not",
+            )
 
     def _entries_named(
         self, paths: list[str | os.PathLike[str]]

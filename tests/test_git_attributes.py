@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from strategystore import CorruptDocumentError, FileStore, Section
+from tests.conftest import run_module
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -82,3 +83,54 @@ def test_without_them_git_merges_silently_and_the_seal_refuses_the_result(tmp_pa
     assert '"status": "approved"' in text and '"body": "TV."' in text
     with pytest.raises(CorruptDocumentError, match="approved content changed after it was sealed"):
         FileStore(repo).get_strategy("acme", 1)
+
+
+def _cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_module("--dir", str(repo), *args, cwd=repo)
+
+
+def test_the_approve_here_edit_there_merge_ends_well(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    assert _approve_here_edit_there(repo, attributes=True).returncode == 1
+    # The file shows one side only, without markers: check still says so.
+    checked = _cli(repo, "check")
+    assert checked.returncode == 1
+    assert "acme/1.json: unresolved: git holds this document in conflict" in checked.stdout
+    resolved = _cli(repo, "resolve")
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    assert "kept the approved version" in resolved.stdout
+    _git(repo, "commit", "-q", "--no-edit")
+    store = FileStore(repo)
+    approved, edit = store.get_strategy("acme", 1), store.get_strategy("acme", 2)
+    assert approved is not None and edit is not None
+    assert approved.status.value == "approved" and approved.sections[1].body == "Ads."
+    assert edit.status.value == "draft" and edit.sections[1].body == "TV."
+    assert _cli(repo, "check", "--against", "HEAD~1").returncode == 0
+
+
+def test_two_branches_adding_the_next_version_end_well(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    assert _cli(repo, "init").returncode == 0
+    feed = repo.parent / "plan.json"
+    feed.write_text('{"sections": [{"key": "goal", "title": "Goal", "body": "Grow."}]}')
+    assert _cli(repo, "new", "acme", str(feed)).returncode == 0
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "v1")
+    _git(repo, "checkout", "-qb", "other")
+    assert _cli(repo, "new", "acme", "--from", "1").returncode == 0
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "v2 there")
+    _git(repo, "checkout", "-q", "main")
+    assert _cli(repo, "new", "acme", str(feed)).returncode == 0
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "v2 here")
+    merged = _git(repo, "merge", "--no-edit", "other", check=False)
+    assert "CONFLICT (add/add): Merge conflict in acme/2.json" in merged.stdout
+    resolved = _cli(repo, "resolve")
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    assert "renumbered" in resolved.stdout and "2 → 3" in resolved.stdout
+    _git(repo, "commit", "-q", "--no-edit")
+    assert FileStore(repo).list_version_numbers("acme") == [3, 2, 1]
+    assert _cli(repo, "check").returncode == 0
