@@ -21,7 +21,7 @@ from strategystore._console import PROG, data_dir, describe, error, open_store
 from strategystore._layout import describe_invalid
 from strategystore.errors import ConcurrentUpdateError, StrategyStoreError
 from strategystore.files import FileStore
-from strategystore.models import Status, StrategyDocument
+from strategystore.models import Status, StrategyDocument, utc_now
 
 __all__ = ["cmd_edit"]
 
@@ -213,6 +213,11 @@ def _edited_document(data: bytes, original: StrategyDocument) -> StrategyDocumen
         )
     if doc.status is not Status.DRAFT:
         return f"status must stay draft: {status_rule}"
+    if doc.updated_at == original.updated_at and doc != original:
+        # The edit is a change: it is dated now, unless the editor set a date itself.
+        doc = StrategyDocument.model_validate(
+            {**dict(doc), "updated_at": max(utc_now(), doc.created_at)}
+        )
     return doc
 
 

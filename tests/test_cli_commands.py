@@ -274,6 +274,8 @@ def test_edit_saves_the_latest_draft_as_the_editor_left_it_and_removes_the_copy(
     doc = store.get_strategy("acme-q3", 2)
     assert doc is not None
     assert doc.sections[0].body == "Grow steadily."
+    # The edit is dated when it was saved.
+    assert doc.updated_at > make_doc("acme-q3", 2).updated_at
     assert store.get_strategy("acme-q3", 1) == make_doc("acme-q3", 1)
     # The editor was given the draft's canonical bytes, in a temporary file
     # outside the data directory named after the draft.
