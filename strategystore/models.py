@@ -14,6 +14,7 @@ approval can never cover content nobody approved.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import operator
 import re
@@ -241,6 +242,9 @@ class StrategyDocument(BaseModel):
     # ``_trusted_json_bytes``). ``model_construct`` leaves it unset, and a copy
     # made with ``model_copy(update=...)`` no longer matches what it holds.
     _validated: tuple[object, ...] | None = PrivateAttr(default=None)
+    # The seal validation computed to check a given one; only ``dump_validated``
+    # reads it, right after validation, so it is never stale when read.
+    _fresh_seal: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -255,6 +259,8 @@ class StrategyDocument(BaseModel):
         problem = _seal_problem(doc, given)
         if problem is not None:
             raise ValueError(problem)
+        if isinstance(doc, StrategyDocument) and given is not None:
+            doc.__pydantic_private__["_fresh_seal"] = given  # type: ignore[index]
         return doc
 
     @model_validator(mode="before")
@@ -351,7 +357,12 @@ class StrategyDocument(BaseModel):
     @property
     def content_digest(self) -> str | None:
         """The seal of the content (``"sha256:…"``) when not a draft; ``None`` for a draft."""
-        return None if self.status == Status.DRAFT else seal_of(self)
+        if self.status == Status.DRAFT:
+            return None
+        fresh = _SEAL_BEING_DUMPED.get()
+        if fresh is not None and fresh[0] is self:
+            return fresh[1]
+        return seal_of(self)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -473,8 +484,26 @@ def trusted_json_bytes(doc: StrategyDocument) -> bytes | None:
 
 
 def dump_validated(doc: StrategyDocument) -> bytes:
-    """The canonical bytes of a document validation has just made (its metadata sorted)."""
-    return doc._dump()
+    """The canonical bytes of a document validation has just made (its metadata sorted).
+
+    The seal that validation computed to check the one given is used again,
+    not computed a second time.
+    """
+    private = doc.__pydantic_private__ or {}
+    fresh = private.pop("_fresh_seal", None)
+    if fresh is None:
+        return doc._dump()
+    token = _SEAL_BEING_DUMPED.set((doc, fresh))
+    try:
+        return doc._dump()
+    finally:
+        _SEAL_BEING_DUMPED.reset(token)
+
+
+#: The document ``dump_validated`` is dumping, with the seal validation computed.
+_SEAL_BEING_DUMPED: contextvars.ContextVar[tuple[StrategyDocument, str] | None] = (
+    contextvars.ContextVar("seal_being_dumped", default=None)
+)
 
 
 def renumbered(doc: StrategyDocument, version: int) -> StrategyDocument:
