@@ -36,6 +36,8 @@ from strategystore._findings import (
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._layout import (
     FORMAT,
+    GITATTRIBUTES,
+    GITIGNORE,
     LOCKS_DIR,
     MARKER_NAME,
     DocumentFileError,
@@ -158,7 +160,42 @@ class DataDirCheck:
         for name in sorted(os.listdir(self.root)):
             self._count()
             yield from self._check_top_entry(name, None, brief_dirs)
+        yield from self._check_git_files()
         yield from self._check_case_collisions(brief_dirs)
+
+    def _check_git_files(self) -> Iterator[Finding]:
+        """``.gitattributes`` must keep git from line-merging documents; ``.gitignore`` helps."""
+        for name, wanted, harm, note in (
+            (".gitattributes", GITATTRIBUTES, "git may merge documents line by line", False),
+            (".gitignore", GITIGNORE, "git shows lock and temporary files", True),
+        ):
+            path = self.root / name
+            mode = mode_of(path)
+            if mode is not None and stat.S_ISLNK(mode):
+                yield Finding(
+                    path,
+                    f"is a symbolic link, which git does not read inside a work tree, so {harm}; "
+                    f"replace it with a regular file and run `strategystore init`",
+                    note=note,
+                )
+                continue
+            try:
+                present = b"" if mode is None else path.read_bytes()
+            except OSError:
+                continue
+            lacking = [
+                line.decode()
+                for line in wanted.splitlines()
+                if not line.startswith(b"#")
+                and line not in {held.strip() for held in present.splitlines()}
+            ]
+            if lacking:
+                what = "does not exist" if mode is None else f"lacks {', '.join(lacking)}"
+                yield Finding(
+                    path,
+                    f"{what}, so {harm}; run `strategystore init`, which adds only what is missing",
+                    note=note,
+                )
 
     def _check_named(self, wanted: dict[str, set[str] | None]) -> Iterator[Finding]:
         for name in sorted(wanted):

@@ -142,8 +142,30 @@ def test_unknown_files_are_reported_at_the_top_and_in_a_brief(data_dir: Path) ->
 
 def test_dot_files_people_keep_at_the_top_are_not_problems(data_dir: Path) -> None:
     (data_dir / ".git").mkdir()
-    (data_dir / ".gitattributes").write_text("* text=auto\n")
+    (data_dir / ".editorconfig").write_text("root = true\n")
+    with (data_dir / ".gitattributes").open("a") as attributes:
+        attributes.write("* text=auto\n")  # a user's own line beside the store's
     assert findings(data_dir) == []
+
+
+def test_gitattributes_without_the_merge_rule_or_as_a_link_is_a_problem(data_dir: Path) -> None:
+    attributes = data_dir / ".gitattributes"
+    attributes.write_text("* text=auto\n")
+    (found,) = findings(data_dir)
+    assert (found.path, found.note) == (attributes, False)
+    assert "lacks *.json text eol=lf -merge" in found.message and "init" in found.message
+    attributes.unlink()
+    assert "does not exist" in findings(data_dir)[0].message
+    (data_dir.parent / "elsewhere").write_bytes(b"*.json text eol=lf -merge\n")
+    attributes.symlink_to(data_dir.parent / "elsewhere")
+    (found,) = findings(data_dir)
+    assert "symbolic link, which git does not read" in found.message
+    # A .gitignore that lacks lines only lets git show lock files: a note.
+    attributes.unlink()
+    attributes.write_bytes(b"*.json text eol=lf -merge\n")
+    (data_dir / ".gitignore").write_text("")
+    (found,) = findings(data_dir)
+    assert found.note and "lacks .locks/, .*.tmp" in found.message
 
 
 def test_a_document_that_is_a_pipe_is_reported_without_blocking(data_dir: Path) -> None:
