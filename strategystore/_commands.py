@@ -258,7 +258,7 @@ def cmd_put(args: argparse.Namespace) -> int:
     try:
         doc = StrategyDocument.from_json_bytes(data)
     except ValidationError as exc:
-        error(f"{name}: {describe_invalid(data, exc, stored=False)}")
+        error(f"{name}: {_unsealed_hint(data) or describe_invalid(data, exc, stored=False)}")
         return 1
     where = f"version {doc.version} of {doc.brief_id}"
     try:
@@ -281,6 +281,30 @@ def cmd_put(args: argparse.Namespace) -> int:
     else:
         print(f"replaced draft {where}")
     return 0
+
+
+def _unsealed_hint(data: bytes) -> str | None:
+    """What to do with a draft's JSON whose status was changed by hand, if ``data`` is that."""
+    try:
+        given = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(given, dict) or given.get("content_digest", "") is not None:
+        return None
+    status = given.get("status")
+    if status in (None, Status.DRAFT.value) or status not in set(Status):
+        return None
+    brief, version = given.get("brief_id", "BRIEF"), given.get("version", "VERSION")
+    return (
+        f"{'an' if status[0] in 'aeiou' else 'a'} {status} version carries the seal of its "
+        'content, and this one says "content_digest": null (a draft\'s JSON with its status '
+        f"changed?); to change a draft's status run "
+        f"`{PROG} {_VERB.get(status, 'approve')} {brief} {version}`, and "
+        "to store a new version with that status leave content_digest out"
+    )
+
+
+_VERB = {"approved": "approve", "rejected": "reject", "withdrawn": "withdraw"}
 
 
 def _status_change(exc: StatusChangeError) -> str:

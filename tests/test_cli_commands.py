@@ -795,6 +795,20 @@ def test_put_of_a_stored_draft_with_another_status_is_refused_in_one_line(
     assert store.get_strategy("acme", 1) == make_doc("acme", 1)
 
 
+def test_put_of_a_drafts_json_with_its_status_changed_by_hand_says_what_to_run(
+    cli: Cli, store: FileStore, tmp_path: Path
+) -> None:
+    store.create(make_doc("acme", 1))
+    path = tmp_path / "changed.json"
+    fields = json.loads(make_doc("acme", 1).to_json_bytes()) | {"status": "approved"}
+    path.write_text(json.dumps(fields))
+    result = cli("put", str(path))
+    assert result.status == 1
+    assert "an approved version carries the seal" in result.error_line
+    assert "run `strategystore approve acme 1`" in result.error_line
+    assert store.get_strategy("acme", 1) == make_doc("acme", 1)
+
+
 def test_put_reports_a_plain_value_error_of_the_store_in_one_line(
     cli: Cli, store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
