@@ -18,9 +18,9 @@ __all__ = [
     "GitNotFoundError",
     "IndexEntry",
     "add",
+    "in_repository",
     "index_paths",
     "operation_in_progress",
-    "operation_under_way",
     "read_objects",
     "relative_to_top",
     "remove",
@@ -44,6 +44,8 @@ def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["LC_ALL"] = "C"
     env["GIT_OPTIONAL_LOCKS"] = "0"  # reading must not take the index lock
+    # A path is a path: `[EU]` or `*` in a directory's name must not match others.
+    env["GIT_LITERAL_PATHSPECS"] = "1"
     env.pop("GIT_DIR", None)  # a hook's environment names the repository it runs for
     env.pop("GIT_WORK_TREE", None)
     return env
@@ -112,7 +114,7 @@ def relative_to_top(top: Path, path: Path) -> str:
 
 
 def operation_in_progress(top: Path) -> str | None:
-    """``"merge"``, ``"rebase"`` or ``"cherry-pick"`` when one is under way, else ``None``.
+    """``"merge"``, ``"rebase"``, ``"cherry-pick"`` or ``"revert"`` when one is under way.
 
     A ``git am`` (which keeps its state where an apply-based rebase does) is none of them.
     """
@@ -124,35 +126,19 @@ def operation_in_progress(top: Path) -> str | None:
         return None if (git_dir / "rebase-apply" / "applying").exists() else "rebase"
     if (git_dir / "CHERRY_PICK_HEAD").exists():
         return "cherry-pick"
+    if (git_dir / "REVERT_HEAD").exists():
+        return "revert"
     if (git_dir / "MERGE_HEAD").exists():
         return "merge"
     return None
 
 
-def operation_under_way(path: Path) -> bool:
-    """Whether the repository holding ``path`` is in a merge, rebase or cherry-pick.
+def in_repository(path: Path) -> bool:
+    """Whether ``path`` looks to be inside a git work tree (a ``.git`` above it).
 
-    It looks for git's own state files without running git, so asking costs
-    nothing where there is no repository or nothing under way; ``True`` says
-    only that ``operation_in_progress`` is worth asking.
+    It runs no git, so asking costs nothing where there is no repository.
     """
-    for directory in (path, *path.parents):
-        dot_git = directory / ".git"
-        if dot_git.is_dir():
-            git_dir = dot_git
-        elif dot_git.is_file():  # a linked work tree or a submodule: "gitdir: <path>"
-            try:
-                named = dot_git.read_text(encoding="utf-8", errors="replace").strip()
-            except OSError:
-                return True  # unknown: let git say
-            git_dir = directory / named.removeprefix("gitdir:").strip()
-        else:
-            continue
-        return any(
-            (git_dir / name).exists()
-            for name in ("MERGE_HEAD", "CHERRY_PICK_HEAD", "rebase-merge", "rebase-apply")
-        )
-    return False
+    return any((directory / ".git").exists() for directory in (path, *path.parents))
 
 
 @dataclass(frozen=True, slots=True)

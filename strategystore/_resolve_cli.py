@@ -16,6 +16,7 @@ _CONTINUE = {
     "merge": "git commit",
     "rebase": "git rebase --continue",
     "cherry-pick": "git cherry-pick --continue",
+    "revert": "git revert --continue",
 }
 
 

@@ -204,20 +204,20 @@ class DataDirCheck:
         yield from self._check_case_collisions(self._case_variants(wanted))
 
     def _check_unmerged(self, wanted: dict[str, set[str] | None] | None) -> Iterator[Finding]:
-        """The documents git holds in conflict, during a merge, rebase or cherry-pick.
+        """The documents git's index holds in conflict (a merge, rebase, stash pop …).
 
         ``.gitattributes`` keeps git from line-merging a document, so such a
         file holds one side, without conflict markers: only the index says
         it is unresolved.
         """
         root = self.root.absolute()
-        if not _git.operation_under_way(root):
+        if not _git.in_repository(root):
             return
         try:
             top = _git.work_tree(root)
-            operation = None if top is None else _git.operation_in_progress(top)
-            if top is None or operation is None:
+            if top is None:
                 return
+            operation = _git.operation_in_progress(top)
             under = _git.relative_to_top(top, root)
             entries = _git.unmerged_entries(top, "" if under == "." else under)
         except (_git.GitError, ValueError):
@@ -233,9 +233,15 @@ class DataDirCheck:
                 continue
             yield Finding(
                 self.root / brief_id / file_name,
-                f"unresolved: git holds this document in conflict in the {operation} under "
-                "way, and the file shows one side only; run `strategystore resolve`, which "
-                "settles it by document rules or says why not",
+                "unresolved: git holds this document in conflict"
+                + (f" in the {operation} under way" if operation else "")
+                + ", and the file shows one side only; "
+                + (
+                    "run `strategystore resolve`, which settles it by document rules or says "
+                    "why not"
+                    if operation
+                    else "keep one side with `git checkout --ours` or `--theirs`, then `git add` it"
+                ),
             )
 
     def _entries_named(

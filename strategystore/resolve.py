@@ -14,6 +14,7 @@ canonical bytes and stages it::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 from strategystore import _git
 from strategystore._fsio import Writer
 from strategystore._layout import (
+    MARKER_NAME,
+    conflict_marker_line,
     document_name,
     document_version,
     is_brief_name,
@@ -28,7 +31,7 @@ from strategystore._layout import (
 from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLocks
 from strategystore._merge import DraftMerge, Sides, merge_drafts
 from strategystore._rules import Conflict, Resolution, plan, resolve_conflict
-from strategystore.errors import StrategyStoreError
+from strategystore.errors import StoreFormatError, StrategyStoreError
 
 __all__ = [
     "Conflict",
@@ -107,15 +110,29 @@ def resolve_work_tree(
         GitError: a git command failed.
     """
     root = data_dir.absolute()
-    if not root.is_dir():
-        raise ResolveError(f"there is no data directory at {data_dir}")
+    if not (root / MARKER_NAME).is_file():
+        raise StoreFormatError(
+            f"{data_dir} is not a data directory (it has no {MARKER_NAME}); name the data "
+            "directory with --dir"
+            if root.is_dir()
+            else f"there is no data directory at {data_dir}; create one with `strategystore init`"
+        )
     top = _git.top_of(root)
     if top is None:
         raise ResolveError(f"{data_dir} is not in a git work tree; there is nothing to resolve")
     operation = _git.operation_in_progress(top)
     if operation is None:
+        held = _git.unmerged_entries(top)
         raise ResolveError(
-            f"no merge, rebase or cherry-pick is in progress in {top}; there is nothing to resolve"
+            f"no merge, rebase, cherry-pick or revert is in progress in {top}; "
+            + (
+                f"git holds {len(held)} path{'' if len(held) == 1 else 's'} in conflict all the "
+                "same (after a `git stash "
+                "pop`?): keep one side of each with `git checkout --ours` or `--theirs`, "
+                "then `git add` it"
+                if held
+                else "there is nothing to resolve"
+            )
         )
     prefix = _git.relative_to_top(top, root)
     prefix = "" if prefix == "." else prefix + "/"
@@ -140,6 +157,7 @@ def resolve_work_tree(
     )
     conflicts = []
     unreadable = []
+    left_by_git: dict[str, set[bytes | None]] = {}
     for name, (brief_id, version, stages) in documents.items():
         odd = [
             f"{_stage_name(stage, operation)} is not a regular file (mode {entry.mode})"
@@ -161,12 +179,48 @@ def resolve_work_tree(
             return None if entry is None else contents[entry.object_id]
 
         conflicts.append(Conflict(brief_id, version, stage(1), stage(2), stage(3)))
+        left_by_git[path] = {stage(2), stage(3)}
     taken = _taken_versions(top, root, prefix, {c.brief_id for c in conflicts})
-    resolutions = plan(conflicts, taken, Sides.of(operation)) + unreadable
+    resolutions = [
+        _unless_changed_by_hand(root, resolution, left_by_git.get(resolution.path, set()))
+        for resolution in plan(conflicts, taken, Sides.of(operation))
+    ]
+    resolutions += unreadable
     resolutions.sort(key=lambda r: r.path)
     if not dry_run:
         _apply(top, root, prefix, resolutions, lock_timeout)
     return ResolveReport(root, operation, tuple(resolutions), tuple(elsewhere), dry_run)
+
+
+def _unless_changed_by_hand(
+    root: Path, resolution: Resolution, left_by_git: set[bytes | None]
+) -> Resolution:
+    """``resolution``, or a refusal when someone changed the file since git left it.
+
+    Under ``-merge`` git leaves one side in the work tree (or, without it, a
+    file with conflict markers). A file holding anything else is a person's
+    resolution, not yet staged, and is never overwritten.
+    """
+    if not resolution.resolved:
+        return resolution
+    try:
+        present: bytes | None = (root / resolution.path).read_bytes()
+    except FileNotFoundError:
+        present = None
+    except OSError:
+        return resolution  # what cannot be read is refused when it is written
+    ours = {doc.to_json_bytes() for doc in resolution.documents}
+    if (
+        present in left_by_git
+        or present in ours
+        or (present is not None and conflict_marker_line(present) is not None)
+    ):
+        return resolution
+    return Resolution.leave(
+        resolution.path,
+        "the file was changed since git left it (a resolution by hand, not yet staged?): "
+        f"`git add` it to keep it, or `git checkout -m -- {resolution.path}` to start over",
+    )
 
 
 def _document_key(name: str, prefix: str) -> tuple[str, int] | None:
@@ -213,9 +267,13 @@ def _apply(
     locks.make_locks_dir()
     added: list[str] = []
     removed: list[str] = []
+    created: list[Path] = []
     for resolution in resolved:
         with locks.hold(resolution.path.split("/", 1)[0]):
             for doc in resolution.documents:
+                target = root / doc.brief_id / document_name(doc.version)
+                if not os.path.lexists(target):
+                    created.append(target)
                 writer.write_document(
                     doc.brief_id,
                     document_name(doc.version),
@@ -230,7 +288,12 @@ def _apply(
         _git.add(top, added)
         _git.remove(top, removed)
     except _git.GitError as exc:
+        # New versions are taken back, so that running resolve again does not
+        # number them once more; documents resolved in place read as resolved.
+        for path in created:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         raise _git.GitError(
-            f"{exc}; the resolved documents are written but not staged: "
-            f"stage them with `git add` ({', '.join(added + removed)})"
+            f"{exc}; nothing was staged and the new versions were removed: "
+            "run `strategystore resolve` again once git can stage"
         ) from exc

@@ -962,7 +962,7 @@ def test_outside_an_operation_it_refuses(repo: GitRepo) -> None:
     result = repo.resolve()
     assert (result.status, result.out) == (2, "")
     assert result.err == (
-        f"strategystore: no merge, rebase or cherry-pick is in progress in {repo.top}; "
+        f"strategystore: no merge, rebase, cherry-pick or revert is in progress in {repo.top}; "
         "there is nothing to resolve\n"
     )
 
@@ -974,8 +974,11 @@ def test_outside_a_git_work_tree_it_refuses(tmp_path: Path) -> None:
     assert result.err.startswith("strategystore: ")
     assert "is not in a git work tree" in result.err and result.err.count("\n") == 1
     missing = run_cli("--dir", str(tmp_path / "nowhere"), "resolve")
-    assert missing.status == 2
-    assert missing.err == f"strategystore: there is no data directory at {tmp_path / 'nowhere'}\n"
+    assert missing.status == 1
+    assert missing.err == (
+        f"strategystore: there is no data directory at {tmp_path / 'nowhere'}; "
+        "create one with `strategystore init`\n"
+    )
 
 
 def test_without_git_it_says_so_in_one_line(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1205,6 +1208,83 @@ def test_a_failure_to_stage_is_one_line_naming_what_to_stage(repo: GitRepo) -> N
     assert (result.status, result.out) == (1, "")
     assert result.err.count("\n") == 1 and "index.lock" in result.err
     assert result.err.endswith(
-        "the resolved documents are written but not staged: "
-        "stage them with `git add` (data/acme/1.json)\n"
+        "nothing was staged and the new versions were removed: "
+        "run `strategystore resolve` again once git can stage\n"
     )
+    # Once git can stage again, running it again finishes the job.
+    (repo.top / ".git" / "index.lock").unlink()
+    assert repo.resolve().status == 0
+    assert not repo.unmerged()
+
+
+def test_a_failed_run_again_after_a_renumbering_adds_no_duplicate(repo: GitRepo) -> None:
+    build(
+        repo,
+        first,
+        lambda s: new(s, T0 + 2 * HOUR, "ours, later"),
+        lambda s: new(s, T0 + HOUR, "theirs, earlier"),
+    )
+    start(repo, "merge")
+    (repo.top / ".git" / "index.lock").write_bytes(b"")
+    assert repo.resolve().status == 1
+    assert not (repo.data / "acme" / "3.json").exists()  # taken back
+    (repo.top / ".git" / "index.lock").unlink()
+    assert repo.resolve().status == 0
+    finish(repo, "merge")
+    assert sorted(repo.documents()) == ["acme/1.json", "acme/2.json", "acme/3.json"]
+    assert_sound(repo)
+
+
+def test_a_resolution_by_hand_not_yet_staged_is_never_overwritten(repo: GitRepo) -> None:
+    build(repo, first, edit_goal("ours", T0 + HOUR), set_metadata(T0 + HOUR, k=1))
+    start(repo, "merge")
+    path = repo.data / "acme" / "1.json"
+    by_hand = path.read_bytes().replace(b'"body": "ours"', b'"body": "HAND WRITTEN"')
+    path.write_bytes(by_hand)
+    result = repo.resolve()
+    assert result.status == 1
+    assert "acme/1.json: left in conflict: the file was changed since git left it" in result.out
+    assert path.read_bytes() == by_hand
+    # Taking one side with git is what git left: resolve may go on from there.
+    repo.git("checkout", "--ours", "--", "data/acme/1.json")
+    assert repo.resolve().status == 0
+
+
+def test_a_path_with_glob_characters_stages_only_its_own_files(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "repo")
+    other = FileStore(repo.top / "d1")
+    other.create_next("acme")
+    other.close()
+    target = repo.top / "d[12]"
+    FileStore(target).close()
+    repo.commit("two stores")
+    saved = repo.data
+    repo.data = target
+    build(repo, first, edit_goal("ours", T0 + HOUR), set_metadata(T0 + HOUR, k=1))
+    start(repo, "merge")
+    # An unrelated change in the other store, not to be staged by resolve.
+    with FileStore(repo.top / "d1") as elsewhere:
+        elsewhere.save(changed(elsewhere.get_strategy("acme", 1), metadata={"n": 1}))  # type: ignore[arg-type]
+    assert repo.resolve().status == 0
+    repo.data = saved
+    assert "d1/" not in repo.git("diff", "--cached", "--name-only")
+    assert (repo.top / "d1" / "acme" / "1.json").exists()
+
+
+def test_a_conflict_outside_any_operation_is_named_by_check(repo: GitRepo) -> None:
+    build(repo, first, edit_goal("ours", T0 + HOUR), set_metadata(T0 + HOUR, k=1))
+    repo.git("merge", "topic", expect=1)
+    (repo.top / ".git" / "MERGE_HEAD").unlink()  # as a `git stash pop` leaves the index
+    refused = repo.resolve()
+    assert refused.status == 2 and "git holds 1 path in conflict all the same" in refused.err
+    checked = run_cli("--dir", str(repo.data), "check")
+    assert checked.status == 1
+    assert "unresolved: git holds this document in conflict, and the file" in checked.out
+
+
+def test_a_directory_that_is_no_data_directory_is_refused(repo: GitRepo) -> None:
+    build(repo, first, edit_goal("ours", T0 + HOUR), set_metadata(T0 + HOUR, k=1))
+    start(repo, "merge")
+    result = run_cli("--dir", str(repo.top), "resolve")
+    assert result.status == 1
+    assert "is not a data directory" in result.err
