@@ -17,6 +17,7 @@ from pathlib import Path
 
 from strategystore import _git
 from strategystore._layout import (
+    MARKER_NAME,
     DocumentFileError,
     decode_document_file,
     document_version,
@@ -109,7 +110,19 @@ class Baseline:
         self.revision = revision
         self.compared = 0
         self._top = top
-        self._objects = _documents(_git.tree_entries(top, commit, under), under)
+        entries = _git.tree_entries(top, commit, under)
+        self._objects = _documents(entries, under)
+        #: Where the revision kept data directories, when it had none at this path.
+        self.elsewhere: list[str] = []
+        if (f"{under}/" if under else "") + MARKER_NAME not in entries:
+            self.elsewhere = sorted(
+                name.rpartition("/")[0] or "."
+                for name in _git.tree_entries(top, commit)
+                if name.rpartition("/")[2] == MARKER_NAME
+            )
+            self.missing = True
+        else:
+            self.missing = False
 
     def __repr__(self) -> str:
         return f"Baseline(revision={self.revision!r}, documents={len(self._objects)})"

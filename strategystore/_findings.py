@@ -74,7 +74,9 @@ class Finding:
     note: bool = False
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        # A name that is not UTF-8 is shown with escapes, never fails to print.
+        shown = os.fsencode(self.path).decode("utf-8", "backslashreplace")
+        where = f"{shown}:{self.line}" if self.line is not None else shown
         return f"{where}: note: {self.message}" if self.note else f"{where}: {self.message}"
 
 
@@ -82,13 +84,22 @@ def other_entry(path: Path, present: set[str]) -> Finding | None:
     """Judge an entry of a brief directory that is neither a document nor a temporary file."""
     if (numbered := _NUMBERED_NAME.fullmatch(path.name)) is not None:
         return Finding(path, misnamed(int(numbered.group(1)), present))
-    if (left := leftover(path)) is not None:
-        return left
     mode = mode_of(path)
     if mode is None:
         return None
     if stat.S_ISLNK(mode):
-        return Finding(path, LINK_ADVICE)
+        return Finding(path, LINK_ADVICE)  # whatever its name: git would commit the link
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        return Finding(path, SPECIAL_ADVICE)
+    if path.name == ".gitattributes":
+        return Finding(
+            path,
+            "a .gitattributes inside the data directory can undo the rule that keeps git "
+            "from merging documents line by line; remove it (the data directory's own "
+            "holds the rules)",
+        )
+    if (left := leftover(path)) is not None:
+        return left
     if stat.S_ISDIR(mode):
         return Finding(
             path,

@@ -57,6 +57,9 @@ from strategystore.models import MAX_VERSION, brief_id_problem
 
 __all__ = ["DataDirCheck", "Finding"]
 
+#: Top-level names whose links are judged on their own (``_check_git_files``) or git's.
+_GIT_OWN = frozenset([".git", ".gitattributes", ".gitignore"])
+
 #: How long check waits for a brief's lock to judge its temporary files.
 _LOCK_WAIT = 0.5
 
@@ -334,6 +337,13 @@ class DataDirCheck:
         mode = mode_of(path)
         if mode is None:
             return  # removed since the listing (a delete of a last version), or never there
+        if name not in _GIT_OWN and stat.S_ISLNK(mode):
+            # Whatever its name: git would commit the link.
+            yield Finding(path, LINK_ADVICE)
+            return
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            yield Finding(path, SPECIAL_ADVICE)
+            return
         if not stat.S_ISDIR(mode):
             if is_temporary(name):
                 yield Finding(
@@ -554,6 +564,20 @@ class DataDirCheck:
 
     def _compare(self, baseline: Baseline) -> Iterator[Finding]:
         assert self._seen is not None
+        at = baseline.revision
+        if baseline.missing and baseline.elsewhere:
+            # A data directory moved in the change: its sealed versions would
+            # go uncompared, so the gate does not pass.
+            yield Finding(
+                self.root,
+                f"{at} has no data directory at this path, but has one at "
+                f"{', '.join(baseline.elsewhere)}: a moved data directory cannot be compared "
+                f"with {at}; move it back, or compare it with the commit that moved it",
+            )
+        elif baseline.missing:
+            yield Finding(
+                self.root, f"{at} has no data directory at all: nothing to compare", note=True
+            )
         for change in baseline.changes(self._seen, self._exists):
             path = self.root / change.brief_id / document_name(change.version)
             yield Finding(path, change.message, note=change.note)

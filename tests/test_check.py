@@ -323,3 +323,27 @@ def test_the_pre_commit_hook_runs_check_on_the_staged_files() -> None:
     assert "entry: strategystore check\n" in hook
     assert "language: python\n" in hook
     assert "pass_filenames: true\n" in hook
+
+
+def test_links_and_special_files_are_problems_whatever_their_names(data_dir: Path) -> None:
+    (data_dir / "acme" / "notes.bak").symlink_to("/etc/passwd")
+    (data_dir / ".evil").symlink_to("/")
+    os.mkfifo(data_dir / "acme" / "q.orig")
+    problems = {
+        f.path.relative_to(data_dir).as_posix(): f for f in findings(data_dir) if not f.note
+    }
+    assert "symbolic link" in problems["acme/notes.bak"].message
+    assert "symbolic link" in problems[".evil"].message
+    assert "special file" in problems["acme/q.orig"].message
+
+
+def test_a_gitattributes_inside_a_brief_is_a_problem(data_dir: Path) -> None:
+    (data_dir / "acme" / ".gitattributes").write_text("*.json merge=union\n")
+    (found,) = findings(data_dir)
+    assert not found.note and "can undo the rule" in found.message
+
+
+def test_a_name_that_is_not_utf8_is_printed_with_escapes(data_dir: Path) -> None:
+    (data_dir / "acme" / os.fsdecode(b"\xff.bak")).write_text("")
+    (found,) = findings(data_dir)
+    assert str(found).startswith(f"{data_dir}/acme/\\xff.bak: note: a backup copy")

@@ -304,3 +304,33 @@ def test_the_real_program_refuses_an_edited_version(repo: Path) -> None:
     assert "version 1 of acme was approved at main and has been edited" in result.stdout
     assert result.stderr == ""
     assert os.path.exists(document_file("acme", 1))
+
+
+def test_a_data_directory_moved_since_the_revision_does_not_pass_the_gate(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(repo, "mv", "strategy-data", "data")
+    git(repo, "commit", "-qm", "move")
+    git(repo, "mv", "data", "strategy-data")
+    reseal_with_body("acme", 1, "Grow slowly.")
+    status, out = check(capsys, "--against", "HEAD")
+    assert status == 1
+    assert out[0] == (
+        "strategy-data: HEAD has no data directory at this path, but has one at data: a moved "
+        "data directory cannot be compared with HEAD; move it back, or compare it with the "
+        "commit that moved it"
+    )
+    # Compared with the commit before the move, the edit is found.
+    status, out = check(capsys, "--against", "HEAD~1")
+    assert status == 1 and "has been edited (its seal changed)" in out[0]
+
+
+def test_a_revision_without_any_data_directory_is_a_note(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(repo, "checkout", "-q", "--orphan", "empty")
+    git(repo, "rm", "-rq", "--cached", ".")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "nothing")
+    status, out = check(capsys, "--against", "empty")
+    assert status == 0
+    assert out[0] == "strategy-data: note: empty has no data directory at all: nothing to compare"
