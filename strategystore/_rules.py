@@ -172,10 +172,16 @@ class Resolution:
 Allocator = Callable[[str], int]
 
 
+def content_key(doc: StrategyDocument) -> str:
+    """What two copies of one draft at different version numbers share: the seal at 1."""
+    return seal_of(renumbered(doc, 1))
+
+
 def plan(
     conflicts: Iterable[Conflict],
     taken: Mapping[str, Collection[int]],
     sides: Sides | None = None,
+    present: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[Resolution]:
     """Decide every conflict, in path order, handing out free versions as needed.
 
@@ -184,6 +190,9 @@ def plan(
         taken: for each brief, the versions a new number must stay above (the
             work tree's and every stage's); the conflicts' own are added.
         sides: how the sides are named and which is current (a merge's by default).
+        present: for each brief, the other versions it holds, by ``content_key``:
+            a draft that would be renumbered but is there already (brought over
+            by an earlier cherry-pick, say) is not added again.
 
     Returns:
         One resolution per conflict, sorted by brief and version.
@@ -201,10 +210,18 @@ def plan(
         highest[brief_id] = version
         return version
 
-    return [resolve_conflict(conflict, sides, next_free) for conflict in ordered]
+    def copy_of(doc: StrategyDocument) -> int | None:
+        return (present or {}).get(doc.brief_id, {}).get(content_key(doc))
+
+    return [resolve_conflict(conflict, sides, next_free, copy_of) for conflict in ordered]
 
 
-def resolve_conflict(conflict: Conflict, sides: Sides, next_free: Allocator) -> Resolution:
+def resolve_conflict(
+    conflict: Conflict,
+    sides: Sides,
+    next_free: Allocator,
+    copy_of: Callable[[StrategyDocument], int | None] | None = None,
+) -> Resolution:
     """Decide one conflicted document by the rules of the module docstring.
 
     Args:
@@ -212,6 +229,8 @@ def resolve_conflict(conflict: Conflict, sides: Sides, next_free: Allocator) -> 
         sides: how the sides are named and which is the current branch.
         next_free: gives the next free version of a brief (called only when a
             document moves to one).
+        copy_of: the version at which the brief holds a copy of a document
+            already, if it does.
 
     Returns:
         What to write, or why it stays in conflict.
@@ -231,7 +250,7 @@ def resolve_conflict(conflict: Conflict, sides: Sides, next_free: Allocator) -> 
             )
         if ours == theirs:
             return Resolution(path, "both sides added the same version; took it", (ours,))
-        return _both_added(path, ours, theirs, sides, next_free)
+        return _both_added(path, ours, theirs, sides, next_free, copy_of=copy_of)
     if _sealed(base):
         return _sealed_at_base(path, base, ours, theirs, sides)
     if ours is None or theirs is None:
@@ -281,6 +300,8 @@ def _both_added(
     theirs: StrategyDocument,
     sides: Sides,
     next_free: Allocator,
+    *,
+    copy_of: Callable[[StrategyDocument], int | None] | None = None,
 ) -> Resolution:
     version = ours.version
     opening = f"both sides added version {version}"
@@ -310,6 +331,14 @@ def _both_added(
         why = f"{keeper.status.value}; only drafts are renumbered"
     names = (sides.ours, sides.theirs)
     keeper_name, mover_name = names if ours_keeps else names[::-1]
+    copy = None if copy_of is None else copy_of(mover)
+    if copy is not None:
+        return Resolution(
+            path,
+            f"{opening}; kept {keeper_name} ({why}); {mover_name}'s is version {copy} already "
+            "(the same draft, brought over before), so it is not added again",
+            (keeper,),
+        )
     try:
         moved = renumbered(mover, next_free(mover.brief_id))
     except ValueError as exc:

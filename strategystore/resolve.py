@@ -23,14 +23,16 @@ from strategystore import _git
 from strategystore._fsio import Writer
 from strategystore._layout import (
     MARKER_NAME,
+    DocumentFileError,
     conflict_marker_line,
+    decode_document_file,
     document_name,
     document_version,
     is_brief_name,
 )
 from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLocks
 from strategystore._merge import DraftMerge, Sides, merge_drafts
-from strategystore._rules import Conflict, Resolution, plan, resolve_conflict
+from strategystore._rules import Conflict, Resolution, content_key, plan, resolve_conflict
 from strategystore.errors import StoreFormatError, StrategyStoreError
 
 __all__ = [
@@ -180,16 +182,38 @@ def resolve_work_tree(
 
         conflicts.append(Conflict(brief_id, version, stage(1), stage(2), stage(3)))
         left_by_git[path] = {stage(2), stage(3)}
-    taken = _taken_versions(top, root, prefix, {c.brief_id for c in conflicts})
+    briefs = {c.brief_id for c in conflicts}
+    taken = _taken_versions(top, root, prefix, briefs)
+    present = _present(root, briefs, set(left_by_git))
     resolutions = [
         _unless_changed_by_hand(root, resolution, left_by_git.get(resolution.path, set()))
-        for resolution in plan(conflicts, taken, Sides.of(operation))
+        for resolution in plan(conflicts, taken, Sides.of(operation), present)
     ]
     resolutions += unreadable
     resolutions.sort(key=lambda r: r.path)
     if not dry_run:
         _apply(top, root, prefix, resolutions, lock_timeout)
     return ResolveReport(root, operation, tuple(resolutions), tuple(elsewhere), dry_run)
+
+
+def _present(root: Path, briefs: set[str], conflicted: set[str]) -> dict[str, dict[str, int]]:
+    """The versions each brief holds outside the conflict, by ``content_key``."""
+    found: dict[str, dict[str, int]] = {}
+    for brief_id in briefs:
+        try:
+            names = os.listdir(root / brief_id)
+        except OSError:
+            continue
+        for name in names:
+            version = document_version(name)
+            if version is None or f"{brief_id}/{name}" in conflicted:
+                continue
+            try:
+                doc = decode_document_file((root / brief_id / name).read_bytes())
+            except (OSError, DocumentFileError):
+                continue
+            found.setdefault(brief_id, {})[content_key(doc)] = version
+    return found
 
 
 def _unless_changed_by_hand(

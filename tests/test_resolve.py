@@ -14,6 +14,7 @@ import pytest
 
 from strategystore import FileStore, Section, Status, StrategyDocument, _git
 from strategystore._layout import decode_document_file
+from strategystore._rules import content_key
 from strategystore.cli import main
 from strategystore.models import renumbered
 from strategystore.resolve import (
@@ -115,6 +116,41 @@ def test_both_added_the_one_created_earlier_keeps_the_number() -> None:
         "acme/2.json: both sides added version 2; kept theirs (created earlier) "
         "and renumbered ours 2 → 4"
     )
+
+
+def test_a_draft_the_brief_holds_already_at_another_number_is_not_added_again() -> None:
+    early = doc(2, created=T0, sections=(("a", "A", "early"),))
+    late = doc(2, created=T0 + HOUR, sections=(("b", "B", "late"),))
+    # Brought over before (a cherry-pick renumbered it to 3): not a new version.
+    present = {"acme": {content_key(renumbered(late, 3)): 3}}
+    (resolution,) = plan(
+        [conflict(None, late, early, version=2)], {"acme": {1, 2, 3}}, None, present
+    )
+    assert written(resolution) == {"acme/2.json": early.to_json_bytes()}
+    assert str(resolution) == (
+        "acme/2.json: both sides added version 2; kept theirs (created earlier); ours's is "
+        "version 3 already (the same draft, brought over before), so it is not added again"
+    )
+
+
+def test_a_cherry_picked_draft_is_not_duplicated_by_a_later_merge(repo: GitRepo) -> None:
+    build(
+        repo,
+        first,
+        lambda s: new(s, T0 + HOUR, "ours, earlier"),
+        lambda s: new(s, T0 + 2 * HOUR, "theirs, later"),
+    )
+    repo.git("cherry-pick", "topic", expect=1)
+    assert repo.resolve().status == 0
+    repo.git("commit", "--quiet", "--no-edit")
+    repo.git("merge", "topic", expect=1)
+    result = repo.resolve()
+    assert result.status == 0, result
+    assert "not added again" in result.out
+    finish(repo, "merge")
+    bodies = sorted(d.sections[0].body for d in repo.documents().values())
+    assert bodies == ["Grow.", "ours, earlier", "theirs, later"]
+    assert_sound(repo)
 
 
 def test_a_renumbered_draft_keeps_its_timestamps() -> None:
