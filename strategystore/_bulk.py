@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from strategystore import _render
 from strategystore._arguments import check_brief_id
 from strategystore._console import PROG, data_dir, describe, error, exit_status, open_store
-from strategystore._layout import describe_invalid
+from strategystore._layout import describe_invalid, repeated_key
 from strategystore.errors import DuplicateVersionError, StrategyStoreError
 from strategystore.files import FileStore
 from strategystore.models import Status, StrategyDocument
@@ -133,6 +133,13 @@ def cmd_import(args: argparse.Namespace) -> int:
                     doc = StrategyDocument.from_json_bytes(line)
                 except ValidationError as exc:
                     guard.failed(number, line, exc)
+                    continue
+                # A line as export writes it repeats no key; only others are looked at.
+                exported = doc.__pydantic_serializer__.to_json(doc)
+                if exported != line.rstrip() and (repeated := repeated_key(line)) is not None:
+                    progress.clear()
+                    error(f"{name}:{number}: {repeated.reason}")
+                    invalid += 1
                     continue
                 guard.succeeded()
                 line_of.setdefault(doc.key, deque()).append(number)

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from strategystore import _render
 from strategystore._arguments import check_brief_id
 from strategystore._console import PROG, data_dir, describe, error, open_store, print_json
-from strategystore._layout import MARKER_NAME, describe_invalid
+from strategystore._layout import MARKER_NAME, describe_invalid, repeated_key
 from strategystore.diff import diff
 from strategystore.errors import (
     CorruptDocumentError,
@@ -260,6 +260,9 @@ def cmd_put(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         error(f"{name}: {_unsealed_hint(data) or describe_invalid(data, exc, stored=False)}")
         return 1
+    if data != doc.to_json_bytes() and (repeated := repeated_key(data)) is not None:
+        error(f"{name}: {repeated.reason}")
+        return 1
     where = f"version {doc.version} of {doc.brief_id}"
     try:
         if args.create:
@@ -373,6 +376,8 @@ def _new_content(name: str, data: bytes) -> tuple[list[Section], dict[str, Any]]
         return f"{name}: not valid JSON: nested too deeply to read"
     if not isinstance(given, dict):
         return f"{name}: expected a JSON object like {_NEW_SHAPE}"
+    if (repeated := repeated_key(data)) is not None:
+        return f"{name}: {repeated.reason}"
     if "brief_id" in given and "version" in given:
         # A whole document, as `show --json` prints it: only its content is new.
         given = {key: given[key] for key in ("sections", "metadata") if key in given}

@@ -51,6 +51,7 @@ __all__ = [
     "marker_format",
     "misplacement",
     "missing_lines",
+    "repeated_key",
     "temporary_name",
     "temporary_owner",
 ]
@@ -295,6 +296,21 @@ def decode_document_file(data: bytes, *, format: int = FORMAT) -> StrategyDocume
     return doc
 
 
+def repeated_key(data: bytes) -> DocumentFileError | None:
+    """A repeated key in any object of the JSON ``data`` (which must parse), or ``None``.
+
+    JSON readers keep the last of two keys silently; a document given to a
+    command is refused like a stored file would be.
+    """
+    try:
+        _check_hand_edited(data.decode(), ())
+    except DocumentFileError as exc:
+        return exc
+    except UnicodeDecodeError:
+        return None  # not text: the reader said so already
+    return None
+
+
 def _check_hand_edited(text: str, fields: tuple[str, ...]) -> None:
     """Refuse a repeated key in any object, and a top-level field left out."""
     # The text is valid JSON (it parsed), so its strings and brackets can be
@@ -317,9 +333,10 @@ def _check_hand_edited(text: str, fields: tuple[str, ...]) -> None:
             assert seen is not None
             if name in seen:
                 first, again = _line_at(text, seen[name]), _line_at(text, offset)
+                where = f"on line {first}" if first == again else f"at lines {first} and {again}"
                 raise DocumentFileError(
-                    f"the key {name!r} appears twice in one object, at lines {first} and "
-                    f"{again}; a merge or a hand edit left both: keep the right one",
+                    f"the key {name!r} appears twice in one object, {where}; a merge or a "
+                    "hand edit left both: keep the right one",
                     again,
                 )
             seen[name] = offset

@@ -821,3 +821,28 @@ def test_put_reports_a_plain_value_error_of_the_store_in_one_line(
     result = cli("put", str(path))
     assert result.status == 1
     assert result.error_line == "strategystore: use approve() to change the status of a draft"
+
+
+def test_put_new_and_import_refuse_a_repeated_key_as_a_stored_file_would(
+    cli: Cli, store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twice = tmp_path / "twice.json"
+    twice.write_text('{"sections": [], "sections": [{"key": "a", "title": "", "body": ""}]}')
+    result = cli("new", "acme", str(twice))
+    assert result.status == 1
+    assert "the key 'sections' appears twice in one object, on line 1" in result.error_line
+    document = make_doc("acme", 1).to_json_bytes().decode()
+    twice.write_text(
+        document.replace('"status": "draft",', '"status": "approved",\n  "status": "draft",')
+    )
+    result = cli("put", str(twice))
+    assert result.status == 1 and "the key 'status' appears twice" in result.error_line
+    line = (
+        make_doc("acme", 1)
+        .model_dump_json()
+        .replace('"status":"draft"', '"status":"approved","status":"draft"')
+    )
+    twice.write_text(line + "\n")
+    result = cli("import", str(twice))
+    assert result.status == 1 and "twice.json:1: the key 'status' appears twice" in result.err
+    assert store.list_briefs() == []
