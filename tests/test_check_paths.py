@@ -390,7 +390,11 @@ def run_hook(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``hook`` on the staged files of ``repo`` as pre-commit does."""
     assert hook["language"] == "python"
-    assert hook["pass_filenames"] is True
+    entry = shlex.split(str(hook["entry"]))
+    assert entry[0] == "strategystore"  # the console script is `python -m strategystore`
+    if hook["pass_filenames"] is False:
+        assert hook["always_run"] is True
+        return run_module(*entry[1:], *_strings(hook, "args", []), *user_args, cwd=repo)
     staged = git(
         repo, "diff", "--staged", "--name-only", "--no-ext-diff", "-z", "--diff-filter=ACMRTUXB"
     ).split("\0")
@@ -407,12 +411,9 @@ def run_hook(
         tags = _tags(repo / name)
         if tags >= types and (not types_or or tags & types_or):
             files.append(name)
-    entry = shlex.split(str(hook["entry"]))
     args = [*entry[1:], *_strings(hook, "args", []), *user_args, *files]
     if not files:
         return subprocess.CompletedProcess(args, 0, "(no files to check) Skipped\n", "")
-    # The console script strategystore is `python -m strategystore`.
-    assert entry[0] == "strategystore"
     return run_module(*args, cwd=repo)
 
 
@@ -435,11 +436,32 @@ def hook_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return repo
 
 
-def test_the_hooks_file_ships_a_check_and_a_strict_check() -> None:
+def test_the_hooks_file_ships_a_check_a_strict_check_and_a_sealed_check() -> None:
     hooks = load_hooks()
-    assert set(hooks) == {"strategystore-check", "strategystore-check-strict"}
+    assert set(hooks) == {
+        "strategystore-check",
+        "strategystore-check-strict",
+        "strategystore-check-sealed",
+    }
     assert hooks["strategystore-check"]["entry"] == "strategystore check"
     assert hooks["strategystore-check-strict"]["entry"] == "strategystore check --strict"
+    assert hooks["strategystore-check-sealed"]["entry"] == "strategystore check --against HEAD"
+
+
+def staged_hooks() -> list[dict[str, object]]:
+    """The hooks that check the staged files."""
+    return [hook for hook in load_hooks().values() if hook["pass_filenames"] is True]
+
+
+def test_only_the_sealed_hook_refuses_a_commit_that_deletes_an_approved_version(
+    hook_repo: Path,
+) -> None:
+    git(hook_repo, "rm", "-q", "strategy-data/acme/1.json")
+    for hook in staged_hooks():
+        assert run_hook(hook, hook_repo).returncode == 0  # pre-commit passes no deleted file
+    sealed = run_hook(load_hooks()["strategystore-check-sealed"], hook_repo)
+    assert sealed.returncode == 1
+    assert "was approved at HEAD and has been deleted" in sealed.stdout
 
 
 def test_the_hook_passes_a_commit_of_good_documents(hook_repo: Path) -> None:
@@ -448,7 +470,7 @@ def test_the_hook_passes_a_commit_of_good_documents(hook_repo: Path) -> None:
     store.save(make_doc("acme", 2, metadata={"model": "gpt", "score": 0.75}))
     (hook_repo / "app.py").write_text("{ not a document at all")
     git(hook_repo, "add", "-A")
-    for hook in load_hooks().values():
+    for hook in staged_hooks():
         result = run_hook(hook, hook_repo)
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.splitlines()[-1].startswith("strategy-data: 2 documents in 1 brief")
@@ -478,7 +500,7 @@ def test_the_hook_refuses_a_commit_with_a_problem(
     else:
         (data / "beta").symlink_to(data / "acme")
     git(hook_repo, "add", "-A")
-    for hook in load_hooks().values():
+    for hook in staged_hooks():
         result = run_hook(hook, hook_repo)
         assert result.returncode == 1, result.stdout + result.stderr
         assert message in result.stdout
