@@ -101,28 +101,32 @@ class Baseline:
                 f"{root} is not inside a git work tree; --against compares with a commit "
                 "of the repository that holds the data directory"
             )
+        self.revision = revision
+        self.compared = 0
+        self._top = top
+        #: The repository has no commit yet (its first is being made): nothing to compare.
+        self.unborn = revision == "HEAD" and not _has_commits(top)
+        self.elsewhere: list[str] = []
+        self.missing = False
+        self._objects: dict[Key, str] = {}
+        if self.unborn:
+            return
         commit = _commit(top, revision)
         try:
             under = _git.relative_to_top(top, absolute)
         except ValueError:
             raise RevisionError(f"{root} is not inside the git work tree at {top}") from None
         under = "" if under == "." else under
-        self.revision = revision
-        self.compared = 0
-        self._top = top
         entries = _git.tree_entries(top, commit, under)
         self._objects = _documents(entries, under)
-        #: Where the revision kept data directories, when it had none at this path.
-        self.elsewhere: list[str] = []
         if (f"{under}/" if under else "") + MARKER_NAME not in entries:
+            # Where the revision kept data directories, when it had none at this path.
             self.elsewhere = sorted(
                 name.rpartition("/")[0] or "."
                 for name in _git.tree_entries(top, commit)
                 if name.rpartition("/")[2] == MARKER_NAME
             )
             self.missing = True
-        else:
-            self.missing = False
 
     def __repr__(self) -> str:
         return f"Baseline(revision={self.revision!r}, documents={len(self._objects)})"
@@ -249,6 +253,14 @@ def _status_change(key: Key, was: Status, now: Status, at: str) -> str:
         f"version {version} of {brief_id} was {was.value} at {at} and is now {now.value}; "
         f"a sealed version may only move from approved to withdrawn: restore the file from {at}"
     )
+
+
+def _has_commits(top: Path) -> bool:
+    try:
+        _git.run(top, "rev-parse", "--verify", "--quiet", "HEAD")
+    except _git.GitError:
+        return False
+    return True
 
 
 def _commit(top: Path, revision: str) -> str:

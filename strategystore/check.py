@@ -565,7 +565,11 @@ class DataDirCheck:
     def _compare(self, baseline: Baseline) -> Iterator[Finding]:
         assert self._seen is not None
         at = baseline.revision
-        if baseline.missing and baseline.elsewhere:
+        if baseline.unborn:
+            yield Finding(
+                self.root, "there is no commit yet: nothing to compare with HEAD", note=True
+            )
+        elif baseline.missing and baseline.elsewhere:
             # A data directory moved in the change: its sealed versions would
             # go uncompared, so the gate does not pass.
             yield Finding(

@@ -529,3 +529,14 @@ def test_the_hook_finds_another_data_directory_with_dir_in_its_args(
     result = run_hook(hook, repo, ("--dir", "content/strategies"))
     assert result.returncode == 1
     assert "content/strategies/acme/1.json:1: not valid JSON" in result.stdout
+
+
+def test_the_sealed_hook_lets_the_first_commit_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = init_repo(tmp_path / "repo", monkeypatch)
+    FileStore(repo / "strategy-data").create(make_doc("acme", 1))
+    git(repo, "add", "-A")
+    result = run_hook(load_hooks()["strategystore-check-sealed"], repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "note: there is no commit yet: nothing to compare with HEAD" in result.stdout
