@@ -19,9 +19,9 @@ import os
 import stat
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import suppress
+from functools import partial
 from pathlib import Path
 
-from strategystore import _git
 from strategystore._against import Baseline, Key, Seen, fingerprint
 from strategystore._findings import (
     LINK_ADVICE,
@@ -34,10 +34,9 @@ from strategystore._findings import (
     other_entry,
 )
 from strategystore._fsio import READ_FLAGS, read_all
+from strategystore._gitchecks import git_files, revision_findings, unmerged, version_exists
 from strategystore._layout import (
     FORMAT,
-    GITATTRIBUTES,
-    GITIGNORE,
     LOCKS_DIR,
     MARKER_NAME,
     DocumentFileError,
@@ -147,7 +146,7 @@ class DataDirCheck:
             yield from self._walk()
         else:
             yield from self._check_named(wanted)
-        yield from self._check_unmerged(wanted)
+        yield from unmerged(self.root, wanted)
         if baseline is not None:
             yield from self._compare(baseline)
 
@@ -163,89 +162,14 @@ class DataDirCheck:
         for name in sorted(os.listdir(self.root)):
             self._count()
             yield from self._check_top_entry(name, None, brief_dirs)
-        yield from self._check_git_files()
+        yield from git_files(self.root)
         yield from self._check_case_collisions(brief_dirs)
-
-    def _check_git_files(self) -> Iterator[Finding]:
-        """``.gitattributes`` must keep git from line-merging documents; ``.gitignore`` helps."""
-        for name, wanted, harm, note in (
-            (".gitattributes", GITATTRIBUTES, "git may merge documents line by line", False),
-            (".gitignore", GITIGNORE, "git shows lock and temporary files", True),
-        ):
-            path = self.root / name
-            mode = mode_of(path)
-            if mode is not None and stat.S_ISLNK(mode):
-                yield Finding(
-                    path,
-                    f"is a symbolic link, which git does not read inside a work tree, so {harm}; "
-                    f"replace it with a regular file and run `strategystore init`",
-                    note=note,
-                )
-                continue
-            try:
-                present = b"" if mode is None else path.read_bytes()
-            except OSError:
-                continue
-            lacking = [
-                line.decode()
-                for line in wanted.splitlines()
-                if not line.startswith(b"#")
-                and line not in {held.strip() for held in present.splitlines()}
-            ]
-            if lacking:
-                what = "does not exist" if mode is None else f"lacks {', '.join(lacking)}"
-                yield Finding(
-                    path,
-                    f"{what}, so {harm}; run `strategystore init`, which adds only what is missing",
-                    note=note,
-                )
 
     def _check_named(self, wanted: dict[str, set[str] | None]) -> Iterator[Finding]:
         for name in sorted(wanted):
             self._count()
             yield from self._check_top_entry(name, wanted[name], [])
         yield from self._check_case_collisions(self._case_variants(wanted))
-
-    def _check_unmerged(self, wanted: dict[str, set[str] | None] | None) -> Iterator[Finding]:
-        """The documents git's index holds in conflict (a merge, rebase, stash pop …).
-
-        ``.gitattributes`` keeps git from line-merging a document, so such a
-        file holds one side, without conflict markers: only the index says
-        it is unresolved.
-        """
-        root = self.root.absolute()
-        if not _git.in_repository(root):
-            return
-        try:
-            top = _git.work_tree(root)
-            if top is None:
-                return
-            operation = _git.operation_in_progress(top)
-            under = _git.relative_to_top(top, root)
-            entries = _git.unmerged_entries(top, "" if under == "." else under)
-        except (_git.GitError, ValueError):
-            return
-        prefix = "" if under == "." else under + "/"
-        for name in sorted(entries):
-            brief_id, _, file_name = name.removeprefix(prefix).partition("/")
-            if not name.startswith(prefix) or document_version(file_name) is None:
-                continue
-            if wanted is not None and (
-                brief_id not in wanted or file_name not in (wanted[brief_id] or {file_name})
-            ):
-                continue
-            yield Finding(
-                self.root / brief_id / file_name,
-                "unresolved: git holds this document in conflict"
-                + (f" in the {operation} under way" if operation else "")
-                + ", and the file shows one side only; "
-                + (
-                    "run `strategystore resolve`, which settles it by document rules or says "
-                    "why not"
-                    if operation
-                    else "keep one side with `git checkout --ours` or `--theirs`, then `git add` it"
-                ),
-            )
 
     def _entries_named(
         self, paths: list[str | os.PathLike[str]]
@@ -564,39 +488,11 @@ class DataDirCheck:
 
     def _compare(self, baseline: Baseline) -> Iterator[Finding]:
         assert self._seen is not None
-        at = baseline.revision
-        if baseline.unborn:
-            yield Finding(
-                self.root, "there is no commit yet: nothing to compare with HEAD", note=True
-            )
-        elif baseline.missing and baseline.elsewhere:
-            # A data directory moved in the change: its sealed versions would
-            # go uncompared, so the gate does not pass.
-            yield Finding(
-                self.root,
-                f"{at} has no data directory at this path, but has one at "
-                f"{', '.join(baseline.elsewhere)}: a moved data directory cannot be compared "
-                f"with {at}; move it back, or compare it with the commit that moved it",
-            )
-        elif baseline.missing:
-            yield Finding(
-                self.root, f"{at} has no data directory at all: nothing to compare", note=True
-            )
-        for change in baseline.changes(self._seen, self._exists):
+        yield from revision_findings(self.root, baseline)
+        for change in baseline.changes(self._seen, partial(version_exists, self.root)):
             path = self.root / change.brief_id / document_name(change.version)
             yield Finding(path, change.message, note=change.note)
         self.compared = baseline.compared
-
-    def _exists(self, key: Key) -> bool:
-        """Whether a version's file is there; ``True`` when that cannot be told."""
-        brief_id, version = key
-        try:
-            os.lstat(self.root / brief_id / document_name(version))
-        except (FileNotFoundError, NotADirectoryError):
-            return False
-        except OSError:
-            return True  # unreadable is not gone
-        return True
 
 
 def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | None:
