@@ -225,21 +225,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.approved and args.version is not None:
         return _usage("show", "takes VERSION or --approved, not both")
     store = open_store(args)
-    if args.approved:
-        doc = store.get_latest(args.brief, status=Status.APPROVED)
-        if doc is None:
-            error(f"brief {args.brief!r} has no approved version in {data_dir(args)}")
-            return 1
-    elif args.version is None:
-        doc = store.get_latest(args.brief)
-        if doc is None:
-            error(f"brief {args.brief!r} has no versions in {data_dir(args)}")
-            return 1
-    else:
-        doc = store.get_strategy(args.brief, args.version)
-        if doc is None:
-            error(f"version {args.version} of brief {args.brief!r} does not exist")
-            return 1
+    doc = read_named(store, args)
+    if doc is None:
+        return 1
     if args.json:
         # The file as it is, even where a hand edit left it in another layout.
         stored = store.get_stored_bytes(doc.brief_id, doc.version)
@@ -248,6 +236,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         print(_render.document(doc))
     return 0
+
+
+def read_named(store: FileStore, args: argparse.Namespace) -> StrategyDocument | None:
+    """The document ``BRIEF [VERSION]`` (or ``--approved``) names; ``None``, said, when absent."""
+    if getattr(args, "approved", False):
+        doc = store.get_latest(args.brief, status=Status.APPROVED)
+        missing = f"brief {args.brief!r} has no approved version in {data_dir(args)}"
+    elif args.version is None:
+        doc = store.get_latest(args.brief)
+        missing = f"brief {args.brief!r} has no versions in {data_dir(args)}"
+    else:
+        doc = store.get_strategy(args.brief, args.version)
+        missing = f"version {args.version} of brief {args.brief!r} does not exist"
+    if doc is None:
+        error(missing)
+    return doc
 
 
 def cmd_put(args: argparse.Namespace) -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from strategystore._console import PROG, data_dir, describe, error, open_store
+from strategystore._commands import read_named
+from strategystore._console import PROG, describe, error, open_store
 from strategystore._layout import describe_invalid
 from strategystore.errors import ConcurrentUpdateError, StrategyStoreError
 from strategystore.files import FileStore
@@ -37,16 +38,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     whenever nothing was saved after an edit the edited copy is kept and named.
     """
     store = open_store(args)
-    if args.version is None:
-        original = store.get_latest(args.brief)
-        if original is None:
-            error(f"brief {args.brief!r} has no versions in {data_dir(args)}")
-            return 1
-    else:
-        original = store.get_strategy(args.brief, args.version)
-        if original is None:
-            error(f"version {args.version} of brief {args.brief!r} does not exist")
-            return 1
+    original = read_named(store, args)
+    if original is None:
+        return 1
     if original.status is not Status.DRAFT:
         error(
             f"version {original.version} of {original.brief_id} is {original.status.value}, "

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from strategystore import FileStore, MemoryStore, Section, StrategyDocument
+from strategystore.cli import main
 from strategystore.store import BaseStore
 
 T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
@@ -77,3 +80,51 @@ def run_module(
         timeout=60,
         check=False,
     )
+
+
+# -- the command line, run in this process ---------------------------------------
+
+
+@dataclass
+class Result:
+    """What one run of the command line did."""
+
+    status: int
+    out: str
+    err: str
+
+    @property
+    def error_line(self) -> str:
+        """The single line written to stderr; fails if there is not exactly one."""
+        assert "Traceback" not in self.err
+        lines = self.err.splitlines()
+        assert len(lines) == 1, self.err
+        return lines[0]
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An initialised data directory for command-line tests."""
+    path = tmp_path / "data"
+    FileStore(path)
+    return path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], data_dir: Path) -> Cli:
+    """Runs ``main`` in this process on ``data_dir``; returns what it did."""
+
+    def run(*args: str) -> Result:
+        status = main(["--dir", str(data_dir), *args])
+        captured = capsys.readouterr()
+        return Result(status, captured.out, captured.err)
+
+    return run
+
+
+def feed_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    """Make ``data`` what the program reads from standard input."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))

@@ -11,61 +11,19 @@ import json
 import subprocess
 import sys
 import types
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from strategystore import FileStore, Section, Status, StrategyDocument
 from strategystore.cli import main
-from tests.conftest import T0, make_doc, run_module
-
-
-@dataclass
-class Result:
-    """What one run of the command line did."""
-
-    status: int
-    out: str
-    err: str
-
-    @property
-    def error_line(self) -> str:
-        """The single line written to stderr; fails if there is not exactly one."""
-        assert "Traceback" not in self.err
-        lines = self.err.splitlines()
-        assert len(lines) == 1, self.err
-        return lines[0]
-
-
-Cli = Callable[..., Result]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    FileStore(path)
-    return path
+from tests.conftest import T0, Cli, feed_stdin, make_doc, run_module
 
 
 @pytest.fixture
 def store(data_dir: Path) -> FileStore:
     return FileStore(data_dir, create=False)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], data_dir: Path) -> Cli:
-    def run(*args: str) -> Result:
-        status = main(["--dir", str(data_dir), *args])
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
-
-
-def feed_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
 
 
 def write_json(path: Path, value: object) -> Path:

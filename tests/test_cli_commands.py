@@ -15,34 +15,12 @@ import pytest
 
 from strategystore import FileStore, Section, Status, StrategyDocument
 from strategystore.cli import main
-from tests.conftest import T0, make_doc, run_module
-from tests.test_cli import Cli, Result
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    FileStore(path)
-    return path
+from tests.conftest import T0, Cli, feed_stdin, make_doc, run_module
 
 
 @pytest.fixture
 def store(data_dir: Path) -> FileStore:
     return FileStore(data_dir, create=False)
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], data_dir: Path) -> Cli:
-    def run(*args: str) -> Result:
-        status = main(["--dir", str(data_dir), *args])
-        captured = capsys.readouterr()
-        return Result(status, captured.out, captured.err)
-
-    return run
-
-
-def feed_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
 
 
 GOAL = Section(key="goal", title="Goal", body="Grow **fast**.")

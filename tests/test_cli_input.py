@@ -7,10 +7,8 @@ without a stream (``<&-``, ``>&-``) has ``sys.stdin`` or ``sys.stdout`` set to
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,8 +19,7 @@ from pydantic import ValidationError
 from strategystore import FileStore, Section, Status
 from strategystore.cli import main
 from strategystore.models import describe_validation_error
-from tests.conftest import make_doc, run_module
-from tests.test_cli import Result
+from tests.conftest import Result, feed_stdin, make_doc, run_module
 
 NEW_SHAPE = '{"sections": [...], "metadata": {...}}'
 
@@ -43,13 +40,6 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    FileStore(path)
-    return path
-
-
-@pytest.fixture
 def store(data_dir: Path) -> FileStore:
     return FileStore(data_dir, create=False)
 
@@ -59,10 +49,6 @@ def run(capsys: pytest.CaptureFixture[str], data_dir: Path, *args: str) -> Resul
     status = main(["--dir", str(data_dir), *args])
     captured = capsys.readouterr()
     return Result(status, captured.out, captured.err)
-
-
-def feed_stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
 
 
 # -- closed standard streams -------------------------------------------------
