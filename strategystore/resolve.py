@@ -295,17 +295,25 @@ def _apply(
     for resolution in resolved:
         with locks.hold(resolution.path.split("/", 1)[0]):
             for doc in resolution.documents:
-                target = root / doc.brief_id / document_name(doc.version)
-                if not os.path.lexists(target):
-                    created.append(target)
-                writer.write_document(
+                name = f"{doc.brief_id}/{document_name(doc.version)}"
+                # A version resolve numbered is new: never written over what
+                # a writer may have put there since the numbers were chosen.
+                new = name != resolution.path
+                if not writer.write_document(
                     doc.brief_id,
                     document_name(doc.version),
                     doc.to_json_bytes(),
-                    exclusive=False,
+                    exclusive=new,
                     durable=True,
-                )
-                added.append(prefix + f"{doc.brief_id}/{document_name(doc.version)}")
+                ):
+                    _take_back(created)
+                    raise ResolveError(
+                        f"{name} appeared while resolving (another writer?); nothing was "
+                        "staged: run `strategystore resolve` again"
+                    )
+                if new:
+                    created.append(root / name)
+                added.append(prefix + name)
         if resolution.remove:
             removed.append(prefix + resolution.path)
     try:
@@ -314,10 +322,15 @@ def _apply(
     except _git.GitError as exc:
         # New versions are taken back, so that running resolve again does not
         # number them once more; documents resolved in place read as resolved.
-        for path in created:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        _take_back(created)
         raise _git.GitError(
             f"{exc}; nothing was staged and the new versions were removed: "
             "run `strategystore resolve` again once git can stage"
         ) from exc
+
+
+def _take_back(created: list[Path]) -> None:
+    """Remove the new versions this run wrote."""
+    for path in created:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

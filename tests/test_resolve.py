@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from strategystore import FileStore, Section, Status, StrategyDocument, _git
+from strategystore import resolve as resolve_module
 from strategystore._layout import decode_document_file
 from strategystore._rules import content_key
 from strategystore.cli import main
@@ -1324,3 +1325,29 @@ def test_a_directory_that_is_no_data_directory_is_refused(repo: GitRepo) -> None
     result = run_cli("--dir", str(repo.top), "resolve")
     assert result.status == 1
     assert "is not a data directory" in result.err
+
+
+def test_a_version_a_writer_adds_while_resolving_is_never_written_over(
+    repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(
+        repo,
+        first,
+        lambda s: new(s, T0 + 2 * HOUR, "ours, later"),
+        lambda s: new(s, T0 + HOUR, "theirs, earlier"),
+    )
+    start(repo, "merge")
+    real = resolve_module._taken_versions
+    worker = doc(3, created=T0 + 3 * HOUR, sections=(("w", "W", "the worker's"),))
+
+    def numbers_then_a_worker_writes(*args: object) -> dict[str, set[int]]:
+        taken = real(*args)  # type: ignore[arg-type]
+        (repo.data / "acme" / "3.json").write_bytes(worker.to_json_bytes())
+        return taken
+
+    monkeypatch.setattr(resolve_module, "_taken_versions", numbers_then_a_worker_writes)
+    result = repo.resolve()
+    assert result.status == 2
+    assert "acme/3.json appeared while resolving" in result.err
+    assert (repo.data / "acme" / "3.json").read_bytes() == worker.to_json_bytes()
+    assert repo.unmerged()  # nothing was staged
