@@ -21,6 +21,41 @@ __all__ = ["git_files", "revision_findings", "unmerged", "version_exists"]
 
 def git_files(root: Path) -> Iterator[Finding]:
     """``.gitattributes`` must keep git from line-merging documents; ``.gitignore`` helps."""
+    found = list(_git_file_lines(root))
+    yield from found
+    if not any(f.path.name == ".gitattributes" for f in found):
+        yield from _attributes_in_force(root)
+
+
+def _attributes_in_force(root: Path) -> Iterator[Finding]:
+    """What git itself applies to a document: another line may override the store's."""
+    absolute = root.absolute()
+    if not _git.in_repository(absolute):
+        return
+    try:
+        top = _git.work_tree(absolute)
+        if top is None:
+            return
+        under = _git.relative_to_top(top, absolute)
+        sample = ("" if under == "." else under + "/") + "a/1.json"
+        out = _git.run(top, "check-attr", "-z", "merge", "text", "eol", "--", sample)
+    except (_git.GitError, ValueError):
+        return
+    fields = out.split(b"\0")
+    applied = {fields[i + 1].decode(): fields[i + 2].decode() for i in range(0, len(fields) - 2, 3)}
+    wanted = {"merge": "unset", "text": "set", "eol": "lf"}
+    if applied != wanted:
+        shown = ", ".join(f"{k}: {applied.get(k, '?')}" for k in wanted)
+        yield Finding(
+            root / ".gitattributes",
+            f"git applies {shown} to documents here, not merge: unset, text: set, eol: lf, "
+            "so git may merge documents line by line; a later line (here, or in a "
+            ".gitattributes or info/attributes git reads) overrides the store's: remove it",
+        )
+
+
+def _git_file_lines(root: Path) -> Iterator[Finding]:
+    """The store's lines each git file must hold."""
     for name, wanted, harm, note in (
         (".gitattributes", GITATTRIBUTES, "git may merge documents line by line", False),
         (".gitignore", GITIGNORE, "git shows lock and temporary files", True),

@@ -134,3 +134,21 @@ def test_two_branches_adding_the_next_version_end_well(tmp_path: Path) -> None:
     _git(repo, "commit", "-q", "--no-edit")
     assert FileStore(repo).list_version_numbers("acme") == [3, 2, 1]
     assert _cli(repo, "check").returncode == 0
+
+
+def test_check_asks_git_which_attributes_apply_to_documents(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    data = repo / "data"
+    FileStore(data).close()
+    assert _cli(data, "check").returncode == 0
+    # A later line overrides the store's: git would merge documents line by line.
+    with (data / ".gitattributes").open("a") as attributes:
+        attributes.write("*.json merge=union\n")
+    checked = _cli(data, "check")
+    assert checked.returncode == 1
+    assert "git applies merge: union, text: set, eol: lf to documents here" in checked.stdout
+    (data / ".gitattributes").write_text("*.json text eol=lf -merge\n")
+    (repo / ".git" / "info" / "attributes").write_text("*.json merge=union\n")
+    assert _cli(data, "check").returncode == 1
