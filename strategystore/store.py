@@ -209,10 +209,18 @@ class BaseStore(Primitives):
         # afresh: it shares nothing with the caller's arguments, nor the store.
         return doc
 
-    def get_latest(self, brief_id: str, *, status: Status | None = None) -> StrategyDocument | None:
-        """The highest version, or the highest with ``status``; ``None`` if there is none."""
+    def get_latest(
+        self, brief_id: str, *, status: Status | str | None = None
+    ) -> StrategyDocument | None:
+        """The highest version, or the highest with ``status``; ``None`` if there is none.
+
+        ``status`` is a ``Status`` or its value (``"approved"``).
+
+        Raises:
+            ValueError: ``status`` names no status.
+        """
         check_brief_id(brief_id)
-        wanted = None if status is None else Status(status)
+        wanted = None if status is None else _status(status)
 
         def latest(versions: list[int], load: Loader) -> StrategyDocument | None:
             for version in versions:
@@ -529,6 +537,14 @@ def _upward_until_damaged(
         if doc is not None:
             docs.append(doc)
     return docs, None
+
+
+def _status(value: Status | str) -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        names = ", ".join(s.value for s in Status)
+        raise ValueError(f"status must be one of {names}, not {value!r}") from None
 
 
 def _refuse_status_change(doc: StrategyDocument) -> None:

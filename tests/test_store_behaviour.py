@@ -676,7 +676,7 @@ def test_a_key_added_in_place_is_written_in_canonical_order(store: BaseStore) ->
 
 def test_get_latest_checks_the_brief_id_before_the_status(store: BaseStore) -> None:
     with pytest.raises(InvalidBriefIdError):
-        store.get_latest("../etc", status="bogus")  # type: ignore[arg-type]
+        store.get_latest("../etc", status="bogus")
 
 
 def test_an_import_holding_one_key_twice_writes_the_first_and_refuses_the_second(
@@ -765,3 +765,16 @@ def test_iter_documents_gives_copies_the_caller_may_change(store: BaseStore) -> 
     for doc in store.iter_documents():
         doc.metadata["n"] = 2
     assert store.get_strategy("acme", 1).metadata == {"n": 1}  # type: ignore[union-attr]
+
+
+def test_get_latest_takes_a_status_or_its_value_and_refuses_others(store: BaseStore) -> None:
+    store.create_next("acme")
+    approved = store.approve("acme", 1)
+    store.create_next("acme")
+    assert store.get_latest("acme", status="approved") == approved
+    assert store.get_latest("acme", status=Status.APPROVED) == approved
+    with pytest.raises(
+        ValueError,
+        match="status must be one of draft, approved, rejected, withdrawn, not 'approve'",
+    ):
+        store.get_latest("acme", status="approve")
