@@ -31,6 +31,7 @@ from strategystore.errors import CorruptDocumentError
 
 __all__ = [
     "DIR_FLAGS",
+    "MISSING_OPEN_FLAGS",
     "O_CLOEXEC",
     "READ_FLAGS",
     "ROOT_FLAGS",
@@ -45,13 +46,22 @@ __all__ = [
 ]
 
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+#: The POSIX open flags this module needs that the platform lacks (Windows: all
+#: three). FileStore refuses to open unless this is empty, so the 0 standing in
+#: for a missing flag below is never used: it only lets the package import.
+MISSING_OPEN_FLAGS = tuple(
+    name for name in ("O_DIRECTORY", "O_NOFOLLOW", "O_NONBLOCK") if not hasattr(os, name)
+)
+_O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
 #: A directory inside the data directory, never through a link.
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | O_CLOEXEC
+DIR_FLAGS = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | O_CLOEXEC
 #: A file inside the data directory: never through a link, never blocking on a pipe.
-READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | O_CLOEXEC
 #: The data directory itself, which may be reached through a link.
-ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | O_CLOEXEC
+ROOT_FLAGS = os.O_RDONLY | _O_DIRECTORY | O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | O_CLOEXEC
 
 #: Called with the name of each I/O step just before it runs (``temp-create``,
 #: ``write``, ``fsync``, ``link``/``replace``, ``dir-fsync``, ``unlink``,

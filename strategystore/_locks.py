@@ -12,18 +12,30 @@ another brief's lock file put in its place by hand.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from strategystore._fsio import DIR_FLAGS, O_CLOEXEC, READ_FLAGS, ROOT_FLAGS, not_a_directory
+from strategystore._fsio import (
+    DIR_FLAGS,
+    MISSING_OPEN_FLAGS,
+    O_CLOEXEC,
+    READ_FLAGS,
+    ROOT_FLAGS,
+    not_a_directory,
+)
 from strategystore._layout import LOCKS_DIR, MARKER_NAME, NO_LINKS, lock_name
-from strategystore.errors import CorruptDocumentError, LockTimeoutError
+from strategystore.errors import ConfigurationError, CorruptDocumentError, LockTimeoutError
+
+try:
+    import fcntl
+except ImportError:  # Windows: FileStore refuses to open there, so no lock is ever taken
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -31,6 +43,7 @@ __all__ = [
     "BriefLock",
     "BriefLocks",
     "acquire",
+    "check_platform",
     "check_timeout",
     "close_lock",
     "is_lock_at",
@@ -44,6 +57,24 @@ __all__ = [
 
 #: Seconds a writer waits for a brief's lock unless told otherwise.
 DEFAULT_LOCK_TIMEOUT = 10.0
+_LOCK_EX = fcntl.LOCK_EX if fcntl is not None else 0
+
+
+def check_platform() -> None:
+    """Refuse, saying why, a platform where a data directory cannot be kept safely.
+
+    Raises:
+        ConfigurationError: no ``flock`` (Windows), or no ``O_NOFOLLOW`` and
+            the other POSIX open flags the write path relies on.
+    """
+    if fcntl is not None and not MISSING_OPEN_FLAGS:
+        return
+    platform = "Windows" if sys.platform == "win32" else f"this Python ({sys.platform})"
+    raise ConfigurationError(
+        f"FileStore needs Linux or macOS: it takes brief locks with flock, which {platform} "
+        "lacks, and relies on POSIX rename and link semantics and on fsync of directories; "
+        "use MemoryStore (open_store('memory')) here"
+    )
 
 
 def check_timeout(value: object) -> float:
@@ -150,7 +181,7 @@ def close_lock(fd: int) -> None:
             os.close(fd)
 
 
-def acquire(fd: int, timeout: float, key: str, mode: int = fcntl.LOCK_EX) -> bool:
+def acquire(fd: int, timeout: float, key: str, mode: int = _LOCK_EX) -> bool:
     """Take a flock (exclusive unless ``mode`` says ``LOCK_SH``) on ``fd`` within ``timeout`` s.
 
     Returns ``True`` with the lock held, or ``False`` on timeout. On
@@ -256,6 +287,9 @@ class BriefLocks:
         data_dir: the data directory (absolute).
         timeout: seconds to wait for a lock before ``LockTimeoutError``.
 
+    Raises:
+        ConfigurationError: the platform has no ``flock`` (see ``check_platform``).
+
     A lock is re-entrant within a thread: ``hold`` of a brief this thread
     holds already (under any case of its id) holds at once, so a store's
     methods may call each other under the lock. It does not pass to a forked
@@ -266,6 +300,9 @@ class BriefLocks:
     on_step: Callable[[str, Path], None] | None = None
 
     def __init__(self, data_dir: Path, timeout: float) -> None:
+        # Every user of a data directory (the store, check, resolve, migrate)
+        # takes these locks, so refusing here covers them all.
+        check_platform()
         self.data_dir = data_dir
         self.timeout = timeout
         self._root = str(data_dir)

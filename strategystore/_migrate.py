@@ -48,7 +48,7 @@ from strategystore._layout import (
     marker_format,
     misplacement,
 )
-from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLocks
+from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLocks, check_platform
 from strategystore.errors import StoreFormatError
 from strategystore.models import Status
 
@@ -96,6 +96,7 @@ def migrate(
     Raises:
         StoreFormatError: ``root`` is not a data directory, or of a newer format.
     """
+    check_platform()
     before = _format_of(root)
     io = Writer(root, durable=True)
     # A first pass reads everything and writes nothing: a directory with a

@@ -50,7 +50,7 @@ from strategystore._layout import (
     misplacement,
     temporary_owner,
 )
-from strategystore._locks import BriefLocks
+from strategystore._locks import BriefLocks, check_platform
 from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
 from strategystore.models import MAX_VERSION, brief_id_problem
 
@@ -124,6 +124,7 @@ class DataDirCheck:
                 such commit); raised before any finding.
             GitError: git failed while reading the revision's documents.
         """
+        check_platform()
         if not self.root.is_dir():
             reason = "is not a directory" if self.root.exists() else "does not exist"
             where = self.root.absolute()

@@ -12,7 +12,8 @@
     ├── CorruptDocumentError       .path .reason
     ├── LockTimeoutError           (also TimeoutError) .lock_path
     ├── StoreFormatError           not a data directory, or a newer format
-    └── ConfigurationError         bad mode or setting for open_store
+    └── ConfigurationError         bad mode or setting for open_store, or FileStore
+                                   on a platform without flock (Windows)
 
 Every message names the thing that is wrong and, for files, the path, so a
 person can fix the problem from the message alone.
@@ -188,4 +189,4 @@ class StoreFormatError(StrategyStoreError):
 
 
 class ConfigurationError(StrategyStoreError):
-    """``open_store`` was given a mode or setting it does not know."""
+    """A mode or setting ``open_store`` does not know, or a ``FileStore`` that cannot run here."""

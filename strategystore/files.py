@@ -10,6 +10,10 @@ Every write takes the brief's lock (``flock`` on its lock file, so it
 excludes other threads and other processes alike), checks, then publishes
 the document atomically. Reads take no lock: a document is only ever
 replaced whole, so a reader sees the old bytes or the new ones.
+
+That needs ``flock`` and POSIX file semantics, so a FileStore opens on Linux
+and macOS only: elsewhere (Windows) the package imports, and ``FileStore()``
+raises ``ConfigurationError`` saying why.
 """
 
 from __future__ import annotations
@@ -44,7 +48,13 @@ from strategystore._layout import (
     marker_format,
     misplacement,
 )
-from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLock, BriefLocks, check_timeout
+from strategystore._locks import (
+    DEFAULT_LOCK_TIMEOUT,
+    BriefLock,
+    BriefLocks,
+    check_platform,
+    check_timeout,
+)
 from strategystore._primitives import BulkWriter
 from strategystore.errors import CorruptDocumentError, StoreFormatError, StrategyStoreError
 from strategystore.models import StrategyDocument
@@ -68,6 +78,8 @@ class FileStore(BaseStore):
             ``LockTimeoutError``.
 
     Raises:
+        ConfigurationError: the platform is not Linux or macOS (Windows has
+            no ``flock``); ``MemoryStore`` works everywhere.
         StoreFormatError: ``data_dir`` is not a data directory (other content
             and no marker file), or was written by a newer format.
 
@@ -83,6 +95,7 @@ class FileStore(BaseStore):
         durable: bool = True,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
+        check_platform()
         super().__init__()
         self.data_dir = Path(os.path.abspath(data_dir))
         self.durable = durable

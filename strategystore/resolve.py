@@ -30,7 +30,7 @@ from strategystore._layout import (
     document_version,
     is_brief_name,
 )
-from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLocks
+from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLocks, check_platform
 from strategystore._merge import DraftMerge, Sides, merge_drafts
 from strategystore._rules import Conflict, Resolution, content_key, plan, resolve_conflict
 from strategystore.errors import StoreFormatError, StrategyStoreError
@@ -111,6 +111,7 @@ def resolve_work_tree(
             rebase or cherry-pick is in progress there.
         GitError: a git command failed.
     """
+    check_platform()
     root = data_dir.absolute()
     if not (root / MARKER_NAME).is_file():
         raise StoreFormatError(
