@@ -13,28 +13,64 @@ Usage::
 from ``$STRATEGYSTORE_MODE`` and ``$STRATEGYSTORE_DIR``.
 """
 
-from strategystore._backends import open_store
-from strategystore.diff import DocumentDiff, diff
-from strategystore.errors import (
-    ConcurrentUpdateError,
-    ConfigurationError,
-    CorruptDocumentError,
-    DuplicateVersionError,
-    ImmutableVersionError,
-    InvalidBriefIdError,
-    LockTimeoutError,
-    StatusChangeError,
-    StoreFormatError,
-    StrategyStoreError,
-    VersionNotFoundError,
-)
-from strategystore.files import FileStore
-from strategystore.memory import MemoryStore
-from strategystore.models import Section, Status, StrategyDocument
-from strategystore.store import ImportSummary, Store
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strategystore._backends import open_store
+    from strategystore.diff import DocumentDiff, diff
+    from strategystore.errors import (
+        ConcurrentUpdateError,
+        ConfigurationError,
+        CorruptDocumentError,
+        DuplicateVersionError,
+        ImmutableVersionError,
+        InvalidBriefIdError,
+        LockTimeoutError,
+        StatusChangeError,
+        StoreFormatError,
+        StrategyStoreError,
+        VersionNotFoundError,
+    )
+    from strategystore.files import FileStore
+    from strategystore.memory import MemoryStore
+    from strategystore.models import Section, Status, StrategyDocument
+    from strategystore.store import ImportSummary, Store
+
+#: Where each public name lives: a name is imported on first use, so that
+#: importing a submodule (the pytest plugin, say) loads nothing it does not need.
+_HOMES = {
+    "ConcurrentUpdateError": "strategystore.errors",
+    "ConfigurationError": "strategystore.errors",
+    "CorruptDocumentError": "strategystore.errors",
+    "DocumentDiff": "strategystore.diff",
+    "DuplicateVersionError": "strategystore.errors",
+    "FileStore": "strategystore.files",
+    "ImmutableVersionError": "strategystore.errors",
+    "ImportSummary": "strategystore.store",
+    "InvalidBriefIdError": "strategystore.errors",
+    "LockTimeoutError": "strategystore.errors",
+    "MemoryStore": "strategystore.memory",
+    "Section": "strategystore.models",
+    "Status": "strategystore.models",
+    "StatusChangeError": "strategystore.errors",
+    "Store": "strategystore.store",
+    "StoreFormatError": "strategystore.errors",
+    "StrategyDocument": "strategystore.models",
+    "StrategyStoreError": "strategystore.errors",
+    "VersionNotFoundError": "strategystore.errors",
+    "diff": "strategystore.diff",
+    "open_store": "strategystore._backends",
+}
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is not None:
+        import importlib  # noqa: PLC0415
+
+        value = getattr(importlib.import_module(home), name)
+        globals()[name] = value
+        return value
     # importlib.metadata costs more to import than the rest of the package,
     # so the installed version is looked up only when someone asks for it.
     if name == "__version__":
@@ -71,3 +107,7 @@ __all__ = [
     "diff",
     "open_store",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
