@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from strategystore._backends import open_store
-    from strategystore.diff import DocumentDiff, diff
+    from strategystore._diff import DocumentDiff, diff
     from strategystore.errors import (
         ConcurrentUpdateError,
         ConfigurationError,
@@ -42,7 +42,7 @@ _HOMES = {
     "ConcurrentUpdateError": "strategystore.errors",
     "ConfigurationError": "strategystore.errors",
     "CorruptDocumentError": "strategystore.errors",
-    "DocumentDiff": "strategystore.diff",
+    "DocumentDiff": "strategystore._diff",
     "DuplicateVersionError": "strategystore.errors",
     "FileStore": "strategystore.files",
     "ImmutableVersionError": "strategystore.errors",
@@ -58,7 +58,7 @@ _HOMES = {
     "StrategyDocument": "strategystore.models",
     "StrategyStoreError": "strategystore.errors",
     "VersionNotFoundError": "strategystore.errors",
-    "diff": "strategystore.diff",
+    "diff": "strategystore._diff",
     "open_store": "strategystore._backends",
 }
 

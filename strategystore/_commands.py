@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from strategystore import _render
 from strategystore._arguments import check_brief_id
 from strategystore._console import PROG, data_dir, describe, error, open_store, print_json
+from strategystore._diff import diff
 from strategystore._layout import MARKER_NAME, describe_invalid, repeated_key
-from strategystore.diff import diff
 from strategystore.errors import (
     CorruptDocumentError,
     StatusChangeError,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strategystore import _syncfs
-from strategystore._layout import NO_LINKS, is_temporary, missing_lines, temporary_name
+from strategystore._layout import NO_LINKS, is_temporary, temporary_name
 from strategystore.errors import CorruptDocumentError
 
 __all__ = [
@@ -206,28 +205,6 @@ class Writer:
         finally:
             os.close(root_fd)
         return written
-
-    def add_missing_lines(self, name: str, wanted: bytes) -> bool:
-        """Write the root file ``name``, or add the lines it lacks; whether anything was written.
-
-        A link or a file that is not regular is the user's to fix, left alone.
-        """
-        try:
-            fd = os.open(f"{self._root}/{name}", READ_FLAGS)
-        except FileNotFoundError:  # (False when another process wrote it a moment ago)
-            return self.write_root_file(name, wanted, exclusive=True)
-        except OSError:
-            return False
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return False
-            present = read_all(fd, 0)
-        finally:
-            os.close(fd)
-        joined = missing_lines(present, wanted)
-        if joined is None:
-            return False
-        return self.write_root_file(name, joined, exclusive=False)
 
     # -- documents ---------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from strategystore._layout import (
 )
 from strategystore._locks import DEFAULT_LOCK_TIMEOUT, BriefLocks, check_platform
 from strategystore.errors import StoreFormatError
+from strategystore.files import add_missing_lines
 from strategystore.models import Status
 
 __all__ = ["Migration", "cmd_migrate", "migrate"]
@@ -122,8 +123,8 @@ def migrate(
     io.flush(written)
     if migration.damaged or before == FORMAT:
         return migration
-    io.add_missing_lines(".gitignore", GITIGNORE)
-    io.add_missing_lines(".gitattributes", GITATTRIBUTES)
+    add_missing_lines(io, ".gitignore", GITIGNORE)
+    add_missing_lines(io, ".gitattributes", GITATTRIBUTES)
     io.write_root_file(MARKER_NAME, marker_bytes(), exclusive=False)
     return migration
 

@@ -47,6 +47,7 @@ from strategystore._layout import (
     marker_bytes,
     marker_format,
     misplacement,
+    missing_lines,
 )
 from strategystore._locks import (
     DEFAULT_LOCK_TIMEOUT,
@@ -60,7 +61,7 @@ from strategystore.errors import CorruptDocumentError, StoreFormatError, Strateg
 from strategystore.models import StrategyDocument
 from strategystore.store import BaseStore
 
-__all__ = ["FileStore"]
+__all__ = ["FileStore", "add_missing_lines"]
 
 
 class FileStore(BaseStore):
@@ -216,7 +217,7 @@ class FileStore(BaseStore):
         return [
             name
             for name, wanted in ((".gitignore", GITIGNORE), (".gitattributes", GITATTRIBUTES))
-            if self.io.add_missing_lines(name, wanted)
+            if add_missing_lines(self.io, name, wanted)
         ]
 
     # -- primitives: reading -------------------------------------------------
@@ -526,3 +527,26 @@ def _is_real_dir(path: str) -> bool:
         return stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False  # removed a moment ago (its last version deleted): read afresh
+
+
+def add_missing_lines(io: Writer, name: str, wanted: bytes) -> bool:
+    """Write the root file ``name``, or add the lines it lacks; whether anything was written.
+
+    A link or a file that is not regular is the user's to fix, left alone.
+    """
+    try:
+        fd = os.open(f"{io.data_dir!s}/{name}", READ_FLAGS)
+    except FileNotFoundError:  # (False when another process wrote it a moment ago)
+        return io.write_root_file(name, wanted, exclusive=True)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        present = read_all(fd, 0)
+    finally:
+        os.close(fd)
+    joined = missing_lines(present, wanted)
+    if joined is None:
+        return False
+    return io.write_root_file(name, joined, exclusive=False)

@@ -153,7 +153,7 @@ class BaseStore(Primitives):
             current = self._read(doc.brief_id, doc.version)
             if current is not None:
                 raise DuplicateVersionError(current)
-            self._refuse_case_variant(doc.brief_id)
+            _refuse_case_variant(doc.brief_id, self._case_variant(doc.brief_id))
             if not self._write(doc, data, exclusive=True):
                 raise DuplicateVersionError(self._read(doc.brief_id, doc.version) or doc)
 
@@ -200,7 +200,7 @@ class BaseStore(Primitives):
         with self._hold(brief_id):
             versions = self._versions(brief_id)
             if not versions:
-                self._refuse_case_variant(brief_id)
+                _refuse_case_variant(brief_id, self._case_variant(brief_id))
             version = check_version(max(versions, default=0) + 1)
             doc = draft if version == 1 else renumbered(draft, version)
             if not self._write(doc, doc.to_json_bytes(), exclusive=True):
@@ -431,7 +431,7 @@ class BaseStore(Primitives):
         """
         loaded = self._load(doc.brief_id, doc.version)
         if loaded is None:
-            self._refuse_case_variant(doc.brief_id)
+            _refuse_case_variant(doc.brief_id, self._case_variant(doc.brief_id))
         else:
             current, stored = loaded
             if same(current, stored, data):
@@ -456,15 +456,6 @@ class BaseStore(Primitives):
             lock=lambda: self._locked(brief_id, timeout=READER_LOCK_WAIT),
             pick=pick,
         )
-
-    def _refuse_case_variant(self, brief_id: str) -> None:
-        other = self._case_variant(brief_id)
-        if other is not None:
-            raise InvalidBriefIdError(
-                brief_id,
-                f"brief {other!r} already exists and differs only by letter case; "
-                "the two would collide on a case-insensitive file system",
-            )
 
     def _transition(
         self,
@@ -537,6 +528,16 @@ def _upward_until_damaged(
         if doc is not None:
             docs.append(doc)
     return docs, None
+
+
+def _refuse_case_variant(brief_id: str, other: str | None) -> None:
+    """A brief ``other`` that differs from ``brief_id`` only by case refuses the write."""
+    if other is not None:
+        raise InvalidBriefIdError(
+            brief_id,
+            f"brief {other!r} already exists and differs only by letter case; "
+            "the two would collide on a case-insensitive file system",
+        )
 
 
 def _status(value: Status | str) -> Status:

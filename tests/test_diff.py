@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import strategystore
 from strategystore import FileStore, Section, Status, StrategyDocument
+from strategystore._diff import DocumentDiff, Revision, SectionChange, diff
 from strategystore.cli import main
-from strategystore.diff import DocumentDiff, Revision, SectionChange, diff
 from tests.conftest import T0, make_doc
 
 _FIELDS = ("brief_id", "version", "status", "status_reason", "created_at", "updated_at")
@@ -356,3 +357,9 @@ def test_versions_differing_only_in_number_and_time_differ_but_nothing_changed()
     assert changes and not changes.changed
     assert diff(old, old.model_copy(update={"metadata": {"n": 2}})).changed
     assert diff(old, old.model_copy(update={"status": Status.APPROVED})).changed
+
+
+def test_the_public_diff_is_the_function_whatever_was_imported_before() -> None:
+    # This module imported strategystore._diff first, as the command line does.
+    assert strategystore.diff is diff and strategystore.DocumentDiff is DocumentDiff
+    assert strategystore.diff(make_doc(), make_doc()).changed is False
