@@ -29,15 +29,12 @@ def git_files(root: Path) -> Iterator[Finding]:
 
 def _attributes_in_force(root: Path) -> Iterator[Finding]:
     """What git itself applies to a document: another line may override the store's."""
-    absolute = root.absolute()
-    if not _git.in_repository(absolute):
-        return
     try:
-        top = _git.work_tree(absolute)
-        if top is None:
+        found = _repository_of(root)
+        if found is None:
             return
-        under = _git.relative_to_top(top, absolute)
-        sample = ("" if under == "." else under + "/") + "a/1.json"
+        top, under = found
+        sample = (under + "/" if under else "") + "a/1.json"
         out = _git.run(top, "check-attr", "-z", "merge", "text", "eol", "--", sample)
     except (_git.GitError, ValueError):
         return
@@ -96,19 +93,16 @@ def unmerged(root: Path, wanted: dict[str, set[str] | None] | None) -> Iterator[
     file holds one side, without conflict markers: only the index says
     it is unresolved.
     """
-    absolute = root.absolute()
-    if not _git.in_repository(absolute):
-        return
     try:
-        top = _git.work_tree(absolute)
-        if top is None:
+        found = _repository_of(root)
+        if found is None:
             return
+        top, under = found
         operation = _git.operation_in_progress(top)
-        under = _git.relative_to_top(top, absolute)
-        entries = _git.unmerged_entries(top, "" if under == "." else under)
+        entries = _git.unmerged_entries(top, under)
     except (_git.GitError, ValueError):
         return
-    prefix = "" if under == "." else under + "/"
+    prefix = under + "/" if under else ""
     for name in sorted(entries):
         brief_id, _, file_name = name.removeprefix(prefix).partition("/")
         if not name.startswith(prefix) or document_version(file_name) is None:
@@ -158,3 +152,22 @@ def version_exists(root: Path, key: Key) -> bool:
     except OSError:
         return True  # unreadable is not gone
     return True
+
+
+def _repository_of(root: Path) -> tuple[Path, str] | None:
+    """The work tree holding ``root`` and ``root``'s path in it (``""`` at its top), if any.
+
+    It starts no git process where there is no ``.git`` above ``root``.
+
+    Raises:
+        GitError: git failed.
+        ValueError: ``root`` is not below the work tree's top.
+    """
+    absolute = root.absolute()
+    if not _git.in_repository(absolute):
+        return None
+    top = _git.work_tree(absolute)
+    if top is None:
+        return None
+    under = _git.relative_to_top(top, absolute)
+    return top, "" if under == "." else under

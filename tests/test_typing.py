@@ -42,13 +42,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return environment
 
 
-def test_mypy_strict_on_user_code_finds_the_package_and_its_types(
-    installed: Path, tmp_path: Path
-) -> None:
-    user = tmp_path / "project"
-    user.mkdir()
-    shutil.copy(USER_CODE, user / "app.py")
-    done = subprocess.run(
+def mypy_strict(installed: Path, where: Path) -> subprocess.CompletedProcess[str]:
+    """mypy in strict mode, as a user runs it, on ``where/app.py`` against ``installed``."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -59,12 +55,19 @@ def test_mypy_strict_on_user_code_finds_the_package_and_its_types(
             str(_python(installed)),
             "app.py",
         ],
-        cwd=user,
+        cwd=where,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def test_mypy_strict_on_user_code_finds_the_package_and_its_types(
+    installed: Path, tmp_path: Path
+) -> None:
+    shutil.copy(USER_CODE, tmp_path / "app.py")
+    done = mypy_strict(installed, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Success: no issues found in 1 source file" in done.stdout
 
@@ -74,22 +77,6 @@ def test_a_wrong_type_in_user_code_is_reported(installed: Path, tmp_path: Path) 
         "from strategystore import MemoryStore\n"
         "version: str = MemoryStore().create_next('acme').version\n"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mypy",
-            "--strict",
-            "--no-incremental",
-            "--python-executable",
-            str(_python(installed)),
-            "app.py",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = mypy_strict(installed, tmp_path)
     assert done.returncode == 1
     assert 'Incompatible types in assignment (expression has type "int"' in done.stdout
