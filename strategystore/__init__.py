@@ -9,8 +9,9 @@ Usage::
     store.approve("acme-q3-launch", draft.version)
     store.get_latest("acme-q3-launch", status=Status.APPROVED)
 
-``MemoryStore`` behaves identically without a disk; ``open_store`` picks one
-from ``$STRATEGYSTORE_MODE`` and ``$STRATEGYSTORE_DIR``.
+``MemoryStore`` behaves identically without a disk, and ``PostgresStore`` in
+one table of a PostgreSQL server; ``open_store`` picks one from
+``$STRATEGYSTORE_MODE``, ``$STRATEGYSTORE_DIR`` and ``$STRATEGYSTORE_DSN``.
 """
 
 from typing import TYPE_CHECKING
@@ -28,12 +29,14 @@ if TYPE_CHECKING:
         LockTimeoutError,
         StatusChangeError,
         StoreFormatError,
+        StoreUnavailableError,
         StrategyStoreError,
         VersionNotFoundError,
     )
     from strategystore.files import FileStore
     from strategystore.memory import MemoryStore
     from strategystore.models import Section, Status, StrategyDocument
+    from strategystore.postgres import PostgresStore
     from strategystore.store import ImportSummary, Store
 
 #: Where each public name lives: a name is imported on first use, so that
@@ -50,11 +53,13 @@ _HOMES = {
     "InvalidBriefIdError": "strategystore.errors",
     "LockTimeoutError": "strategystore.errors",
     "MemoryStore": "strategystore.memory",
+    "PostgresStore": "strategystore.postgres",
     "Section": "strategystore.models",
     "Status": "strategystore.models",
     "StatusChangeError": "strategystore.errors",
     "Store": "strategystore.store",
     "StoreFormatError": "strategystore.errors",
+    "StoreUnavailableError": "strategystore.errors",
     "StrategyDocument": "strategystore.models",
     "StrategyStoreError": "strategystore.errors",
     "VersionNotFoundError": "strategystore.errors",
@@ -95,11 +100,13 @@ __all__ = [
     "InvalidBriefIdError",
     "LockTimeoutError",
     "MemoryStore",
+    "PostgresStore",
     "Section",
     "Status",
     "StatusChangeError",
     "Store",
     "StoreFormatError",
+    "StoreUnavailableError",
     "StrategyDocument",
     "StrategyStoreError",
     "VersionNotFoundError",

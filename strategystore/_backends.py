@@ -10,15 +10,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from strategystore._locks import check_timeout
 from strategystore.errors import ConfigurationError
 from strategystore.files import FileStore
 from strategystore.memory import MemoryStore
-from strategystore.store import BaseStore
+from strategystore.store import BaseStore, Store
 
-__all__ = ["DATA_DIR_VARIABLE", "DEFAULT_DATA_DIR", "MODE_VARIABLE", "data_dir", "open_store"]
+if TYPE_CHECKING:
+    from strategystore.postgres import PostgresStore
+
+__all__ = [
+    "DATA_DIR_VARIABLE",
+    "DEFAULT_DATA_DIR",
+    "DSN_VARIABLE",
+    "MODE_VARIABLE",
+    "data_dir",
+    "open_store",
+]
 
 #: Where ``open_store`` and the command line keep data when told nothing else.
 DEFAULT_DATA_DIR = "strategy-data"
@@ -26,6 +36,8 @@ DEFAULT_DATA_DIR = "strategy-data"
 DATA_DIR_VARIABLE = "STRATEGYSTORE_DIR"
 #: The environment variable naming the mode.
 MODE_VARIABLE = "STRATEGYSTORE_MODE"
+#: The environment variable naming the PostgreSQL server (a DSN) for ``mode="postgres"``.
+DSN_VARIABLE = "STRATEGYSTORE_DSN"
 
 
 def data_dir(given: str | os.PathLike[str] | None = None) -> Path:
@@ -60,10 +72,35 @@ def _open_file(directory: str | os.PathLike[str] | None, options: dict[str, Any]
     return FileStore(data_dir(directory), **options)
 
 
+_POSTGRES_OPTIONS = ("dsn", "table", "create", "lock_timeout", "pool_size", "connect_timeout")
+
+
+def _open_postgres(directory: str | os.PathLike[str] | None, options: dict[str, Any]) -> BaseStore:
+    unknown = sorted(set(options) - set(_POSTGRES_OPTIONS))
+    if unknown:
+        raise ConfigurationError(
+            f"PostgresStore does not take {', '.join(unknown)}; "
+            f"it takes {', '.join(_POSTGRES_OPTIONS)}"
+        )
+    if directory is not None:
+        raise ConfigurationError("PostgresStore takes no data directory; give dsn= instead")
+    dsn = options.pop("dsn", None) or os.environ.get(DSN_VARIABLE)
+    if not dsn:
+        raise ConfigurationError(
+            f"mode 'postgres' needs a server: pass dsn='postgresql://…' or set ${DSN_VARIABLE}"
+        )
+    try:
+        from strategystore.postgres import PostgresStore  # noqa: PLC0415
+    except ImportError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return PostgresStore(dsn, **options)
+
+
 #: Each mode, and how to open its store from a data directory and options.
 _BACKENDS: dict[str, Callable[[str | os.PathLike[str] | None, dict[str, Any]], BaseStore]] = {
     "file": _open_file,
     "memory": _open_memory,
+    "postgres": _open_postgres,
 }
 
 
@@ -79,27 +116,37 @@ def open_store(mode: Literal["memory"], data_dir: None = None) -> MemoryStore: .
 
 @overload
 def open_store(
+    mode: Literal["postgres"], data_dir: None = None, **options: Any
+) -> PostgresStore: ...
+
+
+@overload
+def open_store(
     mode: str | None = None, data_dir: str | os.PathLike[str] | None = None, **options: Any
-) -> BaseStore: ...
+) -> Store: ...
 
 
 def open_store(
     mode: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     **options: Any,
-) -> BaseStore:
+) -> Store:
     """Open the store a program is configured for.
 
     Args:
-        mode: ``"file"`` or ``"memory"``; defaults to ``$STRATEGYSTORE_MODE``,
-            then ``"file"``.
+        mode: ``"file"``, ``"memory"`` or ``"postgres"``; defaults to
+            ``$STRATEGYSTORE_MODE``, then ``"file"``.
         data_dir: the file store's directory; defaults to ``$STRATEGYSTORE_DIR``,
             then ``./strategy-data``. Ignored by the memory store.
         **options: passed to ``FileStore`` (``create``, ``durable``,
-            ``lock_timeout``); the memory store takes none.
+            ``lock_timeout``) or ``PostgresStore`` (``dsn``, which defaults to
+            ``$STRATEGYSTORE_DSN``, ``table``, ``create``, ``lock_timeout``,
+            ``pool_size``, ``connect_timeout``); the memory store takes none.
 
     Raises:
-        ConfigurationError: an unknown mode, or options the store does not take.
+        ConfigurationError: an unknown mode, options the store does not take,
+            or ``"postgres"`` without a DSN or without psycopg installed.
+        StoreUnavailableError: ``"postgres"`` and the server cannot be reached.
     """
     chosen = mode if mode is not None else os.environ.get(MODE_VARIABLE) or "file"
     backend = _BACKENDS.get(chosen)

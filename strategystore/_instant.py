@@ -18,10 +18,11 @@ from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from typing import TypeVar
 
+from strategystore._primitives import Loader
 from strategystore.errors import StrategyStoreError
 from strategystore.models import StrategyDocument
 
-__all__ = ["LOCK_FREE_TRIES", "READER_LOCK_WAIT", "Loader", "at_one_instant"]
+__all__ = ["LOCK_FREE_TRIES", "READER_LOCK_WAIT", "at_one_instant"]
 
 #: Tries a listing read makes without the brief's lock before it tries the lock.
 LOCK_FREE_TRIES = 8
@@ -29,8 +30,6 @@ LOCK_FREE_TRIES = 8
 READER_LOCK_WAIT = 0.05
 
 _T = TypeVar("_T")
-#: Reads one version of the brief; ``None`` when it is absent.
-Loader = Callable[[int], StrategyDocument | None]
 
 
 def at_one_instant(

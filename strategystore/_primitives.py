@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import abc
 import itertools
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 
 from strategystore.models import StrategyDocument
 
-__all__ = ["IMPORT_BATCH", "BulkWriter", "Primitives", "batches"]
+#: Reads one version of a brief; ``None`` when it is absent.
+Loader = Callable[[int], StrategyDocument | None]
+
+__all__ = ["IMPORT_BATCH", "BulkWriter", "Loader", "Primitives", "batches"]
 
 #: How many documents an import hands its bulk writer at a time.
 IMPORT_BATCH = 256
@@ -90,6 +93,17 @@ class Primitives(abc.ABC):
     @abc.abstractmethod
     def _case_variant(self, brief_id: str) -> str | None:
         """Another stored brief whose id differs from ``brief_id`` only by case."""
+
+    def _snapshot(self, brief_id: str) -> tuple[list[int], Loader] | None:
+        """The brief's versions and a loader over them, read in one atomic step, if the store can.
+
+        A store whose storage answers a query at one instant (a database
+        statement) returns the versions, newest first, and a loader that
+        reads the documents from that same instant. ``None``, the default,
+        lets ``BaseStore`` assemble such a view from ``_versions``, ``_load``
+        and ``_stamp``.
+        """
+        return None
 
     def _bulk_writer(self) -> BulkWriter:
         """How ``import_documents`` writes; the default writes each document on its own."""

@@ -11,7 +11,9 @@
     ├── ConcurrentUpdateError      .brief_id .version .current
     ├── CorruptDocumentError       .path .reason
     ├── LockTimeoutError           (also TimeoutError) .lock_path
-    ├── StoreFormatError           not a data directory, or a newer format
+    ├── StoreFormatError           not a data directory (or table), or a newer format
+    ├── StoreUnavailableError      (also ConnectionError) .host .database: a server
+    │                              that cannot be reached or dropped the connection
     └── ConfigurationError         bad mode or setting for open_store, or FileStore
                                    on a platform without flock (Windows)
 
@@ -37,6 +39,7 @@ __all__ = [
     "LockTimeoutError",
     "StatusChangeError",
     "StoreFormatError",
+    "StoreUnavailableError",
     "StrategyStoreError",
     "VersionNotFoundError",
 ]
@@ -186,6 +189,27 @@ class LockTimeoutError(StrategyStoreError, TimeoutError):
 
 class StoreFormatError(StrategyStoreError):
     """The directory is not a strategystore data directory, or is of a newer format."""
+
+
+class StoreUnavailableError(StrategyStoreError, ConnectionError):
+    """The database server cannot be reached, or dropped the connection during a call.
+
+    A write that raises this either committed whole or left nothing behind;
+    read the version to learn which. The message names the host and the
+    database, never a password.
+    """
+
+    def __init__(self, host: str, database: str, reason: str) -> None:
+        self.host = host
+        self.database = database
+        self.reason = reason
+        super().__init__(
+            f"PostgreSQL database {database!r} on {host} is unavailable: {reason}; "
+            "check that the server is running and reachable, then retry"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ConfigurationError(StrategyStoreError):

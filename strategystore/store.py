@@ -22,8 +22,8 @@ from strategystore._arguments import (
     valid_bytes,
 )
 from strategystore._importing import run_import
-from strategystore._instant import READER_LOCK_WAIT, Loader, at_one_instant
-from strategystore._primitives import Primitives
+from strategystore._instant import READER_LOCK_WAIT, at_one_instant
+from strategystore._primitives import Loader, Primitives
 from strategystore._protocol import ImportOutcome, ImportSummary, OnResult, Store
 from strategystore.errors import (
     ConcurrentUpdateError,
@@ -449,6 +449,9 @@ class BaseStore(Primitives):
     def _at_one_instant(self, brief_id: str, pick: Callable[[list[int], Loader], _T]) -> _T:
         """``pick(versions, load)`` over the brief as it stood at one instant (see ``_instant``)."""
         self._check_open()
+        snapshot = self._snapshot(brief_id)
+        if snapshot is not None:
+            return pick(*snapshot)
         return at_one_instant(
             versions=lambda: sorted(self._versions(brief_id), reverse=True),
             read=lambda version: self._read(brief_id, version),

@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import pytest
 from strategystore import FileStore, MemoryStore, Section, StrategyDocument
 from strategystore.cli import main
 from strategystore.store import BaseStore
+from tests import pgserver
 
 T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 
@@ -33,13 +35,57 @@ def make_doc(brief_id: str = "acme-q3", version: int = 1, **fields: object) -> S
     return StrategyDocument.model_validate(values)
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A PostgreSQL server's DSN: ``$STRATEGYSTORE_TEST_DSN``, or a server started for the session.
+
+    Without one, the test fails in CI (``CI=true``) and is skipped elsewhere.
+    """
+    given = os.environ.get(pgserver.DSN_VARIABLE)
+    if given:
+        yield given
+        return
+    try:
+        server = pgserver.start()
+    except (FileNotFoundError, RuntimeError, KeyError) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no PostgreSQL server for the tests: {exc}")
+        pytest.skip(f"no PostgreSQL server for the tests: {exc}")
+    try:
+        yield server.dsn
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_table(pg_dsn: str) -> Iterator[str]:
+    """A table name of the test's own, dropped afterwards."""
+    import psycopg  # noqa: PLC0415
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.fixture
+def pg_store(pg_dsn: str, pg_table: str) -> Iterator[BaseStore]:
+    """A ``PostgresStore`` over a table of the test's own."""
+    from strategystore.postgres import PostgresStore  # noqa: PLC0415
+
+    with PostgresStore(pg_dsn, table=pg_table, lock_timeout=5.0) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["memory", "file", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseStore]:
-    """Each behaviour test runs once against MemoryStore and once against FileStore."""
+    """Each behaviour test runs against MemoryStore, FileStore and PostgresStore."""
     if request.param == "memory":
         yield MemoryStore()
-    else:
+    elif request.param == "file":
         yield FileStore(tmp_path / "data", lock_timeout=5.0)
+    else:
+        yield request.getfixturevalue("pg_store")
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from strategystore import (
     FileStore,
     ImportSummary,
     MemoryStore,
+    PostgresStore,
     Status,
     Store,
     StrategyDocument,
@@ -32,6 +33,11 @@ def typical_use(where: Path) -> None:
     assert_type(memory.get_latest("acme", status=Status.APPROVED), StrategyDocument | None)
     summary = files.import_documents(memory.iter_documents())
     assert_type(summary, ImportSummary)
+    database = open_store("postgres", dsn="postgresql://db.example/strategies")
+    assert_type(database, PostgresStore)
+    configured = open_store()
+    assert_type(configured, Store)
+    assert_type(configured.import_documents(database.iter_documents()), ImportSummary)
 
 
 def works_with_any_store(store: Store) -> list[int]:
@@ -44,3 +50,5 @@ def both_stores_are_stores() -> None:
     works_with_any_store(MemoryStore())
     with FileStore("strategy-data") as store:
         works_with_any_store(store)
+    with PostgresStore("postgresql://db.example/strategies", table="strategies") as database:
+        works_with_any_store(database)
