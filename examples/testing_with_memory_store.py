@@ -2,9 +2,11 @@
 
 The application function takes any ``Store``. Its tests use
 ``open_store("memory")``: no disk, no clean-up, and the same behaviour and
-errors as the file store. The real run uses ``open_store()``, which picks the
-file store in ``./strategy-data`` unless ``$STRATEGYSTORE_MODE`` or
-``$STRATEGYSTORE_DIR`` say otherwise.
+errors as the file store. An application would open its real store with
+``open_store()``, the file store in ``./strategy-data`` unless
+``$STRATEGYSTORE_MODE`` or ``$STRATEGYSTORE_DIR`` say otherwise; the real run
+here uses a file store in a temporary directory instead, removed at the end,
+so running the example leaves no data behind.
 
 Run it directly (``python examples/testing_with_memory_store.py``) to run the
 tests and then the real thing, or point pytest at it to run only the tests.
@@ -12,7 +14,9 @@ tests and then the real thing, or point pytest at it to run only the tests.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 from strategystore import Section, Status, Store, StrategyDocument, open_store
 
@@ -69,11 +73,15 @@ def main() -> None:
         test()
         print(f"passed (MemoryStore): {test.__name__}")
 
-    store = open_store()
-    doc = publish_strategy(store, "bakery-launch", [AUDIENCE, MESSAGE])
-    print(f"\nfor real ({store!r}):")
-    print(f"  stored version {doc.version} of {doc.brief_id}: {doc.status.value}")
-    print("  list it with: strategystore versions bakery-launch")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        open_store("file", Path(tmp) / "strategy-data") as store,
+    ):
+        doc = publish_strategy(store, "bakery-launch", [AUDIENCE, MESSAGE])
+        print(f"\nfor real ({store!r}):")
+        print(f"  stored version {doc.version} of {doc.brief_id}: {doc.status.value}")
+        print(f"  on disk: {sorted(p.name for p in (Path(tmp) / 'strategy-data').iterdir())}")
+    print("  (the temporary data directory is removed again)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ __all__ = [
     "DSN_VARIABLE",
     "MODE_VARIABLE",
     "data_dir",
+    "is_postgres_url",
     "open_store",
 ]
 
@@ -38,6 +39,11 @@ DATA_DIR_VARIABLE = "STRATEGYSTORE_DIR"
 MODE_VARIABLE = "STRATEGYSTORE_MODE"
 #: The environment variable naming the PostgreSQL server (a DSN) for ``mode="postgres"``.
 DSN_VARIABLE = "STRATEGYSTORE_DSN"
+
+
+def is_postgres_url(text: str) -> bool:
+    """Whether ``text`` names a PostgreSQL server (``postgresql://`` or ``postgres://``)."""
+    return text.startswith(("postgresql://", "postgres://"))
 
 
 def data_dir(given: str | os.PathLike[str] | None = None) -> Path:

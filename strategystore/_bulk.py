@@ -21,14 +21,28 @@ from pydantic import ValidationError
 
 from strategystore import _render
 from strategystore._arguments import check_brief_id
-from strategystore._console import PROG, data_dir, describe, error, exit_status, open_store
+from strategystore._console import (
+    PROG,
+    data_dir,
+    describe,
+    error,
+    exit_status,
+    open_store,
+    place,
+)
 from strategystore._layout import describe_invalid, repeated_key
 from strategystore.errors import DuplicateVersionError, StrategyStoreError
-from strategystore.files import FileStore
 from strategystore.models import Status, StrategyDocument
-from strategystore.store import ImportOutcome
+from strategystore.store import BaseStore, ImportOutcome
 
-__all__ = ["cmd_bench", "cmd_export", "cmd_import", "cmd_import_sql"]
+__all__ = [
+    "cmd_bench",
+    "cmd_export",
+    "cmd_import",
+    "cmd_import_sql",
+    "readable_documents",
+    "refusal",
+]
 
 _T = TypeVar("_T")
 
@@ -50,12 +64,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     progress = _render.Progress("exported", "documents")
     status = exported = 0
 
-    def write(doc: StrategyDocument) -> None:
-        nonlocal exported
-        sys.stdout.write(doc.model_dump_json() + "\n")
-        exported += 1
-        progress.update(exported)
-
     def say(message: str) -> None:
         # Anything unread leaves the backup incomplete: say so.
         nonlocal status
@@ -63,25 +71,39 @@ def cmd_export(args: argparse.Namespace) -> int:
         error(message)
         status = 1
 
-    for brief in named or store.list_briefs():
-        last = 0
-        try:
-            for doc in store.iter_documents([brief]):
-                write(doc)
-                last = doc.version
-        except StrategyStoreError as exc:
-            say(describe(exc))
-            for doc in _rest_of_brief(store, brief, last, describe(exc), say):
-                write(doc)
-            continue
-        if not last and named:
-            say(f"brief {brief!r} has no versions in {data_dir(args)}")
+    for doc in readable_documents(store, named or store.list_briefs(), say):
+        sys.stdout.write(doc.model_dump_json() + "\n")
+        exported += 1
+        progress.update(exported)
+    for brief in named:
+        if not store.list_version_numbers(brief):
+            say(f"brief {brief!r} has no versions in {place(args)}")
     progress.finish(f"exported {_render.count(exported, 'document')}")
     return status
 
 
+def readable_documents(
+    store: BaseStore, briefs: list[str], say: Callable[[str], None]
+) -> Iterator[StrategyDocument]:
+    """Every document of ``briefs`` that can be read, briefs and versions ascending.
+
+    Each brief is read as it stood at one instant; past a damaged version the
+    rest of its brief is read one version at a time. ``say`` is told of each
+    document or brief that cannot be read.
+    """
+    for brief in briefs:
+        last = 0
+        try:
+            for doc in store.iter_documents([brief]):
+                yield doc
+                last = doc.version
+        except StrategyStoreError as exc:
+            say(describe(exc))
+            yield from _rest_of_brief(store, brief, last, describe(exc), say)
+
+
 def _rest_of_brief(
-    store: FileStore, brief: str, after: int, said: str, say: Callable[[str], None]
+    store: BaseStore, brief: str, after: int, said: str, say: Callable[[str], None]
 ) -> Iterator[StrategyDocument]:
     """The versions of ``brief`` above ``after``, once ``iter_documents`` stopped at a damaged one.
 
@@ -158,7 +180,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             number = _next_of(line_of, doc.key, 0)
             if outcome == "refused" and problem is not None:
                 progress.clear()
-                error(f"{name}:{number}: {_refusal(problem)}")
+                error(f"{name}:{number}: {refusal(problem)}")
             progress.update(number)
 
         summary = store.import_documents(documents(), upsert=args.upsert, on_result=on_result)
@@ -199,7 +221,7 @@ def cmd_import_sql(args: argparse.Namespace) -> int:
         row_id = _next_of(row_of, doc.key, "?")
         if outcome == "refused" and problem is not None:
             progress.clear()
-            error(f"{database}: row id {row_id}: {_refusal(problem)}")
+            error(f"{database}: row id {row_id}: {refusal(problem)}")
         progress.update(rows)
 
     try:
@@ -312,7 +334,7 @@ def _one_document(data: bytes) -> bool:
     return isinstance(value, dict) and "brief_id" in value
 
 
-def _refusal(problem: StrategyStoreError) -> str:
+def refusal(problem: StrategyStoreError) -> str:
     """Why an import refused a document, with the option that would change it."""
     if isinstance(problem, DuplicateVersionError):
         key = f"version {problem.version} of brief {problem.brief_id!r}"

@@ -17,7 +17,16 @@ from pydantic import ValidationError
 
 from strategystore import _render
 from strategystore._arguments import check_brief_id
-from strategystore._console import PROG, data_dir, describe, error, open_store, print_json
+from strategystore._console import (
+    PROG,
+    data_dir,
+    describe,
+    error,
+    location,
+    open_store,
+    place,
+    print_json,
+)
 from strategystore._diff import diff
 from strategystore._layout import MARKER_NAME, describe_invalid, repeated_key
 from strategystore.errors import (
@@ -27,6 +36,7 @@ from strategystore.errors import (
 )
 from strategystore.files import FileStore
 from strategystore.models import Section, Status, StrategyDocument, describe_validation_error
+from strategystore.store import BaseStore
 
 __all__ = [
     "cmd_approve",
@@ -50,10 +60,18 @@ _NEW_SHAPE = '{"sections": [...], "metadata": {...}}'
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """``init``: make a data directory, or say it is one already (adding missing git lines)."""
+    """``init``: make a data directory (or table), or say it is one already.
+
+    On an existing data directory it adds the git lines it lacks.
+    """
+    if isinstance(location(args), str):
+        with open_store(args, create=True) as table:
+            print(f"{table!r} is ready")
+        print(f"next: {PROG} new BRIEF FILE, or {PROG} copy DIR URL")
+        return 0
     path = data_dir(args)
     existed = (path / MARKER_NAME).is_file()
-    store = open_store(args, create=True)
+    store = FileStore(path, create=True, lock_timeout=args.lock_timeout)
     if existed:
         # A directory made before .gitattributes existed, or a user's own
         # file: add only the lines it lacks.
@@ -79,7 +97,7 @@ def cmd_briefs(args: argparse.Namespace) -> int:
     if args.json:
         print_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
     elif not rows:
-        error(f"no briefs yet in {data_dir(args)}; add one with `{PROG} new BRIEF FILE`")
+        error(f"no briefs yet in {place(args)}; add one with `{PROG} new BRIEF FILE`")
     else:
         table: list[tuple[str, ...]] = [
             (
@@ -101,7 +119,7 @@ def cmd_briefs(args: argparse.Namespace) -> int:
     return 1 if marked else 0
 
 
-def _brief_row(store: FileStore, brief: str) -> dict[str, Any]:
+def _brief_row(store: BaseStore, brief: str) -> dict[str, Any]:
     """What ``briefs`` shows of one brief, its problems said on standard error as they are met."""
     row: dict[str, Any] = {
         "brief_id": brief,
@@ -159,7 +177,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
     store = open_store(args)
     entries = list(_read_each(store, args.brief, store.list_version_numbers(args.brief)))
     if not entries:
-        error(f"brief {args.brief!r} has no versions in {data_dir(args)}")
+        error(f"brief {args.brief!r} has no versions in {place(args)}")
         return 1
     status = 1 if any(isinstance(doc, Exception) for _, doc in entries) else 0
     if args.json:
@@ -198,7 +216,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def _read_each(
-    store: FileStore, brief: str, versions: list[int]
+    store: BaseStore, brief: str, versions: list[int]
 ) -> Iterator[tuple[int, StrategyDocument | CorruptDocumentError | OSError]]:
     """Each of ``versions`` that still exists, read, or the error that kept it from being read.
 
@@ -238,14 +256,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_named(store: FileStore, args: argparse.Namespace) -> StrategyDocument | None:
+def read_named(store: BaseStore, args: argparse.Namespace) -> StrategyDocument | None:
     """The document ``BRIEF [VERSION]`` (or ``--approved``) names; ``None``, said, when absent."""
     if getattr(args, "approved", False):
         doc = store.get_latest(args.brief, status=Status.APPROVED)
-        missing = f"brief {args.brief!r} has no approved version in {data_dir(args)}"
+        missing = f"brief {args.brief!r} has no approved version in {place(args)}"
     elif args.version is None:
         doc = store.get_latest(args.brief)
-        missing = f"brief {args.brief!r} has no versions in {data_dir(args)}"
+        missing = f"brief {args.brief!r} has no versions in {place(args)}"
     else:
         doc = store.get_strategy(args.brief, args.version)
         missing = f"version {args.version} of brief {args.brief!r} does not exist"

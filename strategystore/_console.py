@@ -9,29 +9,130 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
 from strategystore import _backends
-from strategystore.errors import DuplicateVersionError, LockTimeoutError
+from strategystore._backends import is_postgres_url
+from strategystore.errors import ConfigurationError, DuplicateVersionError, LockTimeoutError
 from strategystore.files import FileStore
 from strategystore.models import describe_validation_error
+from strategystore.store import BaseStore
 
-__all__ = ["PROG", "data_dir", "describe", "error", "exit_status", "open_store", "print_json"]
+__all__ = [
+    "PROG",
+    "close_stores",
+    "data_dir",
+    "describe",
+    "error",
+    "exit_status",
+    "is_postgres_url",
+    "location",
+    "open_location",
+    "open_store",
+    "place",
+    "print_json",
+    "without_password",
+]
+
 
 PROG = "strategystore"
 
 
+def location(args: argparse.Namespace) -> Path | str:
+    """The store the arguments name: a data directory, or a PostgreSQL URL.
+
+    ``--store DIR|URL``, else ``--dir DIR``, else ``$STRATEGYSTORE_DSN`` when
+    ``$STRATEGYSTORE_MODE`` is ``postgres``, else ``$STRATEGYSTORE_DIR``, else
+    the default directory.
+
+    Raises:
+        ConfigurationError: both ``--store`` and ``--dir``, or the postgres
+            mode without a DSN.
+    """
+    store = getattr(args, "store", None)
+    if store and args.dir:
+        raise ConfigurationError("give --store or --dir, not both")
+    if store:
+        return store if is_postgres_url(store) else Path(store)
+    if args.dir:
+        return Path(args.dir)
+    if os.environ.get(_backends.MODE_VARIABLE) == "postgres":
+        dsn = os.environ.get(_backends.DSN_VARIABLE)
+        if not dsn:
+            raise ConfigurationError(
+                f"${_backends.MODE_VARIABLE} is postgres but ${_backends.DSN_VARIABLE} is not set"
+            )
+        return dsn
+    return _backends.data_dir(None)
+
+
+def place(args: argparse.Namespace) -> str:
+    """The store the arguments name, for a message: the directory, or the URL without password."""
+    where = location(args)
+    return str(where) if isinstance(where, Path) else without_password(where)
+
+
+def without_password(url: str) -> str:
+    """``url`` with any password in it replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = "&".join(
+        f"{name}=***" if name == "password" else f"{name}={quote(value, safe='/')}"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def data_dir(args: argparse.Namespace) -> Path:
-    """The data directory the arguments name (``--dir``), else the default one."""
-    return _backends.data_dir(args.dir)
+    """The data directory the arguments name, for a command that works on files only.
+
+    Raises:
+        ConfigurationError: the arguments name a PostgreSQL store.
+    """
+    where = location(args)
+    if isinstance(where, str):
+        raise ConfigurationError(
+            f"{args.command} works on a data directory, and {without_password(where)} is a "
+            "PostgreSQL store; the database keeps its own rules (copy the table to a "
+            f"directory with `{PROG} copy URL DIR` to use {args.command} there)"
+        )
+    return where
 
 
-def open_store(args: argparse.Namespace, *, create: bool = False) -> FileStore:
-    """The store of the arguments' data directory, which must exist unless ``create``."""
-    return FileStore(data_dir(args), create=create, lock_timeout=args.lock_timeout)
+#: The stores a command opened, closed by ``close_stores`` when it ends.
+_OPENED: list[BaseStore] = []
+
+
+def open_store(args: argparse.Namespace, *, create: bool = False) -> BaseStore:
+    """The store the arguments name, which must exist unless ``create``; closed with the command."""
+    store = open_location(location(args), create=create, lock_timeout=args.lock_timeout)
+    _OPENED.append(store)
+    return store
+
+
+def close_stores() -> None:
+    """Close every store ``open_store`` opened (a database store's connections with it)."""
+    while _OPENED:
+        _OPENED.pop().close()
+
+
+def open_location(where: Path | str, *, create: bool, lock_timeout: float) -> BaseStore:
+    """A ``FileStore`` of a directory, or a ``PostgresStore`` of a URL."""
+    if isinstance(where, Path):
+        return FileStore(where, create=create, lock_timeout=lock_timeout)
+    try:
+        from strategystore.postgres import PostgresStore  # noqa: PLC0415
+    except ImportError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return PostgresStore(where, create=create, lock_timeout=lock_timeout)
 
 
 def describe(exc: BaseException) -> str:

@@ -21,8 +21,8 @@ from strategystore._commands import read_named
 from strategystore._console import PROG, describe, error, open_store
 from strategystore._layout import describe_invalid
 from strategystore.errors import ConcurrentUpdateError, StrategyStoreError
-from strategystore.files import FileStore
 from strategystore.models import Status, StrategyDocument, utc_now
+from strategystore.store import BaseStore
 
 __all__ = ["cmd_edit"]
 
@@ -70,7 +70,7 @@ class _EditSession:
     """One ``edit``: the editor on a temporary copy, until it is saved, unchanged or given up."""
 
     def __init__(
-        self, store: FileStore, original: StrategyDocument, copy: Path, command: list[str]
+        self, store: BaseStore, original: StrategyDocument, copy: Path, command: list[str]
     ) -> None:
         self.store = store
         self.original = original

@@ -25,9 +25,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 import strategystore
-from strategystore import _bulk, _check_cli, _commands, _edit, _migrate, _resolve_cli
-from strategystore._backends import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
-from strategystore._console import PROG, describe, error, exit_status
+from strategystore import _bulk, _check_cli, _commands, _copy, _edit, _migrate, _resolve_cli
+from strategystore._backends import (
+    DATA_DIR_VARIABLE,
+    DEFAULT_DATA_DIR,
+    DSN_VARIABLE,
+    MODE_VARIABLE,
+)
+from strategystore._console import PROG, close_stores, describe, error, exit_status
 from strategystore._locks import DEFAULT_LOCK_TIMEOUT, check_timeout
 from strategystore.errors import StrategyStoreError
 from strategystore.models import MAX_VERSION, check_version
@@ -69,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         error(str(_ClosedStreamError(closed)))
         return 1
     handler: Handler = args.handler
+    try:
+        return _run(handler, args)
+    finally:
+        close_stores()
+
+
+def _run(handler: Handler, args: argparse.Namespace) -> int:
+    """Run the command, turning what it raised into a message and an exit status."""
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -149,13 +162,20 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     parser = _Parser(
         prog=PROG,
         description="Versioned marketing-strategy documents as plain JSON files.",
-        epilog=f"DIR defaults to ${DATA_DIR_VARIABLE}, then ./{DEFAULT_DATA_DIR}. "
+        epilog=f"DIR defaults to ${DATA_DIR_VARIABLE}, then ./{DEFAULT_DATA_DIR}; with "
+        f"${MODE_VARIABLE}=postgres the store is ${DSN_VARIABLE}. "
         f"Run `{PROG} COMMAND --help` for a command's options.",
     )
     parser.add_argument(
         "--dir",
         metavar="DIR",
         help=f"the data directory (default: ${DATA_DIR_VARIABLE}, then ./{DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="DIR|URL",
+        help="the store: a data directory, or a PostgreSQL URL "
+        "(postgresql://USER@HOST/DATABASE?table=NAME)",
     )
     parser.add_argument(
         "--lock-timeout",
@@ -172,6 +192,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     # people tend to type them.
     common = _Parser(add_help=False)
     common.add_argument("--dir", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument(
+        "--store", metavar="DIR|URL", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     common.add_argument(
         "--lock-timeout",
         metavar="SECONDS",
@@ -385,6 +408,20 @@ def _bulk_commands(command: _CommandFactory) -> None:
         "differing ones are refused unless --upsert, so a re-run is safe.",
     )
     p.add_argument("database", metavar="DATABASE", help="the SQLite file")
+    p.add_argument("--upsert", action="store_true", help="replace differing drafts")
+
+    p = command(
+        "copy",
+        _copy.cmd_copy,
+        "copy every document from one store to another (directory or PostgreSQL)",
+        prints=False,
+        epilog="SOURCE and TARGET are each a data directory or a PostgreSQL URL; TARGET is "
+        "created when missing. Identical documents are skipped and differing ones refused "
+        "unless --upsert, so an interrupted copy is simply run again.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="the store to read")
+    p.add_argument("target", metavar="TARGET", help="the store to write")
+    p.add_argument("briefs", metavar="BRIEF", nargs="*", help="only these briefs (default: all)")
     p.add_argument("--upsert", action="store_true", help="replace differing drafts")
 
     command("schema", _commands.cmd_schema, "print the JSON Schema of a document file, for editors")

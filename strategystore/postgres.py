@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from strategystore._backends import is_postgres_url
 from strategystore._layout import DocumentFileError, decode_document_file, misplacement
 from strategystore._locks import check_timeout
 from strategystore._primitives import BulkWriter, Loader
@@ -46,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed for the 
         "PostgresStore needs psycopg 3 and psycopg_pool: pip install 'strategystore[postgres]'"
     ) from exc
 
-__all__ = ["DEFAULT_TABLE", "FORMAT", "PostgresStore", "is_postgres_url", "split_table"]
+__all__ = ["DEFAULT_TABLE", "FORMAT", "PostgresStore", "split_table"]
 
 #: The table a store uses when told no other.
 DEFAULT_TABLE = "strategy_document"
@@ -73,11 +74,6 @@ _COLUMNS = (
     "content_digest",
     "data",
 )
-
-
-def is_postgres_url(text: str) -> bool:
-    """Whether ``text`` names a PostgreSQL server (``postgresql://`` or ``postgres://``)."""
-    return text.startswith(("postgresql://", "postgres://"))
 
 
 def split_table(dsn: str) -> tuple[str, str | None]:
@@ -224,7 +220,7 @@ class PostgresStore(BaseStore):
         if found is None:
             raise StoreFormatError(
                 f"table {self.table!r} does not exist in database {self.database!r} on "
-                f"{self.host}; open the store with create=True to create it"
+                f"{self.host}; create it with create=True (on the command line: init)"
             )
         if found == "":
             raise StoreFormatError(

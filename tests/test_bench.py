@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import io
 import json
@@ -15,6 +16,11 @@ import pytest
 
 from strategystore import FileStore, bench
 from strategystore.bench import __main__ as bench_main
+from strategystore.bench import _run
+from strategystore.bench._context import Context
+from strategystore.bench._measure import Figure
+from strategystore.bench._report import build_report
+from strategystore.cli import main
 
 TINY = [
     "--quick",
@@ -213,3 +219,92 @@ def test_python_m_bench_measures_the_data_directory_it_is_told(
     [(args, data_dir)] = seen
     assert data_dir == Path(expected)
     assert args.quick
+
+
+# -- the text's width and --check, on reports given to run() rather than measured --
+
+
+def report_this(monkeypatch: pytest.MonkeyPatch, report: dict[str, Any]) -> None:
+    """Make ``bench.run`` print ``report`` instead of measuring one."""
+    monkeypatch.setattr(_run, "_measure", lambda ctx: copy.deepcopy(report))
+
+
+def test_the_text_fits_100_columns_unless_wide(
+    report: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    long_words = copy.deepcopy(report)
+    long_words["machine"]["platform"] = "Linux-" + "x" * 150
+    for given in (report, long_words):
+        report_this(monkeypatch, given)
+        assert bench.run(parse(TINY), tmp_path) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert max(len(line) for line in lines) <= 100
+        for figure in given["figures"].values():
+            label = figure["label"]
+            # Beside its figures, or on a line of its own when that is too long.
+            assert any(line == label or line.startswith(label + "  ") for line in lines)
+
+    report_this(monkeypatch, report)
+    assert bench.run(parse([*TINY, "--wide"]), tmp_path) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) > 100
+    assert not any(line.startswith("  Python") for line in lines)  # the header is not wrapped
+    for figure in report["figures"].values():
+        [line] = [line for line in lines if line.startswith(figure["label"] + "  ")]
+        if figure["target"]:
+            assert line.endswith(("PASS", "FAIL", "n/a"))
+
+
+def fake_measure(values: dict[str, float | None]) -> Any:
+    """A ``_measure`` whose figures are ``values``, each with the target ``>= 1``."""
+
+    def measure(ctx: Context) -> dict[str, Any]:
+        for key, value in values.items():
+            ctx.figures.append(
+                Figure(key=key, label=f"figure {key}", value=value, unit="ratio", target=(">=", 1))
+            )
+        ctx.noise.append(1.0)
+        return build_report(ctx, 0.0)
+
+    return measure
+
+
+@pytest.mark.parametrize("output", [[], ["--json"], ["--wide"]])
+def test_check_exits_1_naming_each_missed_target(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    output: list[str],
+) -> None:
+    values = {"missed": 0.5, "also_missed": 0.25, "met": 2.0, "not_measured": None}
+    monkeypatch.setattr(_run, "_measure", fake_measure(values))
+    assert bench.run(parse([*TINY, *output, "--check"]), tmp_path) == 1
+    out, err = capsys.readouterr()
+    assert "figure missed" in out
+    assert err.splitlines() == [
+        "bench: target missed: figure also_missed: 0.25, target >= 1 (also_missed)",
+        "bench: target missed: figure missed: 0.50, target >= 1 (missed)",
+    ]
+
+    assert bench.run(parse([*TINY, *output]), tmp_path) == 0  # reported, not enforced
+    assert capsys.readouterr().err == ""
+
+
+def test_check_exits_0_when_every_measured_target_is_met(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setattr(_run, "_measure", fake_measure({"met": 2.0, "not_measured": None}))
+    assert bench.run(parse([*TINY, "--check"]), tmp_path) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_command_line_passes_check_and_wide_to_the_bench(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setattr(_run, "_measure", fake_measure({"missed": 0.5}))
+    assert main(["--dir", str(tmp_path), "bench", "--wide", "--check"]) == 1
+    assert "target missed: figure missed" in capsys.readouterr().err
+    assert main(["--dir", str(tmp_path), "bench", "--wide"]) == 0

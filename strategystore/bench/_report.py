@@ -6,6 +6,7 @@ import importlib
 import os
 import platform
 import sqlite3
+import textwrap
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -18,8 +19,9 @@ from strategystore import _render
 from strategystore.bench._context import Context
 from strategystore.bench._document import TEMPLATE
 from strategystore.bench._measure import duration, percentile_spread
+from strategystore.bench._settings import WIDTH
 
-__all__ = ["build_report", "render"]
+__all__ = ["build_report", "missed_targets", "render"]
 
 
 def build_report(ctx: Context, seconds: float) -> dict[str, Any]:
@@ -100,13 +102,19 @@ def _value(figure: dict[str, Any]) -> str:
     return f"{value:.2f}"
 
 
-def render(report: dict[str, Any]) -> str:
-    """The report as text: a header, the targets, the other figures, the scaling table."""
+def render(report: dict[str, Any], width: int | None = WIDTH) -> str:
+    """The report as text: a header, the targets, the other figures, the scaling table.
+
+    Args:
+        report: what ``build_report`` returned.
+        width: the columns every line fits; ``None`` for one line per figure
+            however long (``--wide``).
+    """
     machine = report["machine"]
     settings = report["settings"]
     noise = report["noise"]
     fsync = noise["fsync_spread"]
-    lines = [
+    header_lines = [
         f"strategystore {machine['strategystore']} bench on {machine['file_system']}: "
         f"{machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}, "
         f"pydantic {machine['pydantic']}, SQLite {machine['sqlite']}, "
@@ -117,8 +125,9 @@ def render(report: dict[str, Any]) -> str:
         f"percentile) over {noise['cpu_samples']} samples through the run"
         + (f"; the raw durable floor ±{fsync:.0%} between rounds" if fsync is not None else "")
         + "; 'spread' is ± half the range of a figure's per-round values",
-        "",
     ]
+    lines = [line for text in header_lines for line in _wrap(text, width, "  ")]
+    lines.append("")
     figures = report["figures"]
     header = ("figure", "store", "reference", "value", "target", "spread", "result")
 
@@ -137,21 +146,35 @@ def render(report: dict[str, Any]) -> str:
 
     targeted = [row(f) for f in figures.values() if f["target"]]
     others = [row(f)[:4] + row(f)[5:6] for f in figures.values() if not f["target"]]
-    lines += _table("Targets", header, targeted)
-    lines += [f"  n/a: {f['label']}: {f['note']}" for f in figures.values() if f["note"]]
-    lines += ["", *_table("Also measured (no target)", header[:4] + header[5:6], others)]
-    lines += ["", *_scaling_table(report["scaling"])]
+    lines += _table("Targets", header, targeted, width)
+    for f in figures.values():
+        if f["note"]:
+            lines += _wrap(f"  n/a: {f['label']}: {f['note']}", width, "       ")
+    lines += ["", *_table("Also measured (no target)", header[:4] + header[5:6], others, width)]
+    lines += ["", *_scaling_table(report["scaling"], width)]
     summary = report["summary"]
     verdict = f"{summary['passed']} of {summary['targets']} targets met"
     if summary["failed"]:
         verdict += "; failing: " + ", ".join(summary["failed"])
     if summary["not_measured"]:
         verdict += "; not measured: " + ", ".join(summary["not_measured"])
-    lines += ["", f"{verdict} ({report['seconds']:.0f} s)"]
+    lines += ["", *_wrap(f"{verdict} ({report['seconds']:.0f} s)", width, "  ")]
     return "\n".join(lines)
 
 
-def _scaling_table(scaling: dict[str, Any]) -> list[str]:
+def missed_targets(report: dict[str, Any]) -> list[str]:
+    """One line per target the run missed: its label, value and target, and its key.
+
+    A target that was not measured (an optional package missing) is not missed.
+    """
+    figures = report["figures"]
+    return [
+        f"{figures[key]['label']}: {_value(figures[key])}, target {figures[key]['target']} ({key})"
+        for key in report["summary"]["failed"]
+    ]
+
+
+def _scaling_table(scaling: dict[str, Any], width: int | None) -> list[str]:
     sizes = scaling["sizes"]
     header = ("operation", *(f"{s:,} docs" for s in sizes), "largest/smallest")
     rows: list[tuple[str, ...]] = []
@@ -176,9 +199,36 @@ def _scaling_table(scaling: dict[str, Any]) -> list[str]:
         "same briefs; reads first, on settled files; writes add new versions)",
         header,
         rows,
+        width,
     )
 
 
-def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A titled table whose columns after the first, all figures, align to the right."""
-    return [title, *_render.table(header, rows, right=set(range(1, len(header))))]
+def _table(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], width: int | None
+) -> list[str]:
+    """A titled table whose columns after the first, all figures, align to the right.
+
+    When a line would pass ``width``, a first cell too long to sit beside the
+    figures takes a line of its own, with its figures on the next line.
+    """
+    right = set(range(1, len(header)))
+    lines = _render.table(header, rows, right=right)
+    if width is None or max(map(len, lines)) <= width:
+        return [*_wrap(title, width, "  "), *lines]
+    figures = sum(max(len(r[i]) for r in (header, *rows)) + 2 for i in range(1, len(header)))
+    room = max(width - figures, len(header[0]))
+    fitted = [("" if len(r[0]) > room else r[0], *r[1:]) for r in rows]
+    lines = _render.table(header, fitted, right=right)
+    out = [*_wrap(title, width, "  "), lines[0]]
+    for cells, line in zip(rows, lines[1:], strict=True):
+        if len(cells[0]) > room:
+            out += _wrap(cells[0], width, "    ")
+        out.append(line)
+    return out
+
+
+def _wrap(text: str, width: int | None, indent: str) -> list[str]:
+    """``text`` in lines of at most ``width`` columns, continued after ``indent``."""
+    if width is None:
+        return [text]
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]

@@ -17,9 +17,9 @@ from strategystore.bench._context import Context
 from strategystore.bench._footprint import measure_export, measure_import_time
 from strategystore.bench._race import measure_create_next_race
 from strategystore.bench._reads import measure_reads, prepare_reads
-from strategystore.bench._report import build_report, render
+from strategystore.bench._report import build_report, missed_targets, render
 from strategystore.bench._scaling import measure_scaling
-from strategystore.bench._settings import Settings
+from strategystore.bench._settings import WIDTH, Settings
 from strategystore.bench._writes import measure_bulk_import, measure_save, measure_tinydb
 
 __all__ = ["run"]
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
         data_dir: the data directory whose disk is measured.
 
     Returns:
-        0: targets are reported, not enforced.
+        0, or with ``--check`` 1 when a target was missed; each missed
+        target is then named on stderr, after the report.
     """
     settings = Settings.from_args(args)
     where = Path(os.path.abspath(data_dir))
@@ -53,8 +54,13 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2))
     else:
-        print(render(report))
-    return 0
+        print(render(report, None if getattr(args, "wide", False) else WIDTH))
+    if not getattr(args, "check", False):
+        return 0
+    missed = missed_targets(report)
+    for line in missed:
+        print(f"bench: target missed: {line}", file=sys.stderr)
+    return 1 if missed else 0
 
 
 def _measure(ctx: Context) -> dict[str, Any]:

@@ -6,11 +6,14 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FULL_SIZES", "QUICK_SIZES", "Settings", "configure_parser"]
+__all__ = ["FULL_SIZES", "QUICK_SIZES", "WIDTH", "Settings", "configure_parser"]
 
 #: Default sizes of the full run and of ``--quick``.
 FULL_SIZES = (1_000, 10_000, 100_000)
 QUICK_SIZES = (200, 1_000)
+
+#: The columns the text report fits unless ``--wide``.
+WIDTH = 100
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +61,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object with every figure"
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"one line per figure however long, instead of fitting {WIDTH} columns",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a target is missed, naming it on stderr (targets not measured "
+        "do not count)",
     )
 
 
