@@ -28,16 +28,26 @@ EXPECTED = {
     ],
     "migrate_from_sql.py": ["cannot map", "1 written, 2 skipped, 0 refused", "no problems"],
     "testing_with_memory_store.py": ["passed (MemoryStore)", "approved"],
+    "workers_on_postgres.py": [
+        "4 machines stored 40 versions",
+        "versions 1..21, none missing or doubled",
+        "approved version 3",
+        "no problems",
+    ],
 }
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.py")), ids=lambda path: path.name)
-def test_the_example_runs_in_an_empty_directory(example: Path, tmp_path: Path) -> None:
+def test_the_example_runs_in_an_empty_directory(
+    example: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if example.name == "git_versioned_data.py" and shutil.which("git") is None:
         pytest.skip("this example needs git on the PATH")
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATEGYSTORE_")}
+    if example.name == "workers_on_postgres.py":
+        env["STRATEGYSTORE_DSN"] = request.getfixturevalue("pg_dsn")
     # Examples that use a temporary directory make it here, so nothing outlives the test.
     env["TMPDIR"] = str(tmp_path)
     result = subprocess.run(
