@@ -449,6 +449,10 @@ def _change_status(args: argparse.Namespace, target: Status) -> int:
     where = f"version {doc.version} of {doc.brief_id}"
     if before is not None and before.status is target:
         print(f"{where} is already {target.value}; nothing changed")
+        given = getattr(args, "reason", None)
+        if given is not None and given != doc.status_reason:
+            kept = "no reason" if doc.status_reason is None else f"the reason {doc.status_reason!r}"
+            print(f"the new reason was not recorded: it keeps {kept}")
     else:
         print(f"{target.value} {where}")
     return 0

@@ -537,6 +537,22 @@ def test_approving_twice_says_nothing_changed(cli: Cli, store: FileStore) -> Non
     assert "already approved; nothing changed" in again.out
 
 
+def test_rejecting_again_with_another_reason_says_it_was_not_recorded(
+    cli: Cli, store: FileStore
+) -> None:
+    store.create(make_doc("acme", 1))
+    cli("reject", "acme", "1", "--reason", "off brand")
+    again = cli("reject", "acme", "1", "--reason", "too long")
+    assert again.status == 0
+    assert again.out.splitlines() == [
+        "version 1 of acme is already rejected; nothing changed",
+        "the new reason was not recorded: it keeps the reason 'off brand'",
+    ]
+    assert store.get_strategy("acme", 1).status_reason == "off brand"  # type: ignore[union-attr]
+    same = cli("reject", "acme", "1", "--reason", "off brand")
+    assert "not recorded" not in same.out
+
+
 @pytest.mark.parametrize("command", ["approve", "reject", "withdraw"])
 def test_a_status_change_of_a_missing_version_is_not_found(cli: Cli, command: str) -> None:
     result = cli(command, "acme", "3")

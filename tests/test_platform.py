@@ -152,3 +152,28 @@ def test_on_linux_and_macos_the_flags_and_locks_are_the_posix_ones() -> None:
     assert _fsio.READ_FLAGS == os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _fsio.O_CLOEXEC
     assert _fsio.ROOT_FLAGS == os.O_RDONLY | os.O_DIRECTORY | _fsio.O_CLOEXEC
     _locks.check_platform()  # raises nothing here
+
+
+def test_windows_like_postgres_store_and_its_command_line_work(
+    tmp_path: Path, pg_dsn: str, pg_table: str
+) -> None:
+    result = run_python(
+        f"""
+        import strategystore as ss
+        from strategystore.cli import main
+
+        store = ss.open_store("postgres", dsn={pg_dsn!r}, table={pg_table!r})
+        assert isinstance(store, ss.PostgresStore)
+        draft = store.create_next("acme", [{{"key": "goal", "title": "Goal", "body": "Grow."}}])
+        store.approve("acme", draft.version)
+        store.close()
+        url = {pg_dsn!r} + ("&" if "?" in {pg_dsn!r} else "?") + "table=" + {pg_table!r}
+        assert main(["--store", url, "show", "acme", "--approved"]) == 0
+        print("ok")
+        """,
+        tmp_path,
+        WINDOWS_LIKE,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("ok\n")
+    assert "approved" in result.stdout
