@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from strategystore._arguments import valid_bytes
 from strategystore._primitives import BulkWriter, batches
 from strategystore._protocol import ImportOutcome, ImportSummary, OnResult
-from strategystore.errors import LockTimeoutError, StrategyStoreError
+from strategystore.errors import LockTimeoutError, StoreUnavailableError, StrategyStoreError
 from strategystore.models import StrategyDocument
 
 __all__ = ["run_import"]
@@ -29,8 +29,8 @@ def run_import(
 ) -> ImportSummary:
     """Import ``docs`` in batches through ``bulk``, each under ``hold(brief_id)``.
 
-    A refusal (any ``StrategyStoreError`` but a lock timeout) is counted and
-    reported, and the import goes on.
+    A refusal (any ``StrategyStoreError`` but a lock timeout or an unavailable
+    server) is counted and reported, and the import goes on.
     """
     summary = ImportSummary()
     try:
@@ -69,7 +69,8 @@ def _import_one(
             if outcome != "written":
                 bulk.release(doc)
     except StrategyStoreError as exc:
-        if isinstance(exc, LockTimeoutError):
+        # A lock not had in time or a server gone says nothing of the document.
+        if isinstance(exc, LockTimeoutError | StoreUnavailableError):
             raise
         return "refused", exc
     return outcome, None

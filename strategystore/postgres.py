@@ -157,7 +157,8 @@ class PostgresStore(BaseStore):
         conninfo, named = split_table(dsn)
         if table is not None and named is not None and table != named:
             raise ConfigurationError(f"the URL names table {named!r} but table={table!r}")
-        self.table = table or named or DEFAULT_TABLE
+        # An empty name is a bad name, not a request for the default.
+        self.table = table if table is not None else named if named is not None else DEFAULT_TABLE
         if not isinstance(self.table, str) or not _TABLE_NAME.fullmatch(self.table):
             raise ConfigurationError(
                 f"table must be an identifier, optionally SCHEMA.NAME, not {self.table!r}"
@@ -195,6 +196,12 @@ class PostgresStore(BaseStore):
                 max_size=pool_size,
                 kwargs=kwargs,
                 timeout=self.connect_timeout,
+                # The pool retries a failed connection in the background with a
+                # backoff that doubles up to this many seconds: after an outage
+                # of a minute, a server that came back would be out of reach
+                # for another. Giving up at once lets the next call that needs
+                # a connection try again, then and there.
+                reconnect_timeout=0,
                 name=f"strategystore {self.table}",
                 open=False,
             )
@@ -211,29 +218,36 @@ class PostgresStore(BaseStore):
     def _prepare_table(self, conn: psycopg.Connection[Any], *, create: bool) -> None:
         found = self._table_format(conn)
         if found is None and create:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
-                if self._table_format(conn) is None:
-                    for statement in self._sql.create(_COMMENT.format(FORMAT)):
-                        conn.execute(statement)
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+                    if self._table_format(conn) is None:
+                        for statement in self._sql.create(_COMMENT.format(FORMAT)):
+                            conn.execute(statement)
+            except psycopg.errors.InvalidSchemaName:
+                schema = self.table.partition(".")[0]
+                raise StoreFormatError(
+                    f"cannot create table {self.table!r}: schema {schema!r} does not exist in "
+                    f"database {self.database!r} on {self.host}; create the schema first, "
+                    "or name another table"
+                ) from None
             found = self._table_format(conn)
         if found is None:
             raise StoreFormatError(
                 f"table {self.table!r} does not exist in database {self.database!r} on "
                 f"{self.host}; create it with create=True (on the command line: init)"
             )
-        if found == "":
+        match = _COMMENT_PATTERN.fullmatch(found)
+        if match is None:
             raise StoreFormatError(
                 f"table {self.table!r} in database {self.database!r} is not a strategystore "
-                "table (its comment records no format); name another table"
+                "table (its comment records no strategystore format); name another table"
             )
-        match = _COMMENT_PATTERN.fullmatch(found)
-        version = int(match.group(1)) if match else None
-        if version is None or version > FORMAT:
+        version = int(match.group(1))
+        if version > FORMAT:
             raise StoreFormatError(
-                f"table {self.table!r} in database {self.database!r} is of format "
-                f"{version if version is not None else found!r}, newer than this strategystore "
-                f"reads ({FORMAT}); upgrade strategystore"
+                f"table {self.table!r} in database {self.database!r} is of format {version}, "
+                f"newer than this strategystore reads ({FORMAT}); upgrade strategystore"
             )
 
     def _table_format(self, conn: psycopg.Connection[Any]) -> str | None:
@@ -241,7 +255,9 @@ class PostgresStore(BaseStore):
         row = conn.execute(
             "SELECT coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c "
             "WHERE c.oid = to_regclass(%s)",
-            (self.table,),
+            # Quoted as the statements quote it, so that a name with capitals
+            # is looked up as the table of that name, not folded to lower case.
+            (self._sql.table.as_string(conn),),
         ).fetchone()
         return None if row is None else str(row[0])
 
@@ -280,6 +296,28 @@ class PostgresStore(BaseStore):
             else:
                 with self._pool.connection() as conn:
                     yield conn
+
+    def _fetch(self, statement: sql.Composed, params: Sequence[object]) -> list[Any]:
+        """The rows a read returns: in the thread's write transaction, else in autocommit.
+
+        A pooled connection that the server dropped while it sat idle (the
+        server restarted) fails its first use. A read changed nothing, so it
+        runs once more, on a connection the pool has checked.
+        """
+        self._check_open()
+        tx: _Transaction | None = getattr(self._local, "tx", None)
+        with self._errors():
+            if tx is not None:
+                return list(tx.conn.execute(statement, params).fetchall())
+            for attempt in (1, 2):
+                with self._pool.connection() as conn:
+                    try:
+                        return list(conn.execute(statement, params).fetchall())
+                    except psycopg.OperationalError:
+                        if attempt == 2 or not conn.broken:
+                            raise
+                self._pool.check()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> _Transaction:
         """A pooled connection in a new transaction holding the advisory locks ``keys``.
@@ -379,9 +417,8 @@ class PostgresStore(BaseStore):
         if tx is not None and (brief_id, version) in tx.rows:
             data = tx.rows[(brief_id, version)]
         else:
-            with self._connection() as conn:
-                row = conn.execute(self._sql.load, (brief_id, version)).fetchone()
-            data = None if row is None else row[0].encode()
+            rows = self._fetch(self._sql.load, (brief_id, version))
+            data = rows[0][0].encode() if rows else None
         if data is None:
             return None
         return self._decode(brief_id, version, data), data
@@ -398,8 +435,7 @@ class PostgresStore(BaseStore):
         return doc
 
     def _snapshot(self, brief_id: str) -> tuple[list[int], Loader]:
-        with self._connection() as conn:
-            rows = conn.execute(self._sql.snapshot, (brief_id,)).fetchall()
+        rows = self._fetch(self._sql.snapshot, (brief_id,))
         stored = {version: data.encode() for version, data in rows}
 
         def load(version: int) -> StrategyDocument | None:
@@ -409,17 +445,14 @@ class PostgresStore(BaseStore):
         return [version for version, _ in rows], load
 
     def _versions(self, brief_id: str) -> list[int]:
-        with self._connection() as conn:
-            return [row[0] for row in conn.execute(self._sql.versions, (brief_id,))]
+        return [row[0] for row in self._fetch(self._sql.versions, (brief_id,))]
 
     def _briefs(self) -> list[str]:
-        with self._connection() as conn:
-            return [row[0] for row in conn.execute(self._sql.briefs)]
+        return [row[0] for row in self._fetch(self._sql.briefs, ())]
 
     def _stamp(self, brief_id: str, version: int) -> tuple[str, str] | None:
-        with self._connection() as conn:
-            row = conn.execute(self._sql.stamp, (brief_id, version)).fetchone()
-        return None if row is None else (row[0], row[1])
+        rows = self._fetch(self._sql.stamp, (brief_id, version))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
         statement = self._sql.insert if exclusive else self._sql.upsert
@@ -442,9 +475,8 @@ class PostgresStore(BaseStore):
         tx: _Transaction | None = getattr(self._local, "tx", None)
         if tx is not None and tx.ids_by_fold is not None and folded in tx.ids_by_fold:
             return next((b for b in sorted(tx.ids_by_fold[folded]) if b != brief_id), None)
-        with self._connection() as conn:
-            row = conn.execute(self._sql.case_variant, (folded, brief_id)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._fetch(self._sql.case_variant, (folded, brief_id))
+        return str(rows[0][0]) if rows else None
 
     def _bulk_writer(self) -> BulkWriter:
         return _BatchWriter(self)
@@ -564,7 +596,7 @@ class _Statements:
         values = ", ".join(["%s"] * len(_COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
         self._q = q
-        self._table = table
+        self.table = table
         self.load = q("SELECT data FROM {t} WHERE brief_id = %s AND version = %s")
         self.snapshot = q("SELECT version, data FROM {t} WHERE brief_id = %s ORDER BY version DESC")
         self.versions = q("SELECT version FROM {t} WHERE brief_id = %s")
@@ -618,5 +650,5 @@ class _Statements:
                 "PRIMARY KEY (brief_id, version))"
             ),
             q("CREATE INDEX ON {t} (lower(brief_id))"),
-            sql.SQL("COMMENT ON TABLE {t} IS {c}").format(t=self._table, c=sql.Literal(comment)),
+            sql.SQL("COMMENT ON TABLE {t} IS {c}").format(t=self.table, c=sql.Literal(comment)),
         ]

@@ -14,10 +14,12 @@ from strategystore import (
     DuplicateVersionError,
     ImmutableVersionError,
     InvalidBriefIdError,
+    MemoryStore,
     Section,
     Status,
     StatusChangeError,
     Store,
+    StoreUnavailableError,
     StrategyDocument,
     VersionNotFoundError,
 )
@@ -778,3 +780,23 @@ def test_get_latest_takes_a_status_or_its_value_and_refuses_others(store: BaseSt
         match="status must be one of draft, approved, rejected, withdrawn, not 'approve'",
     ):
         store.get_latest("acme", status="approve")
+
+
+def test_an_import_stops_when_the_store_becomes_unavailable() -> None:
+    """An unavailable server says nothing of the document: the import raises, counting nothing."""
+
+    class Unreachable(MemoryStore):
+        def _case_variant(self, brief_id: str) -> str | None:
+            if brief_id == "globex":
+                raise StoreUnavailableError("db.example", "strategies", "connection lost")
+            return super()._case_variant(brief_id)
+
+    store = Unreachable()
+    results: list[str] = []
+    with pytest.raises(StoreUnavailableError):
+        store.import_documents(
+            [make_doc("acme"), make_doc("globex"), make_doc("initech")],
+            on_result=lambda doc, outcome, problem: results.append(f"{doc.brief_id} {outcome}"),
+        )
+    assert results == ["acme written"]
+    assert store.list_briefs() == ["acme"]

@@ -12,12 +12,13 @@ import contextlib
 import errno
 import multiprocessing
 import multiprocessing.context
+import multiprocessing.pool
 import multiprocessing.synchronize
 import os
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -45,9 +46,62 @@ def context() -> multiprocessing.context.ForkServerContext:
     """The multiprocessing context every reliability test starts workers from."""
     if not _CONTEXT:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
+        # The forkserver skips a module it cannot import, so this costs the
+        # file tests nothing where psycopg is not installed.
+        ctx.set_forkserver_preload([__name__, "strategystore.postgres"])
         _CONTEXT.append(ctx)
     return _CONTEXT[0]
+
+
+@contextlib.contextmanager
+def racing_pool(processes: int) -> Iterator[multiprocessing.pool.Pool]:
+    """``processes`` workers whose tasks start together (see ``init_racer``)."""
+    ctx = context()
+    pool = ctx.Pool(processes, initializer=init_racer, initargs=(ctx.Barrier(processes),))
+    try:
+        yield pool
+    except BaseException:
+        # Tasks may still wait at the barrier for a racer that failed.
+        pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
+        pool.join()
+
+
+def race(pool: multiprocessing.pool.Pool, task: Callable[..., Any], args: list[Any]) -> list[Any]:
+    """Run ``task`` once per argument tuple, each in its own worker; what each returned."""
+    return pool.starmap_async(task, args, chunksize=1).get(timeout=300)
+
+
+#: Where racers write: a data directory, or a PostgreSQL DSN and a table.
+Where = str | tuple[str, str]
+
+#: This process's ``PostgresStore`` for each (DSN, table), kept for later tasks.
+_PG_STORES: dict[tuple[str, str], BaseStore] = {}
+
+
+def racer_store(where: Where, *, durable: bool, lock_timeout: float = 60.0) -> BaseStore:
+    """The store a racer writes through.
+
+    For a data directory, a new ``FileStore`` on it. For ``(dsn, table)``, this
+    process's own ``PostgresStore`` (with its own pool), opened by the
+    process's first task and kept, as a worker on another machine would keep
+    it; ``durable`` is the server's business there.
+    """
+    if isinstance(where, str):
+        return FileStore(where, durable=durable, lock_timeout=lock_timeout)
+    if where not in _PG_STORES:
+        from strategystore.postgres import PostgresStore  # noqa: PLC0415 - needs the extra
+
+        # A new table means a new test: the store of the last one is done.
+        for done in _PG_STORES.values():
+            done.close()
+        _PG_STORES.clear()
+        dsn, table = where
+        _PG_STORES[where] = PostgresStore(dsn, table=table, lock_timeout=lock_timeout)
+    return _PG_STORES[where]
 
 
 # -- a stream of writes, killed at random ------------------------------------
@@ -239,9 +293,9 @@ def _start_together() -> None:
     _RACE["barrier"].wait(timeout=120)
 
 
-def race_create(data_dir: str, brief: str, index: int, durable: bool) -> tuple[str, bytes, int]:
+def race_create(where: Where, brief: str, index: int, durable: bool) -> tuple[str, bytes, int]:
     """Create version 1 of ``brief``; say whether this process won, and with what."""
-    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    store = racer_store(where, durable=durable)
     doc = make_doc(brief, 1, metadata={"writer": index})
     _start_together()
     try:
@@ -252,10 +306,10 @@ def race_create(data_dir: str, brief: str, index: int, durable: bool) -> tuple[s
 
 
 def race_create_next(
-    data_dir: str, brief: str, index: int, durable: bool, count: int
+    where: Where, brief: str, index: int, durable: bool, count: int
 ) -> list[bytes]:
     """``count`` ``create_next``s on ``brief``; what each returned."""
-    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    store = racer_store(where, durable=durable)
     _start_together()
     return [
         store.create_next(brief, metadata={"writer": index, "n": n}).to_json_bytes()
@@ -263,9 +317,9 @@ def race_create_next(
     ]
 
 
-def race_update(data_dir: str, brief: str, index: int, durable: bool) -> tuple[str, bytes]:
+def race_update(where: Where, brief: str, index: int, durable: bool) -> tuple[str, bytes]:
     """Update version 1 expecting the seeded document; say whether this process won."""
-    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    store = racer_store(where, durable=durable)
     expected = make_doc(brief, 1)
     doc = changed(expected, f"writer-{index}")
     _start_together()
@@ -277,10 +331,10 @@ def race_update(data_dir: str, brief: str, index: int, durable: bool) -> tuple[s
 
 
 def race_delete_or_create_next(
-    data_dir: str, brief: str, index: int, durable: bool
+    where: Where, brief: str, index: int, durable: bool
 ) -> tuple[str, list[Any]]:
     """Half the tasks delete versions 1, 2, 1 and 3; the others call ``create_next`` twice."""
-    store = FileStore(data_dir, durable=durable, lock_timeout=60.0)
+    store = racer_store(where, durable=durable)
     _start_together()
     if index % 2 == 0:
         return ("deleter", [(v, store.delete(brief, v)) for v in (1, 2, 1, 3)])
@@ -373,13 +427,13 @@ def _read_until_writers_finish(
 
 
 def run_history(
-    data_dir: str, brief: str, process: int, ops: list[Op], pause: float
+    where: Where, brief: str, process: int, ops: list[Op], pause: float
 ) -> list[tuple[int, int, int, Op, Outcome]]:
     """Run ``ops`` on a store of this process's own and time each one.
 
     Sleeps ``pause`` seconds halfway through.
     """
-    store = FileStore(data_dir, durable=False, lock_timeout=60.0)
+    store = racer_store(where, durable=False)
     events = []
     _start_together()
     for n, op in enumerate(ops):

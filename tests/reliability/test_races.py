@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,13 @@ from strategystore import FileStore
 from tests.reliability._linearizability import Event, linearize, overlapping, random_ops
 from tests.reliability._support import count, make_doc, scaled
 from tests.reliability._workers import (
-    context,
-    init_racer,
+    race,
     race_create,
     race_create_next,
     race_delete_or_create_next,
     race_read_write,
     race_update,
+    racing_pool,
     run_history,
 )
 
@@ -29,31 +28,11 @@ from tests.reliability._workers import (
 N = 8
 
 
-@contextmanager
-def _racing_pool(processes: int) -> Iterator[Pool]:
-    ctx = context()
-    pool = ctx.Pool(processes, initializer=init_racer, initargs=(ctx.Barrier(processes),))
-    try:
-        yield pool
-    except BaseException:
-        # Tasks may still wait at the barrier for a racer that failed.
-        pool.terminate()
-        raise
-    else:
-        pool.close()
-    finally:
-        pool.join()
-
-
 @pytest.fixture(scope="module")
 def racers() -> Iterator[Pool]:
     """``N`` worker processes; each task of a round runs in its own one."""
-    with _racing_pool(N) as pool:
+    with racing_pool(N) as pool:
         yield pool
-
-
-def _race(pool: Pool, task: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
-    return pool.starmap_async(task, args, chunksize=1).get(timeout=300)
 
 
 @pytest.fixture
@@ -67,7 +46,7 @@ def test_racing_creates_of_one_key_let_exactly_one_win(racers: Pool, data: Path)
     for round_no in range(scaled(100)):
         brief = f"create-{round_no}"
         durable = round_no % 2 == 0
-        results = _race(racers, race_create, [(str(data), brief, i, durable) for i in range(N)])
+        results = race(racers, race_create, [(str(data), brief, i, durable) for i in range(N)])
         winners = [document for outcome, document, _ in results if outcome == "won"]
         assert len(winners) == 1, f"round {round_no}: {len(winners)} winners"
         assert len({pid for _, _, pid in results}) == N
@@ -84,7 +63,7 @@ def test_racing_create_nexts_on_one_brief_get_distinct_contiguous_versions(
     for round_no in range(scaled(50)):
         brief = f"next-{round_no}"
         durable = round_no % 2 == 0
-        results = _race(
+        results = race(
             racers, race_create_next, [(str(data), brief, i, durable, 3) for i in range(N)]
         )
         returned = {
@@ -108,7 +87,7 @@ def test_racing_updates_with_the_same_expected_let_exactly_one_win(
         brief = f"update-{round_no}"
         store.save(make_doc(brief, 1))
         durable = round_no % 2 == 0
-        results = _race(racers, race_update, [(str(data), brief, i, durable) for i in range(N)])
+        results = race(racers, race_update, [(str(data), brief, i, durable) for i in range(N)])
         winners = [document for outcome, document in results if outcome == "won"]
         assert len(winners) == 1, f"round {round_no}: {len(winners)} winners"
         # Every loser was shown the winner's document as the current one.
@@ -125,7 +104,7 @@ def test_deletes_racing_create_nexts_lose_and_invent_nothing(racers: Pool, data:
         initial = make_doc(brief, 1)
         store.save(initial)
         durable = round_no % 2 == 0
-        results = _race(
+        results = race(
             racers, race_delete_or_create_next, [(str(data), brief, i, durable) for i in range(N)]
         )
         deleted = sum(
@@ -149,7 +128,7 @@ def test_readers_racing_writers_see_only_whole_documents_and_no_errors(
         initial = make_doc(brief, 1)
         store.save(initial)
         durable = round_no % 2 == 0
-        results = _race(
+        results = race(
             racers, race_read_write, [(str(data), brief, i, durable, 30) for i in range(N)]
         )
         written = {initial.to_json_bytes()}
@@ -169,14 +148,14 @@ def test_readers_racing_writers_see_only_whole_documents_and_no_errors(
 def test_two_stores_in_different_processes_give_linearizable_histories(data: Path) -> None:
     rng = random.Random()
     processes = 3
-    with _racing_pool(processes) as pool:
+    with racing_pool(processes) as pool:
         for history_no in range(scaled(60)):
             brief = f"lin-{history_no}"
             # Half the histories pause between operations, so files outlive the
             # racy window and the read caches get to answer.
             pause = 0.15 if history_no % 2 else 0.0
             args = [(str(data), brief, p, random_ops(rng, 6), pause) for p in range(processes)]
-            results = _race(pool, run_history, args)
+            results = race(pool, run_history, args)
             events = [Event(*raw) for per_process in results for raw in per_process]
             order = linearize(events, brief)
             shown = "\n".join(

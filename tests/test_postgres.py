@@ -1,0 +1,315 @@
+"""``PostgresStore`` only: bytes as stored, rows edited by hand, table formats, opening a store."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from strategystore import (
+    ConfigurationError,
+    CorruptDocumentError,
+    Section,
+    Status,
+    StoreFormatError,
+    open_store,
+)
+from strategystore.postgres import PostgresStore, split_table
+from tests.conftest import T0, make_doc
+
+Sql = Callable[..., list[Any]]
+
+
+@pytest.fixture
+def sql(pg_dsn: str) -> Sql:
+    """Runs one statement on the test server, as a person at ``psql`` would; returns its rows."""
+
+    def run(statement: str, params: tuple[object, ...] = ()) -> list[Any]:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            cursor = conn.execute(statement.encode(), params)
+            return cursor.fetchall() if cursor.description else []
+
+    return run
+
+
+def _with_table(dsn: str, table: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
+
+
+def _needs_url(dsn: str) -> None:
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        pytest.skip("the test server's DSN is not a URL")
+
+
+# -- canonical bytes -------------------------------------------------------------
+
+
+def test_canonical_bytes_survive_as_written(pg_store: PostgresStore, sql: Sql) -> None:
+    doc = make_doc(
+        "acme",
+        1,
+        sections=[Section(key="goal", title="Ziel ✓", body="Grüße, 東京 — “quoted” \\ \t")],
+        metadata={"score": 1.0, "big": 1e300, "zeta": {"b": 2, "a": [1.50, "ü"]}, "alpha": None},
+    )
+    pg_store.save(doc)
+    data = doc.to_json_bytes()
+    assert pg_store.get_stored_bytes("acme", 1) == data
+    [(raw, kind)] = sql(f"SELECT data, pg_typeof(data)::text FROM {pg_store.table}")
+    assert kind == "text"
+    assert raw.encode() == data
+    assert '"score": 1.0' in raw and "東京" in raw and "\\u" not in raw
+    # Keys stay in the canonical order; jsonb would put the shortest key first.
+    fields = ['"brief_id"', '"version"', '"status"', '"sections"', '"metadata"']
+    assert [raw.index(f) for f in fields] == sorted(raw.index(f) for f in fields)
+    read = pg_store.get_strategy("acme", 1)
+    assert read == doc
+    assert read is not None and read.metadata["score"] == 1.0
+    assert isinstance(read.metadata["score"], float)
+
+
+def test_the_typed_columns_follow_the_document(pg_store: PostgresStore, sql: Sql) -> None:
+    pg_store.save(make_doc("acme", 1))
+    approved = pg_store.approve("acme", 1, now=T0)
+    [row] = sql(
+        f"SELECT status, status_reason, created_at, updated_at, content_digest "
+        f"FROM {pg_store.table} WHERE brief_id = 'acme' AND version = 1"
+    )
+    assert row == ("approved", None, T0, T0, approved.content_digest)
+
+
+# -- rows edited by hand -----------------------------------------------------------
+
+
+def _set_data(sql: Sql, table: str, brief: str, version: int, data: str) -> None:
+    statement = f"UPDATE {table} SET data = %s WHERE brief_id = %s AND version = %s"
+    sql(statement, (data, brief, version))
+
+
+def test_a_valid_hand_edit_of_a_draft_reads_back(pg_store: PostgresStore, sql: Sql) -> None:
+    pg_store.save(make_doc("acme", 1))
+    sql(f"UPDATE {pg_store.table} SET data = replace(data, 'Grow', 'Shrink')")
+    read = pg_store.get_strategy("acme", 1)
+    assert read is not None and read.sections[0].body == "Shrink **fast**."
+    # Stored bytes are what the person wrote, not re-encoded.
+    [(raw,)] = sql(f"SELECT data FROM {pg_store.table}")
+    assert pg_store.get_stored_bytes("acme", 1) == raw.encode()
+
+
+def _approved_with_another_body(data: str) -> str:
+    return data.replace("Grow", "Shrink")
+
+
+def _repeated_key(data: str) -> str:
+    return data.replace('"version": 1,', '"version": 1,\n  "version": 1,', 1)
+
+
+def _broken(data: str) -> str:
+    return data[: len(data) // 2]
+
+
+def _another_key(data: str) -> str:
+    return make_doc("acme", 2).to_json_bytes().decode()
+
+
+@pytest.mark.parametrize(
+    ("edit", "status", "reason"),
+    [
+        (_broken, Status.DRAFT, "json"),
+        (_repeated_key, Status.DRAFT, "version"),
+        (_approved_with_another_body, Status.APPROVED, "seal"),
+        (_another_key, Status.DRAFT, "version 2"),
+    ],
+    ids=["broken-json", "repeated-key", "wrong-seal", "another-key"],
+)
+def test_a_broken_hand_edit_is_corrupt_naming_table_and_key(
+    pg_store: PostgresStore, sql: Sql, edit: Callable[[str], str], status: Status, reason: str
+) -> None:
+    pg_store.save(make_doc("acme", 1))
+    if status is Status.APPROVED:
+        pg_store.approve("acme", 1, now=T0)
+    pg_store.save(make_doc("other", 1))
+    [(raw,)] = sql(f"SELECT data FROM {pg_store.table} WHERE brief_id = 'acme'")
+    _set_data(sql, pg_store.table, "acme", 1, edit(raw))
+    reads: list[Callable[[], object]] = [
+        lambda: pg_store.get_strategy("acme", 1),
+        lambda: pg_store.get_latest("acme"),
+        lambda: pg_store.list_versions_by_brief("acme"),
+        lambda: list(pg_store.iter_documents()),
+        lambda: pg_store.save(make_doc("acme", 1)),
+        lambda: pg_store.delete("acme", 1),
+    ]
+    for read in reads:
+        with pytest.raises(CorruptDocumentError) as raised:
+            read()
+        message = str(raised.value)
+        assert pg_store.table in message and "'acme'" in message and "version=1" in message
+        assert reason in message.lower(), message
+    # What need not read the row is not stopped by it, and nothing was overwritten.
+    assert pg_store.list_version_numbers("acme") == [1]
+    assert pg_store.list_briefs() == ["acme", "other"]
+    assert pg_store.get_strategy("other", 1) == make_doc("other", 1)
+    assert sql(f"SELECT data FROM {pg_store.table} WHERE brief_id = 'acme'") == [(edit(raw),)]
+
+
+# -- the table and its format --------------------------------------------------------
+
+
+def test_a_table_of_a_newer_format_is_refused(
+    pg_dsn: str, pg_store: PostgresStore, sql: Sql
+) -> None:
+    sql(f"COMMENT ON TABLE {pg_store.table} IS 'strategystore format 99'")
+    with pytest.raises(StoreFormatError, match=r"format 99.*upgrade strategystore"):
+        PostgresStore(pg_dsn, table=pg_store.table)
+
+
+def test_a_table_that_is_not_ours_is_refused(pg_dsn: str, pg_table: str, sql: Sql) -> None:
+    sql(f"CREATE TABLE {pg_table} (id int)")
+    with pytest.raises(StoreFormatError, match="not a strategystore table"):
+        PostgresStore(pg_dsn, table=pg_table)
+    sql(f"COMMENT ON TABLE {pg_table} IS 'orders of the shop'")
+    with pytest.raises(StoreFormatError, match=rf"{pg_table}.*not a strategystore table"):
+        PostgresStore(pg_dsn, table=pg_table)
+
+
+def test_a_missing_table_is_refused_without_create(pg_dsn: str, pg_table: str, sql: Sql) -> None:
+    with pytest.raises(StoreFormatError, match=rf"{pg_table}.*does not exist.*create=True"):
+        PostgresStore(pg_dsn, table=pg_table, create=False)
+    assert sql("SELECT to_regclass(%s)", (pg_table,)) == [(None,)]
+
+
+def test_a_created_table_records_its_format(pg_dsn: str, pg_table: str, sql: Sql) -> None:
+    with PostgresStore(pg_dsn, table=pg_table):
+        pass
+    assert sql("SELECT obj_description(to_regclass(%s), 'pg_class')", (pg_table,)) == [
+        ("strategystore format 1",)
+    ]
+    with PostgresStore(pg_dsn, table=pg_table, create=False) as again:
+        assert again.list_briefs() == []
+
+
+@pytest.fixture
+def quoted_table(pg_dsn: str, sql: Sql) -> Iterator[str]:
+    """A table name that needs quoting, dropped afterwards."""
+    name = f"Docs_{uuid.uuid4().hex[:8]}"
+    yield name
+    sql(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def test_a_mixed_case_table_name_is_the_table_of_that_name(
+    pg_dsn: str, quoted_table: str, sql: Sql
+) -> None:
+    with PostgresStore(pg_dsn, table=quoted_table) as store:
+        store.save(make_doc("acme", 1))
+    with PostgresStore(pg_dsn, table=quoted_table, create=False) as store:
+        assert store.list_briefs() == ["acme"]
+    assert sql(f'SELECT count(*) FROM "{quoted_table}"') == [(1,)]
+
+
+def test_a_table_in_a_schema_is_created_there(pg_dsn: str, sql: Sql) -> None:
+    schema = f"s_{uuid.uuid4().hex[:8]}"
+    sql(f"CREATE SCHEMA {schema}")
+    try:
+        with PostgresStore(pg_dsn, table=f"{schema}.docs") as store:
+            store.save(make_doc("acme", 1))
+        assert sql(f"SELECT brief_id FROM {schema}.docs") == [("acme",)]
+    finally:
+        sql(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_a_table_in_a_missing_schema_is_a_store_format_error(pg_dsn: str) -> None:
+    with pytest.raises(StoreFormatError, match="no_such_schema"):
+        PostgresStore(pg_dsn, table="no_such_schema.docs")
+
+
+def test_stores_opening_one_missing_table_at_once_all_work(
+    pg_dsn: str, pg_table: str, sql: Sql
+) -> None:
+    n = 4
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+    stores: list[PostgresStore] = []
+
+    def open_one(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            store = PostgresStore(pg_dsn, table=pg_table)
+            stores.append(store)
+            store.create_next("acme", metadata={"opener": index})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for store in stores:
+        store.close()
+    assert errors == []
+    assert sql(
+        "SELECT count(*) FROM pg_class WHERE relname = %s AND relkind = 'r'", (pg_table,)
+    ) == [(1,)]
+    assert sql(f"SELECT version FROM {pg_table} ORDER BY version") == [(v,) for v in range(1, 5)]
+
+
+# -- naming the store ------------------------------------------------------------------
+
+
+def test_the_table_named_in_a_url_is_used_and_removed(pg_dsn: str, pg_table: str) -> None:
+    _needs_url(pg_dsn)
+    url = _with_table(pg_dsn, pg_table)
+    assert split_table(url) == (pg_dsn, pg_table)
+    # libpq refuses a query parameter it does not know: connecting proves it is gone.
+    with PostgresStore(url) as store:
+        assert store.table == pg_table
+        store.save(make_doc("acme", 1))
+    with PostgresStore(pg_dsn, table=pg_table, create=False) as store:
+        assert store.list_briefs() == ["acme"]
+    with pytest.raises(ConfigurationError, match="names table"):
+        PostgresStore(url, table="another")
+    with pytest.raises(ConfigurationError, match="more than once"):
+        PostgresStore(_with_table(url, "again"))
+
+
+@pytest.mark.parametrize(
+    "table", ["bad-name", "docs; DROP TABLE x", "", "a.b.c", "1docs", '"quoted"', "x" * 64, 7]
+)
+def test_a_bad_table_name_is_a_configuration_error(pg_dsn: str, table: Any) -> None:
+    with pytest.raises(ConfigurationError, match="table must be an identifier"):
+        PostgresStore(pg_dsn, table=table)
+
+
+def test_open_store_opens_postgres_from_arguments_or_the_environment(
+    pg_dsn: str, pg_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _needs_url(pg_dsn)
+    store = open_store("postgres", dsn=pg_dsn, table=pg_table, lock_timeout=2.0)
+    assert isinstance(store, PostgresStore)
+    with store:
+        assert (store.table, store.lock_timeout) == (pg_table, 2.0)
+        store.save(make_doc("acme", 1))
+    monkeypatch.setenv("STRATEGYSTORE_MODE", "postgres")
+    monkeypatch.setenv("STRATEGYSTORE_DSN", _with_table(pg_dsn, pg_table))
+    opened = open_store()
+    assert isinstance(opened, PostgresStore)
+    with opened:
+        assert opened.table == pg_table
+        assert opened.get_strategy("acme", 1) == make_doc("acme", 1)
+    monkeypatch.delenv("STRATEGYSTORE_DSN")
+    with pytest.raises(ConfigurationError, match="STRATEGYSTORE_DSN"):
+        open_store()
+
+
+def test_repr_names_the_store_but_never_the_password(pg_dsn: str, pg_table: str) -> None:
+    _needs_url(pg_dsn)
+    # The test server trusts local connections, so any password is accepted.
+    with_password = pg_dsn.replace("postgres@", "postgres:pa55-w0rd@", 1)
+    assert "pa55-w0rd" in with_password
+    with PostgresStore(with_password, table=pg_table) as store:
+        shown = repr(store)
+        assert pg_table in shown and "postgres" in shown
+        assert "pa55-w0rd" not in shown and "pa55-w0rd" not in str(vars(store).get("host"))
