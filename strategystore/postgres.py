@@ -558,11 +558,14 @@ class _BatchWriter(BulkWriter):
 
 
 def _row(doc: StrategyDocument, data: bytes) -> tuple[object, ...]:
+    # PostgreSQL text holds no NUL character. The data column keeps one as
+    # JSON's \u0000; the reason column is a copy for queries and shows U+FFFD.
+    reason = None if doc.status_reason is None else doc.status_reason.replace("\0", "\ufffd")
     return (
         doc.brief_id,
         doc.version,
         doc.status.value,
-        doc.status_reason,
+        reason,
         doc.created_at,
         doc.updated_at,
         doc.content_digest,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,39 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseStore]
         yield FileStore(tmp_path / "data", lock_timeout=5.0)
     else:
         yield request.getfixturevalue("pg_store")
+
+
+Reopen = Callable[..., BaseStore]
+
+
+@pytest.fixture
+def another_handle(request: pytest.FixtureRequest) -> Iterator[Reopen]:
+    """Opens another handle on a store's data, as a second worker would; closed after the test.
+
+    A second ``FileStore`` on the directory (not durable), a second
+    ``PostgresStore`` on the table, the ``MemoryStore`` itself (it has no
+    other handle). Keyword arguments are the new handle's options.
+    """
+    opened: list[BaseStore] = []
+
+    def reopen(store: BaseStore, **options: Any) -> BaseStore:
+        handle: BaseStore
+        if isinstance(store, MemoryStore):
+            return store
+        if isinstance(store, FileStore):
+            handle = FileStore(store.data_dir, **{"durable": False, **options})
+        else:
+            from strategystore.postgres import PostgresStore  # noqa: PLC0415
+
+            assert isinstance(store, PostgresStore)
+            dsn = request.getfixturevalue("pg_dsn")
+            handle = PostgresStore(dsn, table=store.table, **{"lock_timeout": 5.0, **options})
+        opened.append(handle)
+        return handle
+
+    yield reopen
+    for handle in opened:
+        handle.close()
 
 
 @pytest.fixture

@@ -38,11 +38,21 @@ def test_deleting_a_rejected_or_withdrawn_version_says_why_it_stays(
         store.delete("acme", 1)
 
 
+@pytest.mark.parametrize("kind", ["file", "postgres"])
 def test_the_command_line_delete_of_an_approved_version_points_to_withdraw(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kind: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    FileStore(tmp_path / "data").create(make_doc("acme", 1, status=Status.APPROVED))
-    assert main(["--dir", str(tmp_path / "data"), "delete", "acme", "1"]) == 1
+    if kind == "file":
+        store: BaseStore = request.getfixturevalue("file_store")
+        where = str(request.getfixturevalue("tmp_path") / "data")
+    else:
+        store = request.getfixturevalue("pg_store")
+        dsn: str = request.getfixturevalue("pg_dsn")
+        if not dsn.startswith("postgresql://"):
+            pytest.skip("the command line needs $STRATEGYSTORE_TEST_DSN as a postgresql:// URL")
+        where = f"{dsn}{'&' if '?' in dsn else '?'}table={request.getfixturevalue('pg_table')}"
+    store.create(make_doc("acme", 1, status=Status.APPROVED))
+    assert main(["--store", where, "delete", "acme", "1"]) == 1
     assert "withdraw it instead" in capsys.readouterr().err
 
 

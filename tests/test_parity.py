@@ -1,10 +1,12 @@
-"""MemoryStore and two FileStores on one directory, driven by the same operations, always agree.
+"""A MemoryStore, two FileStores on one directory and two PostgresStores on one table agree.
 
-Each step runs on the ``MemoryStore`` and on one of the two ``FileStore``s
-(drawn); reads run on both file stores. Results are compared by canonical
-bytes and exceptions by type and payload. Brief ids come from arbitrary text
-as well as a small pool, so invalid ids are exercised next to colliding ones.
-Set ``STRATEGYSTORE_STRESS=1`` for a longer run.
+Each write runs on the ``MemoryStore``, on one of the two ``FileStore``s and
+on one of the two ``PostgresStore``s (drawn: the same one of each pair);
+reads run on both file stores and on the postgres stores in turn. Results
+are compared by canonical bytes and exceptions by type and payload. Brief
+ids come from arbitrary text as well as a small pool, so invalid ids are
+exercised next to colliding ones. Each run has a table of its own, dropped
+when it ends. Set ``STRATEGYSTORE_STRESS=1`` for a longer run.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import psycopg
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -34,6 +39,7 @@ from strategystore import (
     StrategyStoreError,
     VersionNotFoundError,
 )
+from strategystore.postgres import PostgresStore
 from strategystore.store import BaseStore, ImportSummary
 
 STRESS = os.environ.get("STRATEGYSTORE_STRESS") == "1"
@@ -108,28 +114,48 @@ def _outcome(call: Callable[[BaseStore], object], store: BaseStore) -> tuple[str
 
 
 class StoresAgree(RuleBasedStateMachine):
+    #: The PostgreSQL server's DSN, and a connection to it that drops each
+    #: run's table, set for the module's tests by ``_server``.
+    dsn: ClassVar[str | None] = None
+    admin: ClassVar[psycopg.Connection[Any] | None] = None
+
     def __init__(self) -> None:
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="parity-"))
+        self.table = f"parity_{uuid.uuid4().hex[:16]}"
         self.memory = MemoryStore()
         self.files = [self._open(), self._open()]
+        self.tables = [self._open_table(), self._open_table()]
         self.steps = 0
+        self.reads = 0
 
     def _open(self) -> FileStore:
         return FileStore(self.root / "data", durable=False, lock_timeout=5)
 
+    def _open_table(self) -> PostgresStore:
+        assert self.dsn is not None, "the parity tests run with the _server fixture"
+        return PostgresStore(self.dsn, table=self.table, lock_timeout=5, pool_size=1)
+
     def teardown(self) -> None:
+        for store in self.tables:
+            store.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        assert self.admin is not None
+        self.admin.execute(f"DROP TABLE IF EXISTS {self.table}")
 
     def _write(self, which: int, call: Callable[[BaseStore], object]) -> None:
         expected = _outcome(call, self.memory)
         assert _outcome(call, self.files[which]) == expected
+        assert _outcome(call, self.tables[which]) == expected
         self.steps += 1
         STEPS_RUN[0] += 1
 
     def _read(self, call: Callable[[BaseStore], object]) -> None:
         expected = _outcome(call, self.memory)
-        for store in self.files:
+        # The PostgresStores take turns: a round trip to the server is most of
+        # a run's time, and each still reads what the other wrote.
+        self.reads += 1
+        for store in (*self.files, self.tables[self.reads % 2]):
             assert _outcome(call, store) == expected
         STEPS_RUN[0] += 1
 
@@ -234,6 +260,8 @@ class StoresAgree(RuleBasedStateMachine):
     @rule(which=st.integers(0, 1))
     def reopen(self, which: int) -> None:
         self.files[which] = self._open()
+        self.tables[which].close()
+        self.tables[which] = self._open_table()
 
     # -- reads
 
@@ -260,6 +288,17 @@ class StoresAgree(RuleBasedStateMachine):
     @invariant()
     def the_same_briefs_everywhere(self) -> None:
         self._read(lambda s: s.list_briefs())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _server(pg_dsn: str) -> Iterator[None]:
+    """Hand the session's PostgreSQL server to the state machine, which pytest does not call."""
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        StoresAgree.dsn, StoresAgree.admin = pg_dsn, admin
+        try:
+            yield
+        finally:
+            StoresAgree.dsn, StoresAgree.admin = None, None
 
 
 StoresAgree.TestCase.settings = settings(

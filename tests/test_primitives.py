@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from strategystore import DuplicateVersionError, FileStore
+from strategystore import DuplicateVersionError
 from strategystore.store import BaseStore
-from tests.conftest import make_doc
+from tests.conftest import Reopen, make_doc
 
 
 def test_an_exclusive_write_of_a_present_key_writes_nothing_and_says_so(store: BaseStore) -> None:
@@ -21,15 +21,16 @@ def test_an_exclusive_write_of_a_present_key_writes_nothing_and_says_so(store: B
 
 
 def test_a_write_that_finds_its_key_taken_under_the_lock_is_a_duplicate(
-    store: BaseStore, monkeypatch: pytest.MonkeyPatch
+    store: BaseStore, monkeypatch: pytest.MonkeyPatch, another_handle: Reopen
 ) -> None:
     # As if a writer that bypasses the lock stored the version between the
-    # check and the write: create must refuse, never overwrite.
-    real_write = store._write
+    # check and the write: create must refuse, never overwrite. The intruder
+    # is another handle, so its write is not part of this one's transaction.
+    real_write, intrude = store._write, another_handle(store)._write
     intruder = make_doc(metadata={"by": "intruder"})
 
     def write_after_an_intruder(doc: object, data: bytes, *, exclusive: bool) -> bool:
-        real_write(intruder, intruder.to_json_bytes(), exclusive=False)
+        intrude(intruder, intruder.to_json_bytes(), exclusive=False)
         return real_write(doc, data, exclusive=exclusive)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store, "_write", write_after_an_intruder)
@@ -37,6 +38,24 @@ def test_a_write_that_finds_its_key_taken_under_the_lock_is_a_duplicate(
         store.create(make_doc())
     assert caught.value.existing == intruder
     assert store.get_strategy("acme-q3", 1) == intruder
+
+
+def test_a_stamp_changes_with_every_write_and_removal_and_only_then(store: BaseStore) -> None:
+    assert store._stamp("acme-q3", 1) is None
+    doc = make_doc(metadata={"round": 1})
+    store.save(doc)
+    stamps = [store._stamp("acme-q3", 1)]
+    store.save(doc)  # equal to the stored one: no rewrite
+    assert store._stamp("acme-q3", 1) == stamps[-1] is not None
+    store.save(make_doc(metadata={"round": 2}))
+    stamps.append(store._stamp("acme-q3", 1))
+    with store._locked("acme-q3"):  # the same bytes written again are a write too
+        store._write(doc, doc.to_json_bytes(), exclusive=False)
+    stamps.append(store._stamp("acme-q3", 1))
+    assert None not in stamps
+    assert stamps[0] != stamps[1] != stamps[2]
+    store.delete("acme-q3", 1)
+    assert store._stamp("acme-q3", 1) is None
 
 
 def test_the_brief_lock_nests_in_one_thread_under_any_case_of_the_id(store: BaseStore) -> None:
@@ -99,7 +118,11 @@ def test_a_store_is_a_context_manager_and_refuses_use_once_closed(store: BaseSto
     store.close()  # closing again does nothing
 
 
-def test_a_closed_file_store_leaves_its_files_for_the_next(tmp_path: object) -> None:
-    with FileStore(f"{tmp_path}/data") as store:
+@pytest.mark.parametrize("kind", ["file", "postgres"])
+def test_a_closed_store_leaves_its_documents_for_the_next_handle(
+    kind: str, request: pytest.FixtureRequest, another_handle: Reopen
+) -> None:
+    store: BaseStore = request.getfixturevalue("file_store" if kind == "file" else "pg_store")
+    with store:
         store.save(make_doc())
-    assert FileStore(f"{tmp_path}/data").get_strategy("acme-q3", 1) == make_doc()
+    assert another_handle(store).get_strategy("acme-q3", 1) == make_doc()

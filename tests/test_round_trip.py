@@ -130,3 +130,26 @@ def test_values_at_the_limits_read_back_identically(store: BaseStore) -> None:
     assert stored is not None
     assert stored.to_json_bytes() == doc.to_json_bytes()
     assert store.create_next("acme", doc.sections, doc.metadata).metadata == doc.metadata
+
+
+NUL_FIELDS: dict[str, dict[str, Any]] = {
+    "a status reason": {"status": Status.REJECTED, "status_reason": "no\x00way"},
+    "a section title and body": {"sections": [Section(key="k", title="t\x00", body="\x00b")]},
+    "a metadata key and value": {"metadata": {"a\x00": "b\x00"}},
+}
+
+
+@pytest.mark.parametrize("where", list(NUL_FIELDS))
+def test_a_nul_character_reads_back_identically(store: BaseStore, where: str) -> None:
+    doc = make_doc("acme", 1, **NUL_FIELDS[where])
+    store.save(doc)
+    stored = store.get_strategy("acme", 1)
+    assert stored is not None
+    assert stored.to_json_bytes() == doc.to_json_bytes()
+
+
+def test_a_status_reason_with_a_nul_character_is_kept(store: BaseStore) -> None:
+    store.create(make_doc("acme", 1))
+    rejected = store.reject("acme", 1, reason="no\x00way", now=T0)
+    assert rejected.status_reason == "no\x00way"
+    assert store.get_strategy("acme", 1) == rejected

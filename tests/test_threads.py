@@ -15,13 +15,24 @@ THREADS = 8
 PER_THREAD = 15
 
 
-@pytest.mark.parametrize("kind", ["memory", "file"])
+def _shared(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> BaseStore:
+    """The one store every thread uses."""
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "file":
+        return FileStore(tmp_path / "data", durable=False)
+    store: BaseStore = request.getfixturevalue("pg_store")
+    return store
+
+
+KINDS = ["memory", "file", "postgres"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_threads_racing_create_next_on_one_brief_get_distinct_contiguous_versions(
-    kind: str, tmp_path: Path
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    store: BaseStore = (
-        MemoryStore() if kind == "memory" else FileStore(tmp_path / "data", durable=False)
-    )
+    store = _shared(kind, request, tmp_path)
     got: list[int] = []
     errors: list[BaseException] = []
     start = threading.Barrier(THREADS)
@@ -46,8 +57,11 @@ def test_threads_racing_create_next_on_one_brief_get_distinct_contiguous_version
     assert store.list_version_numbers("acme-q3") == list(range(total, 0, -1))
 
 
-def test_threads_racing_create_on_one_key_have_exactly_one_winner(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "data", durable=False)
+@pytest.mark.parametrize("kind", KINDS)
+def test_threads_racing_create_on_one_key_have_exactly_one_winner(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    store = _shared(kind, request, tmp_path)
     for version in range(1, 11):
         outcomes = _race_create(store, version)
         assert sorted(outcomes) == ["duplicate"] * (THREADS - 1) + ["won"]
