@@ -190,6 +190,11 @@ class PostgresStore(BaseStore):
         with self._errors():
             with psycopg.connect(conninfo, **kwargs) as conn:
                 self._prepare_table(conn, create=create)
+                # Locks are keyed on the table itself, however its name is spelled.
+                row = conn.execute(
+                    "SELECT to_regclass(%s)::oid::text", (self._sql.table.as_string(conn),)
+                ).fetchone()
+                self._lock_scope = str(row[0]) if row else self.table
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 conninfo,
                 min_size=1,
@@ -384,7 +389,7 @@ class PostgresStore(BaseStore):
 
     def _lock_key(self, brief_id: str) -> int:
         digest = hashlib.blake2b(
-            f"{self.table}\0{brief_id.lower()}".encode(), digest_size=8
+            f"{self._lock_scope}\0{brief_id.lower()}".encode(), digest_size=8
         ).digest()
         return int.from_bytes(digest, "big", signed=True)
 

@@ -13,6 +13,7 @@ import pytest
 from strategystore import (
     ConfigurationError,
     CorruptDocumentError,
+    LockTimeoutError,
     Section,
     Status,
     StoreFormatError,
@@ -313,3 +314,14 @@ def test_repr_names_the_store_but_never_the_password(pg_dsn: str, pg_table: str)
         shown = repr(store)
         assert pg_table in shown and "postgres" in shown
         assert "pa55-w0rd" not in shown and "pa55-w0rd" not in str(vars(store).get("host"))
+
+
+def test_two_spellings_of_one_table_share_its_brief_locks(pg_dsn: str, pg_table: str) -> None:
+    """``t`` and ``public.t`` are one table, so a brief's writers exclude each other across both."""
+    with (
+        PostgresStore(pg_dsn, table=pg_table) as plain,
+        PostgresStore(pg_dsn, table=f"public.{pg_table}", lock_timeout=0) as qualified,
+    ):
+        assert plain._lock_key("acme") == qualified._lock_key("acme")
+        with plain._locked("acme"), pytest.raises(LockTimeoutError):
+            qualified.create_next("acme")
