@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from strategystore._dsn import is_postgres_url
 from strategystore._locks import check_timeout
 from strategystore.errors import ConfigurationError
 from strategystore.files import FileStore
@@ -39,11 +40,6 @@ DATA_DIR_VARIABLE = "STRATEGYSTORE_DIR"
 MODE_VARIABLE = "STRATEGYSTORE_MODE"
 #: The environment variable naming the PostgreSQL server (a DSN) for ``mode="postgres"``.
 DSN_VARIABLE = "STRATEGYSTORE_DSN"
-
-
-def is_postgres_url(text: str) -> bool:
-    """Whether ``text`` names a PostgreSQL server (``postgresql://`` or ``postgres://``)."""
-    return text.startswith(("postgresql://", "postgres://"))
 
 
 def data_dir(given: str | os.PathLike[str] | None = None) -> Path:

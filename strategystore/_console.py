@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from strategystore import _backends
-from strategystore._backends import is_postgres_url
+from strategystore._dsn import is_postgres_url
 from strategystore.errors import ConfigurationError, DuplicateVersionError, LockTimeoutError
 from strategystore.files import FileStore
 from strategystore.models import describe_validation_error

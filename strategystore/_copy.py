@@ -14,9 +14,9 @@ from pathlib import Path
 
 from strategystore import _render
 from strategystore._arguments import check_brief_id
-from strategystore._backends import is_postgres_url
 from strategystore._bulk import readable_documents, refusal
 from strategystore._console import error, open_location, without_password
+from strategystore._dsn import is_postgres_url
 from strategystore.errors import StrategyStoreError
 from strategystore.models import StrategyDocument
 from strategystore.store import ImportOutcome

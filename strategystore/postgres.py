@@ -22,11 +22,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from strategystore._backends import is_postgres_url
+from strategystore._dsn import split_table
 from strategystore._layout import DocumentFileError, decode_document_file, misplacement
 from strategystore._locks import check_timeout
+from strategystore._pgsql import Decoded, Statements, row_of
 from strategystore._primitives import BulkWriter, Loader
 from strategystore.errors import (
     ConfigurationError,
@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed for the 
         "PostgresStore needs psycopg 3 and psycopg_pool: pip install 'strategystore[postgres]'"
     ) from exc
 
-__all__ = ["DEFAULT_TABLE", "FORMAT", "PostgresStore", "split_table"]
+__all__ = ["DEFAULT_TABLE", "FORMAT", "PostgresStore"]
 
 #: The table a store uses when told no other.
 DEFAULT_TABLE = "strategy_document"
@@ -64,42 +64,6 @@ DEFAULT_POOL_SIZE = 4
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: The lock that serialises creating the table, whichever store gets there first.
 _CREATE_LOCK = 0x5354524154454759  # "STRATEGY"
-_COLUMNS = (
-    "brief_id",
-    "version",
-    "status",
-    "status_reason",
-    "created_at",
-    "updated_at",
-    "content_digest",
-    "data",
-)
-
-
-def split_table(dsn: str) -> tuple[str, str | None]:
-    """``dsn`` without its ``table`` query parameter, and that parameter (``None`` if absent)."""
-    if not is_postgres_url(dsn):
-        return dsn, None
-    parts = urlsplit(dsn)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    tables = [value for name, value in query if name == "table"]
-    if not tables:
-        return dsn, None
-    if len(tables) > 1:
-        raise ConfigurationError("the URL names its table more than once")
-    rest = urlencode([(name, value) for name, value in query if name != "table"])
-    return urlunsplit(parts._replace(query=rest)), tables[0]
-
-
-def _psycopg() -> Any:
-    try:
-        import psycopg  # noqa: PLC0415
-        import psycopg_pool  # noqa: PLC0415, F401
-    except ImportError as exc:
-        raise ConfigurationError(
-            "PostgresStore needs psycopg 3 and psycopg_pool: pip install 'strategystore[postgres]'"
-        ) from exc
-    return psycopg
 
 
 @dataclass
@@ -179,8 +143,9 @@ class PostgresStore(BaseStore):
             params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or "default"
         )
         self._password = str(params.get("password") or os.environ.get("PGPASSWORD") or "")
-        self._sql = _Statements(sql.Identifier(*self.table.split(".")))
+        self._sql = Statements(sql.Identifier(*self.table.split(".")))
         self._local = threading.local()
+        self._decoded = Decoded()
         self._pool_size = pool_size
         kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -334,8 +299,7 @@ class PostgresStore(BaseStore):
             with self._errors():
                 conn = self._pool.getconn()
             try:
-                conn.execute("BEGIN")
-                self._take_locks(conn, keys, timeout, brief_id)
+                self._take_locks(conn, keys, timeout, brief_id, begin=True)
             except psycopg.OperationalError as exc:
                 broken = conn.broken or conn.closed
                 self._end(conn, commit=False)
@@ -357,17 +321,31 @@ class PostgresStore(BaseStore):
         keys: Sequence[int],
         timeout: float | None,
         brief_id: str,
+        *,
+        begin: bool = False,
     ) -> None:
-        """Take the advisory locks ``keys`` (in ascending order) within the transaction."""
+        """Take the advisory locks ``keys`` (in ascending order) within the transaction.
+
+        With ``begin``, the transaction is begun first, in the same round trip.
+        """
         wait = self.lock_timeout if timeout is None else timeout
         ordered = sorted(keys)
         try:
+            # A pipeline sends BEGIN and the lock together; its end waits for
+            # both and raises what either raised.
+            with conn.pipeline() if begin else contextlib.nullcontext():
+                if begin:
+                    conn.execute("BEGIN")
+                if wait == 0:
+                    found = conn.execute(self._sql.try_lock, (ordered,))
+                elif len(ordered) == 1:
+                    conn.execute(self._sql.lock_one, (f"{max(1, round(wait * 1000))}ms", *ordered))
+                else:
+                    conn.execute(self._sql.lock, (f"{max(1, round(wait * 1000))}ms", ordered))
             if wait == 0:
-                row = conn.execute(self._sql.try_lock, (ordered,)).fetchone()
+                row = found.fetchone()
                 if row is None or not row[0]:
                     raise LockTimeoutError(self._lock_name(brief_id), wait)
-            else:
-                conn.execute(self._sql.lock, (f"{max(1, round(wait * 1000))}ms", ordered))
         except psycopg.errors.LockNotAvailable:
             raise LockTimeoutError(self._lock_name(brief_id), wait) from None
 
@@ -429,6 +407,9 @@ class PostgresStore(BaseStore):
         return self._decode(brief_id, version, data), data
 
     def _decode(self, brief_id: str, version: int, data: bytes) -> StrategyDocument:
+        known = self._decoded.get(brief_id, version, data)
+        if known is not None:
+            return known
         where = f"table {self.table}, row (brief_id={brief_id!r}, version={version})"
         try:
             doc = decode_document_file(data)
@@ -437,6 +418,7 @@ class PostgresStore(BaseStore):
         misplaced = misplacement(doc, brief_id, version)
         if misplaced is not None:
             raise CorruptDocumentError(where, misplaced)
+        self._decoded.remember(brief_id, version, data, doc)
         return doc
 
     def _snapshot(self, brief_id: str) -> tuple[list[int], Loader]:
@@ -462,7 +444,7 @@ class PostgresStore(BaseStore):
     def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
         statement = self._sql.insert if exclusive else self._sql.upsert
         with self._connection() as conn:
-            written = conn.execute(statement, _row(doc, data)).rowcount == 1
+            written = conn.execute(statement, row_of(doc, data)).rowcount == 1
         tx: _Transaction | None = getattr(self._local, "tx", None)
         if written and tx is not None:
             tx.rows.pop(doc.key, None)
@@ -545,7 +527,7 @@ class _BatchWriter(BulkWriter):
         try:
             if pending:
                 with store._errors():
-                    rows = [_row(doc, data) for doc, data in pending]
+                    rows = [row_of(doc, data) for doc, data in pending]
                     columns = [list(column) for column in zip(*rows, strict=True)]
                     tx.conn.execute(store._sql.upsert_many, columns)
         except BaseException:
@@ -562,22 +544,6 @@ class _BatchWriter(BulkWriter):
             store._end(tx.conn, commit=False)
 
 
-def _row(doc: StrategyDocument, data: bytes) -> tuple[object, ...]:
-    # PostgreSQL text holds no NUL character. The data column keeps one as
-    # JSON's \u0000; the reason column is a copy for queries and shows U+FFFD.
-    reason = None if doc.status_reason is None else doc.status_reason.replace("\0", "\ufffd")
-    return (
-        doc.brief_id,
-        doc.version,
-        doc.status.value,
-        reason,
-        doc.created_at,
-        doc.updated_at,
-        doc.content_digest,
-        data.decode(),
-    )
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else ""
@@ -591,72 +557,3 @@ def _host_of(params: Mapping[str, Any]) -> str:
     elif host.startswith("/"):
         host = f"socket directory {host}"
     return f"{host} port {port}" if port else host
-
-
-class _Statements:
-    """The store's SQL, composed once for its table."""
-
-    def __init__(self, table: sql.Identifier) -> None:
-        def q(text: str) -> sql.Composed:
-            return sql.SQL(text).format(t=table)
-
-        columns = ", ".join(_COLUMNS)
-        values = ", ".join(["%s"] * len(_COLUMNS))
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[2:])
-        self._q = q
-        self.table = table
-        self.load = q("SELECT data FROM {t} WHERE brief_id = %s AND version = %s")
-        self.snapshot = q("SELECT version, data FROM {t} WHERE brief_id = %s ORDER BY version DESC")
-        self.versions = q("SELECT version FROM {t} WHERE brief_id = %s")
-        self.briefs = q("SELECT DISTINCT brief_id FROM {t}")
-        self.stamp = q(
-            "SELECT xmin::text, ctid::text FROM {t} WHERE brief_id = %s AND version = %s"
-        )
-        self.case_variant = q(
-            "SELECT brief_id FROM {t} WHERE lower(brief_id) = %s AND brief_id <> %s "
-            "ORDER BY brief_id LIMIT 1"
-        )
-        self.insert = q(f"INSERT INTO {{t}} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING")
-        self.upsert = q(
-            f"INSERT INTO {{t}} ({columns}) VALUES ({values}) "
-            f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}"
-        )
-        self.upsert_many = q(
-            f"INSERT INTO {{t}} ({columns}) SELECT * FROM unnest("
-            "%s::text[], %s::int[], %s::text[], %s::text[], %s::timestamptz[], "
-            "%s::timestamptz[], %s::text[], %s::text[]) "
-            f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}"
-        )
-        self.remove = q("DELETE FROM {t} WHERE brief_id = %s AND version = %s")
-        self.batch_rows = q(
-            "SELECT brief_id, version, data FROM {t} "
-            "WHERE (brief_id, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
-        )
-        self.batch_ids = q("SELECT DISTINCT brief_id FROM {t} WHERE lower(brief_id) = ANY(%s)")
-        self.lock = sql.SQL(
-            "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(k) "
-            "FROM unnest(%s::bigint[]) AS k"
-        )
-        self.try_lock = sql.SQL(
-            "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
-        )
-
-    def create(self, comment: str) -> list[sql.Composed]:
-        """The statements that create the table, its index and its format comment."""
-        q = self._q
-        return [
-            q(
-                "CREATE TABLE {t} ("
-                "brief_id text NOT NULL, "
-                "version integer NOT NULL CHECK (version >= 1), "
-                "status text NOT NULL, "
-                "status_reason text, "
-                "created_at timestamptz NOT NULL, "
-                "updated_at timestamptz, "
-                "content_digest text, "
-                "data text NOT NULL, "
-                "PRIMARY KEY (brief_id, version))"
-            ),
-            q("CREATE INDEX ON {t} (lower(brief_id))"),
-            sql.SQL("COMMENT ON TABLE {t} IS {c}").format(t=self.table, c=sql.Literal(comment)),
-        ]

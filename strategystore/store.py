@@ -449,8 +449,7 @@ class BaseStore(Primitives):
     def _at_one_instant(self, brief_id: str, pick: Callable[[list[int], Loader], _T]) -> _T:
         """``pick(versions, load)`` over the brief as it stood at one instant (see ``_instant``)."""
         self._check_open()
-        snapshot = self._snapshot(brief_id)
-        if snapshot is not None:
+        if (snapshot := self._snapshot(brief_id)) is not None:
             return pick(*snapshot)
         return at_one_instant(
             versions=lambda: sorted(self._versions(brief_id), reverse=True),

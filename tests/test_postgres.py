@@ -19,7 +19,8 @@ from strategystore import (
     StoreFormatError,
     open_store,
 )
-from strategystore.postgres import PostgresStore, split_table
+from strategystore._dsn import split_table
+from strategystore.postgres import PostgresStore
 from tests.conftest import T0, make_doc
 
 Sql = Callable[..., list[Any]]

@@ -1,0 +1,148 @@
+"""The SQL of ``PostgresStore``: its statements, the row a document becomes, decoded rows kept."""
+
+from __future__ import annotations
+
+import threading
+
+from psycopg import sql
+
+from strategystore._cache import CACHE_BYTES, CACHE_SIZE, copy_document
+from strategystore.models import StrategyDocument
+
+__all__ = ["COLUMNS", "Decoded", "Statements", "row_of"]
+
+COLUMNS = (
+    "brief_id",
+    "version",
+    "status",
+    "status_reason",
+    "created_at",
+    "updated_at",
+    "content_digest",
+    "data",
+)
+
+
+def row_of(doc: StrategyDocument, data: bytes) -> tuple[object, ...]:
+    """The column values of ``doc``, stored as ``data``."""
+    # PostgreSQL text holds no NUL character. The data column keeps one as
+    # JSON's \u0000; the reason column is a copy for queries and shows U+FFFD.
+    reason = None if doc.status_reason is None else doc.status_reason.replace("\0", "\ufffd")
+    return (
+        doc.brief_id,
+        doc.version,
+        doc.status.value,
+        reason,
+        doc.created_at,
+        doc.updated_at,
+        doc.content_digest,
+        data.decode(),
+    )
+
+
+class Decoded:
+    """Documents decoded from rows, by key, each with the exact bytes it was decoded from.
+
+    The row is always read; only decoding is saved, and only when the bytes
+    read are the very bytes remembered, so removing this changes no answer.
+    A hit returns a copy that shares no mutable state with the one kept.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, int], tuple[bytes, StrategyDocument]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, brief_id: str, version: int, data: bytes) -> StrategyDocument | None:
+        """A copy of the document decoded from ``data`` at this key, if it is kept."""
+        entry = self._entries.get((brief_id, version))
+        if entry is None or entry[0] != data:
+            return None
+        return copy_document(entry[1])
+
+    def remember(self, brief_id: str, version: int, data: bytes, doc: StrategyDocument) -> None:
+        """Keep ``doc``, decoded from ``data``, pushing out the oldest entries beyond the bounds."""
+        if len(data) > CACHE_BYTES // 8:
+            return
+        key = (brief_id, version)
+        with self._lock:
+            entries = self._entries
+            old = entries.pop(key, None)
+            self._bytes += len(data) - (0 if old is None else len(old[0]))
+            while entries and (self._bytes > CACHE_BYTES or len(entries) >= CACHE_SIZE):
+                self._bytes -= len(entries.pop(next(iter(entries)))[0])
+            entries[key] = (data, copy_document(doc))
+
+
+class Statements:
+    """The store's SQL, composed once for its table."""
+
+    def __init__(self, table: sql.Identifier) -> None:
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(t=table)
+
+        columns = ", ".join(COLUMNS)
+        values = ", ".join(["%s"] * len(COLUMNS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[2:])
+        self._q = q
+        self.table = table
+        self.load = q("SELECT data FROM {t} WHERE brief_id = %s AND version = %s")
+        self.snapshot = q("SELECT version, data FROM {t} WHERE brief_id = %s ORDER BY version DESC")
+        self.versions = q("SELECT version FROM {t} WHERE brief_id = %s")
+        self.briefs = q("SELECT DISTINCT brief_id FROM {t}")
+        self.stamp = q(
+            "SELECT xmin::text, ctid::text FROM {t} WHERE brief_id = %s AND version = %s"
+        )
+        self.case_variant = q(
+            "SELECT brief_id FROM {t} WHERE lower(brief_id) = %s AND brief_id <> %s "
+            "ORDER BY brief_id LIMIT 1"
+        )
+        self.insert = q(f"INSERT INTO {{t}} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING")
+        self.upsert = q(
+            f"INSERT INTO {{t}} ({columns}) VALUES ({values}) "
+            f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}"
+        )
+        # The arrays go in binary (%b): as text, every quote of every
+        # document would be escaped for the array literal, most of an import's time.
+        self.upsert_many = q(
+            f"INSERT INTO {{t}} ({columns}) SELECT * FROM unnest("
+            "%b::text[], %b::int[], %b::text[], %b::text[], %b::timestamptz[], "
+            "%b::timestamptz[], %b::text[], %b::text[]) "
+            f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}"
+        )
+        self.remove = q("DELETE FROM {t} WHERE brief_id = %s AND version = %s")
+        self.batch_rows = q(
+            "SELECT brief_id, version, data FROM {t} "
+            "WHERE (brief_id, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
+        )
+        self.batch_ids = q("SELECT DISTINCT brief_id FROM {t} WHERE lower(brief_id) = ANY(%s)")
+        self.lock = sql.SQL(
+            "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(k) "
+            "FROM unnest(%s::bigint[]) AS k"
+        )
+        self.lock_one = sql.SQL(
+            "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s::bigint)"
+        )
+        self.try_lock = sql.SQL(
+            "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
+        )
+
+    def create(self, comment: str) -> list[sql.Composed]:
+        """The statements that create the table, its index and its format comment."""
+        q = self._q
+        return [
+            q(
+                "CREATE TABLE {t} ("
+                "brief_id text NOT NULL, "
+                "version integer NOT NULL CHECK (version >= 1), "
+                "status text NOT NULL, "
+                "status_reason text, "
+                "created_at timestamptz NOT NULL, "
+                "updated_at timestamptz, "
+                "content_digest text, "
+                "data text NOT NULL, "
+                "PRIMARY KEY (brief_id, version))"
+            ),
+            q("CREATE INDEX ON {t} (lower(brief_id))"),
+            sql.SQL("COMMENT ON TABLE {t} IS {c}").format(t=self.table, c=sql.Literal(comment)),
+        ]
