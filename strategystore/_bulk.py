@@ -15,6 +15,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, TypeVar
 
 from pydantic import ValidationError
@@ -23,10 +24,10 @@ from strategystore import _render
 from strategystore._arguments import check_brief_id
 from strategystore._console import (
     PROG,
-    data_dir,
     describe,
     error,
     exit_status,
+    location,
     open_store,
     place,
 )
@@ -252,14 +253,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     parser = argparse.ArgumentParser(
         prog=f"{PROG} bench",
-        description="Measure this store on this disk against the raw-file limit and SQLite.",
+        description="Measure this store on this disk against the raw-file limit and SQLite; "
+        "with --store postgresql://…, PostgresStore against the same SQL written by hand.",
     )
     bench.configure_parser(parser)
     try:
         bench_args = parser.parse_args(args.extra)
     except SystemExit as exc:
         return exit_status(exc)
-    status: int = bench.run(bench_args, data_dir(args))
+    where = location(args)
+    if isinstance(where, str):
+        try:
+            importlib.import_module("strategystore.postgres")
+        except ImportError:
+            error("bench on PostgreSQL needs psycopg 3: pip install 'strategystore[postgres]'")
+            return 1
+    measure = bench.run if isinstance(where, Path) else bench.run_postgres
+    status: int = measure(bench_args, where)
     return status
 
 

@@ -78,17 +78,18 @@ class Statements:
     """The store's SQL, composed once for its table."""
 
     def __init__(self, table: sql.Identifier) -> None:
-        def q(text: str) -> sql.Composed:
-            return sql.SQL(text).format(t=table)
+        def q(text: str) -> bytes:
+            # Composed to bytes once: composing quotes the table on every execution.
+            return sql.SQL(text).format(t=table).as_bytes(None)
 
         columns = ", ".join(COLUMNS)
         values = ", ".join(["%s"] * len(COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[2:])
-        self._q = q
         self.table = table
         self.load = q("SELECT data FROM {t} WHERE brief_id = %s AND version = %s")
         self.snapshot = q("SELECT version, data FROM {t} WHERE brief_id = %s ORDER BY version DESC")
         self.versions = q("SELECT version FROM {t} WHERE brief_id = %s")
+        self.highest = q("SELECT coalesce(max(version), 0) FROM {t} WHERE brief_id = %s")
         self.briefs = q("SELECT DISTINCT brief_id FROM {t}")
         self.stamp = q(
             "SELECT xmin::text, ctid::text FROM {t} WHERE brief_id = %s AND version = %s"
@@ -116,20 +117,23 @@ class Statements:
             "WHERE (brief_id, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
         )
         self.batch_ids = q("SELECT DISTINCT brief_id FROM {t} WHERE lower(brief_id) = ANY(%s)")
-        self.lock = sql.SQL(
-            "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(k) "
-            "FROM unnest(%s::bigint[]) AS k"
+        self.lock = (
+            b"SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(k) "
+            b"FROM unnest(%s::bigint[]) AS k"
         )
-        self.lock_one = sql.SQL(
-            "SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s::bigint)"
+        self.lock_one = (
+            b"SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s::bigint)"
         )
-        self.try_lock = sql.SQL(
-            "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
+        self.try_lock = (
+            b"SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
         )
 
     def create(self, comment: str) -> list[sql.Composed]:
         """The statements that create the table, its index and its format comment."""
-        q = self._q
+
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(t=self.table)
+
         return [
             q(
                 "CREATE TABLE {t} ("

@@ -94,6 +94,14 @@ class Primitives(abc.ABC):
     def _case_variant(self, brief_id: str) -> str | None:
         """Another stored brief whose id differs from ``brief_id`` only by case."""
 
+    def _highest_version(self, brief_id: str) -> int:
+        """The highest stored version of a brief, 0 when it has none; reads no document.
+
+        The default takes the maximum of ``_versions``; a store that can ask
+        its storage for the maximum alone overrides it.
+        """
+        return max(self._versions(brief_id), default=0)
+
     def _snapshot(self, brief_id: str) -> tuple[list[int], Loader] | None:
         """The brief's versions and a loader over them, read in one atomic step, if the store can.
 

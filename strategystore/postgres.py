@@ -267,7 +267,7 @@ class PostgresStore(BaseStore):
                 with self._pool.connection() as conn:
                     yield conn
 
-    def _fetch(self, statement: sql.Composed, params: Sequence[object]) -> list[Any]:
+    def _fetch(self, statement: bytes, params: Sequence[object]) -> list[Any]:
         """The rows a read returns: in the thread's write transaction, else in autocommit.
 
         A pooled connection that the server dropped while it sat idle (the
@@ -433,6 +433,9 @@ class PostgresStore(BaseStore):
 
     def _versions(self, brief_id: str) -> list[int]:
         return [row[0] for row in self._fetch(self._sql.versions, (brief_id,))]
+
+    def _highest_version(self, brief_id: str) -> int:
+        return int(self._fetch(self._sql.highest, (brief_id,))[0][0])
 
     def _briefs(self) -> list[str]:
         return [row[0] for row in self._fetch(self._sql.briefs, ())]

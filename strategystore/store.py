@@ -198,10 +198,10 @@ class BaseStore(Primitives):
             metadata=dict(metadata or {}),
         )
         with self._hold(brief_id):
-            versions = self._versions(brief_id)
-            if not versions:
+            highest = self._highest_version(brief_id)
+            if not highest:
                 _refuse_case_variant(brief_id, self._case_variant(brief_id))
-            version = check_version(max(versions, default=0) + 1)
+            version = check_version(highest + 1)
             doc = draft if version == 1 else renumbered(draft, version)
             if not self._write(doc, doc.to_json_bytes(), exclusive=True):
                 raise DuplicateVersionError(self._read(brief_id, version) or doc)

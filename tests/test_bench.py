@@ -308,3 +308,56 @@ def test_the_command_line_passes_check_and_wide_to_the_bench(
     assert main(["--dir", str(tmp_path), "bench", "--wide", "--check"]) == 1
     assert "target missed: figure missed" in capsys.readouterr().err
     assert main(["--dir", str(tmp_path), "bench", "--wide"]) == 0
+
+
+# -- PostgreSQL ------------------------------------------------------------------------
+
+#: The three figures of the PostgreSQL bench, each with its target.
+POSTGRES_TARGETED = {"pg_get_vs_raw", "pg_create_next_vs_raw", "pg_copy_vs_executemany"}
+
+
+def test_the_postgres_bench_reports_its_three_figures_and_drops_its_tables(
+    pg_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg  # noqa: PLC0415
+
+    def bench_tables() -> set[str]:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'strategystore_bench_%'"
+            ).fetchall()
+        return {name for (name,) in rows}
+
+    before = bench_tables()
+    argv = ["--store", pg_dsn, "bench", "--quick", "--rounds", "2", "--import-docs", "20"]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    figures = report["figures"]
+    assert set(figures) >= POSTGRES_TARGETED | {"pg_get_vs_raw_validated", "pg_copy_vs_copy"}
+    assert report["summary"]["targets"] == len(POSTGRES_TARGETED)
+    for key in POSTGRES_TARGETED:
+        assert figures[key]["target"], key
+        assert is_number(figures[key]["value"]), key
+        assert isinstance(figures[key]["passed"], bool), key
+        assert is_number(figures[key]["spread"]), key
+    assert report["server"]["fsync"] in ("on", "off")
+    assert "password" not in json.dumps(report["server"])
+    assert bench_tables() == before
+
+    assert main([*argv, "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "bench on PostgreSQL" in out
+    for key in POSTGRES_TARGETED:
+        assert figures[key]["label"] in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert bench_tables() == before
+
+
+def test_the_postgres_bench_follows_the_environment_s_dsn(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STRATEGYSTORE_MODE", "postgres")
+    monkeypatch.setenv("STRATEGYSTORE_DSN", pg_dsn)
+    monkeypatch.delenv("STRATEGYSTORE_DIR", raising=False)
+    assert main(["bench", "--quick", "--rounds", "1", "--import-docs", "10", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["figures"]) >= POSTGRES_TARGETED

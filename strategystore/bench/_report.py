@@ -18,16 +18,23 @@ import strategystore
 from strategystore import _render
 from strategystore.bench._context import Context
 from strategystore.bench._document import TEMPLATE
-from strategystore.bench._measure import duration, percentile_spread
+from strategystore.bench._measure import Figure, duration, percentile_spread
 from strategystore.bench._settings import WIDTH
 
-__all__ = ["build_report", "missed_targets", "render"]
+__all__ = [
+    "build_report",
+    "missed_targets",
+    "render",
+    "render_figures",
+    "render_verdict",
+    "summarize",
+    "wrap",
+]
 
 
 def build_report(ctx: Context, seconds: float) -> dict[str, Any]:
     """Everything ``ctx`` measured, with the machine and the settings, as the JSON report."""
     settings = ctx.settings
-    targets = [f for f in ctx.figures if f.target is not None]
     return {
         "machine": _machine(ctx.root),
         "settings": {
@@ -47,13 +54,19 @@ def build_report(ctx: Context, seconds: float) -> dict[str, Any]:
         },
         "figures": {f.key: f.as_json() for f in ctx.figures},
         "scaling": {"sizes": list(settings.sizes), "rows": ctx.scaling},
-        "summary": {
-            "targets": len(targets),
-            "passed": sum(f.passed is True for f in targets),
-            "failed": sorted(f.key for f in targets if f.passed is False),
-            "not_measured": sorted(f.key for f in targets if f.passed is None),
-        },
+        "summary": summarize(ctx.figures),
         "seconds": seconds,
+    }
+
+
+def summarize(figures: Sequence[Figure]) -> dict[str, Any]:
+    """How many targets there are, and which were met, missed and not measured."""
+    targets = [f for f in figures if f.target is not None]
+    return {
+        "targets": len(targets),
+        "passed": sum(f.passed is True for f in targets),
+        "failed": sorted(f.key for f in targets if f.passed is False),
+        "not_measured": sorted(f.key for f in targets if f.passed is None),
     }
 
 
@@ -126,9 +139,15 @@ def render(report: dict[str, Any], width: int | None = WIDTH) -> str:
         + (f"; the raw durable floor ±{fsync:.0%} between rounds" if fsync is not None else "")
         + "; 'spread' is ± half the range of a figure's per-round values",
     ]
-    lines = [line for text in header_lines for line in _wrap(text, width, "  ")]
-    lines.append("")
-    figures = report["figures"]
+    lines = [line for text in header_lines for line in wrap(text, width, "  ")]
+    lines += ["", *render_figures(report["figures"], width)]
+    lines += ["", *_scaling_table(report["scaling"], width)]
+    lines += ["", *render_verdict(report, width)]
+    return "\n".join(lines)
+
+
+def render_figures(figures: dict[str, Any], width: int | None = WIDTH) -> list[str]:
+    """The lines of the targets table, its notes and the table of the other figures."""
     header = ("figure", "store", "reference", "value", "target", "spread", "result")
 
     def row(figure: dict[str, Any]) -> tuple[str, ...]:
@@ -146,20 +165,23 @@ def render(report: dict[str, Any], width: int | None = WIDTH) -> str:
 
     targeted = [row(f) for f in figures.values() if f["target"]]
     others = [row(f)[:4] + row(f)[5:6] for f in figures.values() if not f["target"]]
-    lines += _table("Targets", header, targeted, width)
+    lines = _table("Targets", header, targeted, width)
     for f in figures.values():
         if f["note"]:
-            lines += _wrap(f"  n/a: {f['label']}: {f['note']}", width, "       ")
+            lines += wrap(f"  n/a: {f['label']}: {f['note']}", width, "       ")
     lines += ["", *_table("Also measured (no target)", header[:4] + header[5:6], others, width)]
-    lines += ["", *_scaling_table(report["scaling"], width)]
+    return lines
+
+
+def render_verdict(report: dict[str, Any], width: int | None = WIDTH) -> list[str]:
+    """The last line: how many targets were met, which were not, and how long the run took."""
     summary = report["summary"]
     verdict = f"{summary['passed']} of {summary['targets']} targets met"
     if summary["failed"]:
         verdict += "; failing: " + ", ".join(summary["failed"])
     if summary["not_measured"]:
         verdict += "; not measured: " + ", ".join(summary["not_measured"])
-    lines += ["", *_wrap(f"{verdict} ({report['seconds']:.0f} s)", width, "  ")]
-    return "\n".join(lines)
+    return wrap(f"{verdict} ({report['seconds']:.0f} s)", width, "  ")
 
 
 def missed_targets(report: dict[str, Any]) -> list[str]:
@@ -214,20 +236,20 @@ def _table(
     right = set(range(1, len(header)))
     lines = _render.table(header, rows, right=right)
     if width is None or max(map(len, lines)) <= width:
-        return [*_wrap(title, width, "  "), *lines]
+        return [*wrap(title, width, "  "), *lines]
     figures = sum(max(len(r[i]) for r in (header, *rows)) + 2 for i in range(1, len(header)))
     room = max(width - figures, len(header[0]))
     fitted = [("" if len(r[0]) > room else r[0], *r[1:]) for r in rows]
     lines = _render.table(header, fitted, right=right)
-    out = [*_wrap(title, width, "  "), lines[0]]
+    out = [*wrap(title, width, "  "), lines[0]]
     for cells, line in zip(rows, lines[1:], strict=True):
         if len(cells[0]) > room:
-            out += _wrap(cells[0], width, "    ")
+            out += wrap(cells[0], width, "    ")
         out.append(line)
     return out
 
 
-def _wrap(text: str, width: int | None, indent: str) -> list[str]:
+def wrap(text: str, width: int | None, indent: str) -> list[str]:
     """``text`` in lines of at most ``width`` columns, continued after ``indent``."""
     if width is None:
         return [text]

@@ -9,6 +9,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from strategystore.bench._scaling import measure_scaling
 from strategystore.bench._settings import WIDTH, Settings
 from strategystore.bench._writes import measure_bulk_import, measure_save, measure_tinydb
 
-__all__ = ["run"]
+__all__ = ["emit", "run"]
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> int:
@@ -51,10 +52,24 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
     finally:
         progress.clear()
         shutil.rmtree(root, ignore_errors=True)
+    return emit(report, args, render)
+
+
+def emit(
+    report: dict[str, Any],
+    args: argparse.Namespace,
+    text: Callable[[dict[str, Any], int | None], str],
+) -> int:
+    """Print ``report`` as ``--json`` or ``--wide`` say (``text`` renders it); the exit status.
+
+    Returns:
+        0, or with ``--check`` 1 when a target was missed; each missed
+        target is then named on stderr, after the report.
+    """
     if getattr(args, "json", False):
         print(json.dumps(report, indent=2))
     else:
-        print(render(report, None if getattr(args, "wide", False) else WIDTH))
+        print(text(report, None if getattr(args, "wide", False) else WIDTH))
     if not getattr(args, "check", False):
         return 0
     missed = missed_targets(report)
