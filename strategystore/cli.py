@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from pydantic import ValidationError
 
 import strategystore
-from strategystore import _bulk, _check_cli, _commands, _copy, _edit, _migrate, _resolve_cli
+from strategystore import (
+    _bulk,
+    _check_cli,
+    _commands,
+    _copy,
+    _edit,
+    _migrate,
+    _resolve_cli,
+    _serve_cli,
+)
 from strategystore._backends import (
     DATA_DIR_VARIABLE,
     DEFAULT_DATA_DIR,
@@ -426,6 +435,30 @@ def _bulk_commands(command: _CommandFactory) -> None:
 
     command("schema", _commands.cmd_schema, "print the JSON Schema of a document file, for editors")
 
+    p = command(
+        "serve",
+        _serve_cli.cmd_serve,
+        "serve the review page: briefs, timelines, versions, diffs and check in a browser",
+        epilog="Read-only unless --allow-write. Needs the web extra: "
+        "pip install 'strategystore[web]'.",
+    )
+    p.add_argument(
+        "--port",
+        type=_port_arg,
+        default=_serve_cli.DEFAULT_PORT,
+        help=f"the port (default: {_serve_cli.DEFAULT_PORT}; 0 picks a free one)",
+    )
+    p.add_argument(
+        "--host",
+        default=_serve_cli.DEFAULT_HOST,
+        help=f"the address to bind (default: {_serve_cli.DEFAULT_HOST}, this machine only)",
+    )
+    p.add_argument(
+        "--allow-write",
+        action="store_true",
+        help="offer approve, reject, withdraw and new draft on the page",
+    )
+
     # The bench module builds its own parser from the arguments left over, so
     # importing this module never imports it.
     command(
@@ -456,6 +489,13 @@ def _version_arg(text: str) -> int:
         except ValueError:
             pass
     raise argparse.ArgumentTypeError(f"{text!r} is not a version number (1 to {MAX_VERSION - 1})")
+
+
+def _port_arg(text: str) -> int:
+    """A ``--port``: plain ASCII decimal from 0 to 65535."""
+    if re.fullmatch(r"[0-9]{1,5}", text) and int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
 
 
 def _seconds_arg(text: str) -> float:

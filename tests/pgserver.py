@@ -33,12 +33,16 @@ __all__ = ["DSN_VARIABLE", "Server", "find_binaries", "start"]
 #: The environment variable naming a server for the tests to use instead of starting one.
 DSN_VARIABLE = "STRATEGYSTORE_TEST_DSN"
 
-#: The server's settings for tests: fast rather than durable, few resources.
-_SETTINGS = {
-    "listen_addresses": "''",
+#: What makes the test server fast rather than durable; ``--durable`` leaves them out.
+_NOT_DURABLE = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
+}
+
+#: The server's settings for tests: few resources, no TCP.
+_SETTINGS = {
+    "listen_addresses": "''",
     "max_connections": "200",
     "shared_buffers": "32MB",
     "log_min_messages": "warning",
@@ -130,8 +134,12 @@ def _run_as_owner(command: list[str], *, check: bool = True) -> subprocess.Compl
     return result
 
 
-def start(root: Path | None = None) -> Server:
-    """Create and start a server in ``root`` (a new temporary directory by default)."""
+def start(root: Path | None = None, *, durable: bool = False) -> Server:
+    """Create and start a server in ``root`` (a new temporary directory by default).
+
+    It runs without fsync unless ``durable``, which keeps PostgreSQL's own
+    durability settings (for measuring what a commit costs).
+    """
     bindir = find_binaries()
     if bindir is None:
         raise FileNotFoundError(
@@ -161,6 +169,8 @@ def start(root: Path | None = None) -> Server:
         ]
     )
     settings = dict(_SETTINGS, unix_socket_directories=f"'{server.socket_dir}'")
+    if not durable:
+        settings.update(_NOT_DURABLE)
     with (server.data_dir / "postgresql.conf").open("a") as conf:
         conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
     server.start()
@@ -174,18 +184,19 @@ def _wait_gone(server: Server, seconds: float = 30.0) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``find``, ``start DIR`` (prints the DSN) or ``stop DIR``."""
+    """``find``, ``start DIR [--durable]`` (prints the DSN) or ``stop DIR``."""
     if argv == ["find"]:
         found = find_binaries()
         print(found or "no PostgreSQL server binaries", file=sys.stdout if found else sys.stderr)
         return 0 if found else 1
-    if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print("usage: pgserver.py find | start DIR | stop DIR", file=sys.stderr)
+    durable = argv[2:] == ["--durable"] and argv[0] == "start"
+    if len(argv) != 2 + durable or argv[0] not in ("start", "stop"):
+        print("usage: pgserver.py find | start DIR [--durable] | stop DIR", file=sys.stderr)
         return 2
-    command, directory = argv
+    command, directory = argv[:2]
     root = Path(directory)
     if command == "start":
-        print(start(root).dsn)
+        print(start(root, durable=durable).dsn)
         return 0
     bindir = find_binaries()
     if bindir is not None and root.exists():

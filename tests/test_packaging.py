@@ -22,9 +22,14 @@ NAME_VERSION = f"{PROJECT['name']}-{PROJECT['version']}"
 
 
 def package_files() -> set[str]:
-    """Every module of the package in the source tree, and its ``py.typed``."""
+    """Every module of the package in the source tree, its ``py.typed`` and the page's files."""
     modules = {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")}
-    return {*modules, "strategystore/py.typed"}
+    web = PACKAGE / "web"
+    page = {
+        p.relative_to(ROOT).as_posix()
+        for p in (*web.glob("templates/*.html"), *web.glob("static/*.css"))
+    }
+    return {*modules, *page, "strategystore/py.typed"}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +64,8 @@ def test_the_wheel_holds_the_package_and_its_metadata_only(dist: Path) -> None:
     metadata = {f"{info}/{n}" for n in ("METADATA", "WHEEL", "RECORD", "entry_points.txt")}
     assert names == package_files() | metadata | {f"{info}/licenses/LICENSE"}
     assert "strategystore/bench/_report.py" in names
+    assert "strategystore/web/templates/version.html" in names
+    assert "strategystore/web/static/style.css" in names
 
 
 def test_the_sdist_holds_the_package_readme_license_and_pyproject_only(dist: Path) -> None:
@@ -81,4 +88,4 @@ def test_the_wheel_metadata_names_license_author_and_typing(dist: Path) -> None:
     assert "Typing :: Typed" in metadata.get_all("Classifier", [])
     assert metadata["Requires-Python"] == PROJECT["requires-python"]
     extras = set(metadata.get_all("Provides-Extra", []))
-    assert {"test", "dev", "postgres", "bench"} <= extras
+    assert {"test", "dev", "postgres", "bench", "web"} <= extras

@@ -1,0 +1,1 @@
+"""Browser tests: the review page in headless Chromium, driven by Playwright."""
