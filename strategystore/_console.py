@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from strategystore import _backends
-from strategystore._dsn import is_postgres_url
+from strategystore._dsn import is_postgres_dsn, is_postgres_url
 from strategystore.errors import ConfigurationError, DuplicateVersionError, LockTimeoutError
 from strategystore.files import FileStore
 from strategystore.models import describe_validation_error
@@ -44,7 +45,10 @@ PROG = "strategystore"
 
 
 def location(args: argparse.Namespace) -> Path | str:
-    """The store the arguments name: a data directory, or a PostgreSQL URL.
+    """The store the arguments name: a data directory, or a PostgreSQL DSN.
+
+    A DSN is a ``postgresql://`` URL or libpq ``key=value`` pairs; a directory
+    whose name would read as one is given as ``./NAME``.
 
     ``--store DIR|URL``, else ``--dir DIR``, else ``$STRATEGYSTORE_DSN`` when
     ``$STRATEGYSTORE_MODE`` is ``postgres``, else ``$STRATEGYSTORE_DIR``, else
@@ -58,7 +62,7 @@ def location(args: argparse.Namespace) -> Path | str:
     if store and args.dir:
         raise ConfigurationError("give --store or --dir, not both")
     if store:
-        return store if is_postgres_url(store) else Path(store)
+        return store if is_postgres_dsn(store) else Path(store)
     if args.dir:
         return Path(args.dir)
     if os.environ.get(_backends.MODE_VARIABLE) == "postgres":
@@ -77,9 +81,32 @@ def place(args: argparse.Namespace) -> str:
     return str(where) if isinstance(where, Path) else without_password(where)
 
 
-def without_password(url: str) -> str:
-    """``url`` with any password in it replaced by ``***``."""
-    parts = urlsplit(url)
+def without_password(dsn: str) -> str:
+    """``dsn``, a URL or libpq ``key=value`` pairs, with any password in it replaced by ``***``."""
+    if "://" in dsn:
+        return _url_without_password(dsn)
+    try:
+        from psycopg import Error  # noqa: PLC0415
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo  # noqa: PLC0415
+    except ImportError:
+        # Without libpq's parser, everything from the first "password" on is hidden.
+        head, found, _ = dsn.partition("password")
+        return f"{head}password=*** (and the rest)" if found else dsn
+    try:
+        params = conninfo_to_dict(dsn)
+    except Error:
+        # libpq's reason would quote the text it stumbled on: nothing of it is shown.
+        return "(a connection string libpq cannot parse)"
+    if "password" in params:
+        params["password"] = "***"
+    return " ".join(make_conninfo("", **{name: value}) for name, value in params.items())
+
+
+def _url_without_password(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return f"{url.partition('://')[0]}://(a malformed URL)"
     netloc = parts.netloc
     if parts.password is not None:
         user, _, host = netloc.rpartition("@")
@@ -132,6 +159,12 @@ def open_location(where: Path | str, *, create: bool, lock_timeout: float) -> Ba
         from strategystore.postgres import PostgresStore  # noqa: PLC0415
     except ImportError as exc:
         raise ConfigurationError(str(exc)) from exc
+    # psycopg and its pool log each failed connection and each broken
+    # pipeline; with no handler configured, logging's last resort would print
+    # them beside the command's own message, which already says what failed.
+    psycopg_log = logging.getLogger("psycopg")
+    if not any(isinstance(handler, logging.NullHandler) for handler in psycopg_log.handlers):
+        psycopg_log.addHandler(logging.NullHandler())
     return PostgresStore(where, create=create, lock_timeout=lock_timeout)
 
 

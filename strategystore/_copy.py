@@ -10,14 +10,16 @@ simply run again.
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 from pathlib import Path
 
 from strategystore import _render
 from strategystore._arguments import check_brief_id
 from strategystore._bulk import readable_documents, refusal
 from strategystore._console import error, open_location, without_password
-from strategystore._dsn import is_postgres_url
-from strategystore.errors import StrategyStoreError
+from strategystore._dsn import DEFAULT_TABLE, is_postgres_dsn, split_table
+from strategystore.errors import ConfigurationError, StrategyStoreError
 from strategystore.models import StrategyDocument
 from strategystore.store import ImportOutcome
 
@@ -73,13 +75,49 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 
 def _location(text: str) -> Path | str:
-    return text if is_postgres_url(text) else Path(text)
+    return text if is_postgres_dsn(text) else Path(text)
 
 
 def _same(one: Path | str, other: Path | str) -> bool:
+    """Whether two locations are one store: one resolved directory, or one server's table."""
     if isinstance(one, Path) and isinstance(other, Path):
         return one.resolve() == other.resolve()
-    return one == other
+    if isinstance(one, str) and isinstance(other, str):
+        return _identity(one) == _identity(other)
+    return False
+
+
+def _identity(dsn: str) -> tuple[str, ...]:
+    """The host, port, database and table a DSN names, with libpq's defaults filled in.
+
+    Two spellings of one store (a URL and ``key=value`` pairs, a port left to
+    its default or given) have one identity; a DSN that cannot be read is
+    only itself.
+    """
+    try:
+        from psycopg import Error  # noqa: PLC0415
+        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+    except ImportError:
+        return (dsn,)
+    try:
+        conninfo, table = split_table(dsn)
+        params = conninfo_to_dict(conninfo)
+    except (ConfigurationError, Error):  # opening the store says what is wrong with it
+        return (dsn,)
+    user = str(params.get("user") or os.environ.get("PGUSER") or _os_user())
+    return (
+        str(params.get("host") or params.get("hostaddr") or os.environ.get("PGHOST") or ""),
+        str(params.get("port") or os.environ.get("PGPORT") or "5432"),
+        str(params.get("dbname") or os.environ.get("PGDATABASE") or user),
+        table or DEFAULT_TABLE,
+    )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container's)
+        return ""
 
 
 def _shown(where: Path | str) -> str:

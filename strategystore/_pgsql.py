@@ -1,4 +1,7 @@
-"""The SQL of ``PostgresStore``: its statements, the row a document becomes, decoded rows kept."""
+"""The SQL of ``PostgresStore``: its statements, the row a document becomes, decoded rows kept.
+
+And an import's results, held until their batch commits.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import threading
 from psycopg import sql
 
 from strategystore._cache import CACHE_BYTES, CACHE_SIZE, copy_document
+from strategystore._protocol import ImportOutcome, OnResult
+from strategystore.errors import StrategyStoreError
 from strategystore.models import StrategyDocument
 
-__all__ = ["COLUMNS", "Decoded", "Statements", "row_of"]
+__all__ = ["COLUMNS", "Decoded", "Results", "Statements", "row_of"]
 
 COLUMNS = (
     "brief_id",
@@ -72,6 +77,35 @@ class Decoded:
             while entries and (self._bytes > CACHE_BYTES or len(entries) >= CACHE_SIZE):
                 self._bytes -= len(entries.pop(next(iter(entries)))[0])
             entries[key] = (data, copy_document(doc))
+
+
+class Results:
+    """An import's results, held until their batch commits, then told to ``on_result``.
+
+    A callback that runs while its batch's transaction is open would write
+    inside it (and a batch that failed to commit would have reported writes
+    that never happened); told afterwards, it writes on its own.
+    """
+
+    def __init__(self, on_result: OnResult) -> None:
+        self._on_result = on_result
+        self._held: list[tuple[StrategyDocument, ImportOutcome, StrategyStoreError | None]] = []
+
+    def hold(
+        self, doc: StrategyDocument, outcome: ImportOutcome, problem: StrategyStoreError | None
+    ) -> None:
+        """Keep one document's result until ``report``."""
+        self._held.append((doc, outcome, problem))
+
+    def report(self) -> None:
+        """Tell ``on_result`` every result held, in order, and forget them."""
+        held, self._held = self._held, []
+        for doc, outcome, problem in held:
+            self._on_result(doc, outcome, problem)
+
+    def drop(self) -> None:
+        """Forget the results held: their batch did not commit."""
+        self._held = []
 
 
 class Statements:

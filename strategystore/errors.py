@@ -12,8 +12,9 @@
     ├── CorruptDocumentError       .path .reason
     ├── LockTimeoutError           (also TimeoutError) .lock_path
     ├── StoreFormatError           not a data directory (or table), or a newer format
-    ├── StoreUnavailableError      (also ConnectionError) .host .database: a server
-    │                              that cannot be reached or dropped the connection
+    ├── StoreUnavailableError      (also ConnectionError) .host .database .reason .hint:
+    │                              a server that cannot be reached or dropped the
+    │                              connection, refused the settings, or a full pool
     └── ConfigurationError         bad mode or setting for open_store, or FileStore
                                    on a platform without flock (Windows)
 
@@ -196,16 +197,26 @@ class StoreUnavailableError(StrategyStoreError, ConnectionError):
 
     A write that raises this either committed whole or left nothing behind;
     read the version to learn which. The message names the host and the
-    database, never a password.
+    database, never a password. ``reason`` says what went wrong and ``hint``
+    what to do: for a server that cannot be reached, retry; for a setting
+    that is wrong (an unknown database or user, a refused password, an
+    invalid ``sslmode``, a missing privilege) or a pool whose connections
+    are all in use, retrying the same call will not help.
     """
 
-    def __init__(self, host: str, database: str, reason: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        database: str,
+        reason: str,
+        hint: str = "check that the server is running and reachable, then retry",
+    ) -> None:
         self.host = host
         self.database = database
         self.reason = reason
+        self.hint = hint
         super().__init__(
-            f"PostgreSQL database {database!r} on {host} is unavailable: {reason}; "
-            "check that the server is running and reachable, then retry"
+            f"PostgreSQL database {database!r} on {host} is unavailable: {reason}; {hint}"
         )
 
     def __str__(self) -> str:

@@ -13,31 +13,16 @@ one instant.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
-import math
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from strategystore._dsn import split_table
-from strategystore._layout import DocumentFileError, decode_document_file, misplacement
-from strategystore._locks import check_timeout
-from strategystore._pgsql import Decoded, Statements, row_of
-from strategystore._primitives import BulkWriter, Loader
-from strategystore.errors import (
-    ConfigurationError,
-    CorruptDocumentError,
-    LockTimeoutError,
-    StoreFormatError,
-    StoreUnavailableError,
-)
-from strategystore.models import StrategyDocument
-from strategystore.store import BaseStore
-
+# First, so that without the extra the error says how to install it.
 try:
     import psycopg
     from psycopg import sql
@@ -47,38 +32,38 @@ except ImportError as exc:  # pragma: no cover - the extra is installed for the 
         "PostgresStore needs psycopg 3 and psycopg_pool: pip install 'strategystore[postgres]'"
     ) from exc
 
+from strategystore._dsn import DEFAULT_TABLE, split_table
+from strategystore._layout import DocumentFileError, decode_document_file, misplacement
+from strategystore._locks import check_timeout
+from strategystore._pgbatch import BatchWriter, Transaction
+from strategystore._pgerrors import (
+    Place,
+    host_of,
+    libpq_connect_timeout,
+    lock_setting,
+    pool_timeout,
+    translate,
+)
+from strategystore._pgsql import Decoded, Results, Statements, row_of
+from strategystore._pgtable import FORMAT, prepare_table, table_oid
+from strategystore._primitives import BulkWriter, Loader
+from strategystore._protocol import ImportSummary, OnResult
+from strategystore.errors import (
+    ConfigurationError,
+    CorruptDocumentError,
+    LockTimeoutError,
+)
+from strategystore.models import StrategyDocument, brief_id_problem
+from strategystore.store import BaseStore
+
 __all__ = ["DEFAULT_TABLE", "FORMAT", "PostgresStore"]
 
-#: The table a store uses when told no other.
-DEFAULT_TABLE = "strategy_document"
-#: The table's layout, recorded in its comment; a newer one is refused.
-FORMAT = 1
-#: The table comment that records the format.
-_COMMENT = "strategystore format {}"
-_COMMENT_PATTERN = re.compile(r"strategystore format (\d+)")
 #: A table name: an identifier, optionally qualified by a schema.
 _TABLE_NAME = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}")
 #: The connections a store keeps, at most, in each process.
 DEFAULT_POOL_SIZE = 4
 #: Seconds to wait for a connection before the server counts as unavailable.
 DEFAULT_CONNECT_TIMEOUT = 10.0
-#: The lock that serialises creating the table, whichever store gets there first.
-_CREATE_LOCK = 0x5354524154454759  # "STRATEGY"
-
-
-@dataclass
-class _Transaction:
-    """A write transaction of one thread: its connection and the brief locks it holds.
-
-    ``rows`` and ``ids_by_fold`` are what an import read ahead for its batch,
-    under the batch's locks: stored bytes by key (``None`` for absent), and
-    the stored ids of each case-folded brief.
-    """
-
-    conn: psycopg.Connection[Any]
-    keys: set[int] = field(default_factory=set)
-    rows: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
-    ids_by_fold: dict[str, set[str]] | None = None
 
 
 class PostgresStore(BaseStore):
@@ -95,13 +80,23 @@ class PostgresStore(BaseStore):
         table: the table (``NAME`` or ``SCHEMA.NAME``); default ``strategy_document``.
         create: create the table, and record its format, if it is missing.
         lock_timeout: seconds a write waits for its brief's lock, enforced by
-            the server (``0`` tries once).
-        pool_size: connections this store keeps open at most, per process.
+            the server (``0`` tries once). A wait longer than the server
+            holds (2**31 - 1 ms, some 24.8 days), or ``math.inf``, waits for
+            as long as the lock is held.
+        pool_size: connections this store keeps open at most, per process. A
+            call that finds every one in use for ``connect_timeout`` seconds
+            raises ``StoreUnavailableError`` saying the pool was exhausted.
         connect_timeout: seconds to wait for a connection before raising
-            ``StoreUnavailableError``.
+            ``StoreUnavailableError`` (libpq counts whole seconds, at least
+            2; ``math.inf`` waits without a limit).
+
+    In a child process after ``os.fork()`` the store opens a pool of its own
+    on first use and leaves the parent's connections alone.
 
     Raises:
-        StoreUnavailableError: the server cannot be reached.
+        StoreUnavailableError: the server cannot be reached, or refused the
+            settings (an unknown database or user, a wrong password, an
+            invalid ``sslmode``), saying which.
         StoreFormatError: the table is missing (with ``create=False``), is not
             a strategystore table, or is of a newer format.
         ConfigurationError: a bad setting, or psycopg is not installed.
@@ -136,46 +131,87 @@ class PostgresStore(BaseStore):
             raise ConfigurationError(f"pool_size must be a whole number >= 1, not {pool_size!r}")
         try:
             params = psycopg.conninfo.conninfo_to_dict(conninfo)
-        except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(f"not a PostgreSQL DSN: {exc}") from None
-        self.host = _host_of(params)
+        except psycopg.ProgrammingError:
+            # libpq's reason quotes the text it stumbled on, which may be the password.
+            raise ConfigurationError(
+                "not a PostgreSQL DSN: libpq cannot parse it; give a postgresql:// URL, or "
+                "key=value pairs separated by spaces with a value holding spaces in 'quotes'"
+            ) from None
+        self.host = host_of(params)
         self.database = str(
             params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or "default"
         )
-        self._password = str(params.get("password") or os.environ.get("PGPASSWORD") or "")
+        self._place = Place(
+            self.host,
+            self.database,
+            str(params.get("user") or os.environ.get("PGUSER") or _os_user()),
+            self.table,
+            f"strategystore {self.table}",
+            pool_size,
+        )
         self._sql = Statements(sql.Identifier(*self.table.split(".")))
         self._local = threading.local()
         self._decoded = Decoded()
         self._pool_size = pool_size
-        kwargs: dict[str, Any] = {
+        self._conninfo = conninfo
+        self._kwargs: dict[str, Any] = {
             "autocommit": True,
-            "connect_timeout": max(2, math.ceil(self.connect_timeout)),
+            "connect_timeout": libpq_connect_timeout(self.connect_timeout),
             "application_name": "strategystore",
         }
+        self._opened: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pool_pid = os.getpid()
+        self._fork_lock = threading.Lock()
+        # A child's store keeps its parent's pool referenced, never closed (see _pool).
+        self._inherited: list[ConnectionPool[psycopg.Connection[Any]]] = []
         with self._errors():
-            with psycopg.connect(conninfo, **kwargs) as conn:
-                self._prepare_table(conn, create=create)
+            with psycopg.connect(conninfo, **self._kwargs) as conn:
+                prepare_table(conn, self._sql, self._place, create=create)
                 # Locks are keyed on the table itself, however its name is spelled.
-                row = conn.execute(
-                    "SELECT to_regclass(%s)::oid::text", (self._sql.table.as_string(conn),)
-                ).fetchone()
-                self._lock_scope = str(row[0]) if row else self.table
-            self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                conninfo,
-                min_size=1,
-                max_size=pool_size,
-                kwargs=kwargs,
-                timeout=self.connect_timeout,
-                # The pool retries a failed connection in the background with a
-                # backoff that doubles up to this many seconds: after an outage
-                # of a minute, a server that came back would be out of reach
-                # for another. Giving up at once lets the next call that needs
-                # a connection try again, then and there.
-                reconnect_timeout=0,
-                name=f"strategystore {self.table}",
-                open=False,
-            )
-            self._pool.open(wait=False)
+                self._lock_scope = table_oid(conn, self._sql) or self.table
+            self._opened = self._new_pool()
+
+    def _new_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=self._pool_size,
+            kwargs=self._kwargs,
+            timeout=pool_timeout(self.connect_timeout),
+            # The pool retries a failed connection in the background with a
+            # backoff that doubles up to this many seconds: after an outage
+            # of a minute, a server that came back would be out of reach
+            # for another. Giving up at once lets the next call that needs
+            # a connection try again, then and there.
+            reconnect_timeout=0,
+            name=self._place.pool_name,
+            open=False,
+        )
+        pool.open(wait=False)
+        return pool
+
+    @property
+    def _pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """This process's pool: after ``os.fork()``, the child opens its own on first use.
+
+        The parent's connections stay open and untouched in the child: a
+        child that used one would interleave its messages with the parent's
+        on one socket, and one that closed it would end the parent's session.
+        libpq closes a connection only in the process that opened it.
+        """
+        if self._pool_pid != os.getpid():
+            with self._fork_lock:
+                if self._pool_pid != os.getpid():
+                    if self._opened is not None:
+                        self._inherited.append(self._opened)
+                    # A transaction the forking thread had open is the parent's,
+                    # and a lock another thread held stays held in the child.
+                    self._local = threading.local()
+                    self._decoded = Decoded()
+                    self._opened = self._new_pool()
+                    self._pool_pid = os.getpid()
+        assert self._opened is not None
+        return self._opened
 
     def __repr__(self) -> str:
         return (
@@ -183,83 +219,29 @@ class PostgresStore(BaseStore):
             f"table={self.table!r}, lock_timeout={self.lock_timeout!r})"
         )
 
-    # -- the table -----------------------------------------------------------
-
-    def _prepare_table(self, conn: psycopg.Connection[Any], *, create: bool) -> None:
-        found = self._table_format(conn)
-        if found is None and create:
-            try:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
-                    if self._table_format(conn) is None:
-                        for statement in self._sql.create(_COMMENT.format(FORMAT)):
-                            conn.execute(statement)
-            except psycopg.errors.InvalidSchemaName:
-                schema = self.table.partition(".")[0]
-                raise StoreFormatError(
-                    f"cannot create table {self.table!r}: schema {schema!r} does not exist in "
-                    f"database {self.database!r} on {self.host}; create the schema first, "
-                    "or name another table"
-                ) from None
-            found = self._table_format(conn)
-        if found is None:
-            raise StoreFormatError(
-                f"table {self.table!r} does not exist in database {self.database!r} on "
-                f"{self.host}; create it with create=True (on the command line: init)"
-            )
-        match = _COMMENT_PATTERN.fullmatch(found)
-        if match is None:
-            raise StoreFormatError(
-                f"table {self.table!r} in database {self.database!r} is not a strategystore "
-                "table (its comment records no strategystore format); name another table"
-            )
-        version = int(match.group(1))
-        if version > FORMAT:
-            raise StoreFormatError(
-                f"table {self.table!r} in database {self.database!r} is of format {version}, "
-                f"newer than this strategystore reads ({FORMAT}); upgrade strategystore"
-            )
-
-    def _table_format(self, conn: psycopg.Connection[Any]) -> str | None:
-        """The table's comment (``""`` if none), or ``None`` when the table does not exist."""
-        row = conn.execute(
-            "SELECT coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c "
-            "WHERE c.oid = to_regclass(%s)",
-            # Quoted as the statements quote it, so that a name with capitals
-            # is looked up as the table of that name, not folded to lower case.
-            (self._sql.table.as_string(conn),),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
     # -- connections and errors -----------------------------------------------
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Turn what the server or the connection raised into the store's errors."""
+        """Turn what the server, the connection or the pool raised into the store's errors."""
         try:
             yield
-        except psycopg.errors.UndefinedTable as exc:
-            raise StoreFormatError(
-                f"table {self.table!r} is gone from database {self.database!r} on {self.host}: "
-                f"{_first_line(exc)}"
-            ) from None
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise self._unavailable(exc) from None
+        except psycopg.Error as exc:
+            raise translate(exc, self._place, pool_full=self._pool_full()) from None
 
-    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
-        reason = _first_line(exc) or type(exc).__name__
-        if self._password_of_dsn():
-            reason = reason.replace(self._password_of_dsn(), "***")
-        return StoreUnavailableError(self.host, self.database, reason)
-
-    def _password_of_dsn(self) -> str:
-        return getattr(self, "_password", "")
+    def _pool_full(self) -> bool:
+        """Whether this process's pool has all its connections open and none free."""
+        pool = self._opened if self._pool_pid == os.getpid() else None
+        if pool is None:
+            return False
+        stats = pool.get_stats()
+        return bool(stats["pool_size"] >= stats["pool_max"] and stats["pool_available"] == 0)
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         """The thread's write transaction's connection, else a pooled one in autocommit."""
         self._check_open()
-        tx: _Transaction | None = getattr(self._local, "tx", None)
+        tx: Transaction | None = getattr(self._local, "tx", None)
         with self._errors():
             if tx is not None:
                 yield tx.conn
@@ -275,7 +257,7 @@ class PostgresStore(BaseStore):
         runs once more, on a connection the pool has checked.
         """
         self._check_open()
-        tx: _Transaction | None = getattr(self._local, "tx", None)
+        tx: Transaction | None = getattr(self._local, "tx", None)
         with self._errors():
             if tx is not None:
                 return list(tx.conn.execute(statement, params).fetchall())
@@ -289,7 +271,7 @@ class PostgresStore(BaseStore):
                 self._pool.check()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> _Transaction:
+    def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> Transaction:
         """A pooled connection in a new transaction holding the advisory locks ``keys``.
 
         A connection that the server dropped while it waited in the pool is
@@ -298,8 +280,11 @@ class PostgresStore(BaseStore):
         for attempt in (1, 2):
             with self._errors():
                 conn = self._pool.getconn()
+            # Everything after getconn is inside the try, so that whatever
+            # arrives (an error, KeyboardInterrupt) gives the connection back.
             try:
                 self._take_locks(conn, keys, timeout, brief_id, begin=True)
+                return Transaction(conn, set(keys))
             except psycopg.OperationalError as exc:
                 broken = conn.broken or conn.closed
                 self._end(conn, commit=False)
@@ -312,7 +297,6 @@ class PostgresStore(BaseStore):
             except BaseException:
                 self._end(conn, commit=False)
                 raise
-            return _Transaction(conn, set(keys))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _take_locks(
@@ -339,9 +323,9 @@ class PostgresStore(BaseStore):
                 if wait == 0:
                     found = conn.execute(self._sql.try_lock, (ordered,))
                 elif len(ordered) == 1:
-                    conn.execute(self._sql.lock_one, (f"{max(1, round(wait * 1000))}ms", *ordered))
+                    conn.execute(self._sql.lock_one, (lock_setting(wait), *ordered))
                 else:
-                    conn.execute(self._sql.lock, (f"{max(1, round(wait * 1000))}ms", ordered))
+                    conn.execute(self._sql.lock, (lock_setting(wait), ordered))
             if wait == 0:
                 row = found.fetchone()
                 if row is None or not row[0]:
@@ -376,7 +360,7 @@ class PostgresStore(BaseStore):
     @contextmanager
     def _locked(self, brief_id: str, timeout: float | None = None) -> Iterator[None]:
         key = self._lock_key(brief_id)
-        tx: _Transaction | None = getattr(self._local, "tx", None)
+        tx: Transaction | None = getattr(self._local, "tx", None)
         if tx is not None:
             if key not in tx.keys:
                 with self._errors():
@@ -385,18 +369,17 @@ class PostgresStore(BaseStore):
             yield
             return
         tx = self._begin([key], timeout, brief_id)
-        self._local.tx = tx
+        commit = False
         try:
+            self._local.tx = tx
             yield
-        except BaseException:
+            commit = True
+        finally:
             self._local.tx = None
-            self._end(tx.conn, commit=False)
-            raise
-        self._local.tx = None
-        self._end(tx.conn, commit=True)
+            self._end(tx.conn, commit=commit)
 
     def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
-        tx: _Transaction | None = getattr(self._local, "tx", None)
+        tx: Transaction | None = getattr(self._local, "tx", None)
         if tx is not None and (brief_id, version) in tx.rows:
             data = tx.rows[(brief_id, version)]
         else:
@@ -438,7 +421,17 @@ class PostgresStore(BaseStore):
         return int(self._fetch(self._sql.highest, (brief_id,))[0][0])
 
     def _briefs(self) -> list[str]:
-        return [row[0] for row in self._fetch(self._sql.briefs, ())]
+        briefs = [str(row[0]) for row in self._fetch(self._sql.briefs, ())]
+        for brief in briefs:
+            # Only a row written by hand, past the store, holds such an id.
+            problem = brief_id_problem(brief)
+            if problem is not None:
+                version = min(self._versions(brief), default=0)
+                raise CorruptDocumentError(
+                    f"table {self.table}, row (brief_id={brief!r}, version={version})",
+                    f"its brief id is invalid ({problem}); fix or delete the row",
+                )
+        return briefs
 
     def _stamp(self, brief_id: str, version: int) -> tuple[str, str] | None:
         rows = self._fetch(self._sql.stamp, (brief_id, version))
@@ -448,7 +441,7 @@ class PostgresStore(BaseStore):
         statement = self._sql.insert if exclusive else self._sql.upsert
         with self._connection() as conn:
             written = conn.execute(statement, row_of(doc, data)).rowcount == 1
-        tx: _Transaction | None = getattr(self._local, "tx", None)
+        tx: Transaction | None = getattr(self._local, "tx", None)
         if written and tx is not None:
             tx.rows.pop(doc.key, None)
         return written
@@ -456,107 +449,62 @@ class PostgresStore(BaseStore):
     def _remove(self, brief_id: str, version: int) -> None:
         with self._connection() as conn:
             conn.execute(self._sql.remove, (brief_id, version))
-        tx: _Transaction | None = getattr(self._local, "tx", None)
+        tx: Transaction | None = getattr(self._local, "tx", None)
         if tx is not None:
             tx.rows.pop((brief_id, version), None)
 
     def _case_variant(self, brief_id: str) -> str | None:
         folded = brief_id.lower()
-        tx: _Transaction | None = getattr(self._local, "tx", None)
+        tx: Transaction | None = getattr(self._local, "tx", None)
         if tx is not None and tx.ids_by_fold is not None and folded in tx.ids_by_fold:
             return next((b for b in sorted(tx.ids_by_fold[folded]) if b != brief_id), None)
         rows = self._fetch(self._sql.case_variant, (folded, brief_id))
         return str(rows[0][0]) if rows else None
 
+    def import_documents(
+        self,
+        docs: Iterable[StrategyDocument],
+        *,
+        upsert: bool = False,
+        on_result: OnResult | None = None,
+    ) -> ImportSummary:
+        """Store many documents as ``BaseStore.import_documents`` does, a batch per transaction.
+
+        ``on_result`` hears of a batch's documents once the batch has
+        committed, so a callback that writes to the store writes in a
+        transaction of its own, after the batch, and a result is never
+        reported for a write that did not commit.
+
+        Args:
+            docs: the documents, consumed one at a time.
+            upsert: replace differing drafts instead of refusing them.
+            on_result: called with each document's outcome, after its batch commits.
+
+        Returns:
+            How many documents were written, skipped and refused.
+        """
+        if on_result is None:
+            return super().import_documents(docs, upsert=upsert)
+        results = Results(on_result)
+        self._local.results = results
+        try:
+            return super().import_documents(docs, upsert=upsert, on_result=results.hold)
+        finally:
+            self._local.results = None
+
     def _bulk_writer(self) -> BulkWriter:
-        return _BatchWriter(self)
+        results: Results | None = getattr(self._local, "results", None)
+        self._local.results = None
+        return BatchWriter(self, self, results)
 
     def _close(self) -> None:
-        self._pool.close()
+        # A child's store closes only the pool it opened itself.
+        if self._opened is not None and self._pool_pid == os.getpid():
+            self._opened.close()
 
 
-class _BatchWriter(BulkWriter):
-    """One transaction per import batch: its briefs locked, its rows read and written at once."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        super().__init__(store)
-        self._owner = store
-        self._tx: _Transaction | None = None
-        self._pending: dict[tuple[str, int], tuple[StrategyDocument, bytes]] = {}
-
-    def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
-        store = self._owner
-        if not items or getattr(store._local, "tx", None) is not None:
-            return  # inside a caller's own write: its transaction serves
-        first = items[0][0].brief_id
-        keys = sorted({store._lock_key(doc.brief_id) for doc, _ in items})
-        tx = store._begin(keys, None, first)
-        store._local.tx = tx
-        self._tx = tx
-        try:
-            with store._errors():
-                found = tx.conn.execute(
-                    store._sql.batch_rows,
-                    ([doc.brief_id for doc, _ in items], [doc.version for doc, _ in items]),
-                ).fetchall()
-                folds = sorted({doc.brief_id.lower() for doc, _ in items})
-                ids = tx.conn.execute(store._sql.batch_ids, (folds,)).fetchall()
-        except BaseException:
-            self._abandon()
-            raise
-        tx.rows = {doc.key: None for doc, _ in items}
-        tx.rows.update({(brief, version): data.encode() for brief, version, data in found})
-        tx.ids_by_fold = {fold: set() for fold in folds}
-        for (brief,) in ids:
-            tx.ids_by_fold[brief.lower()].add(brief)
-
-    def write(self, doc: StrategyDocument, data: bytes) -> None:
-        tx = self._tx
-        if tx is None:
-            super().write(doc, data)
-            return
-        self._pending[doc.key] = (doc, data)
-        tx.rows[doc.key] = data
-        assert tx.ids_by_fold is not None
-        tx.ids_by_fold.setdefault(doc.brief_id.lower(), set()).add(doc.brief_id)
-
-    def end_batch(self) -> None:
-        tx, self._tx = self._tx, None
-        if tx is None:
-            return
-        store = self._owner
-        pending, self._pending = list(self._pending.values()), {}
-        store._local.tx = None
-        try:
-            if pending:
-                with store._errors():
-                    rows = [row_of(doc, data) for doc, data in pending]
-                    columns = [list(column) for column in zip(*rows, strict=True)]
-                    tx.conn.execute(store._sql.upsert_many, columns)
-        except BaseException:
-            store._end(tx.conn, commit=False)
-            raise
-        store._end(tx.conn, commit=True)
-
-    def _abandon(self) -> None:
-        tx, self._tx = self._tx, None
-        self._pending = {}
-        store = self._owner
-        store._local.tx = None
-        if tx is not None:
-            store._end(tx.conn, commit=False)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else ""
-
-
-def _host_of(params: Mapping[str, Any]) -> str:
-    host = str(params.get("host") or os.environ.get("PGHOST") or "")
-    port = str(params.get("port") or os.environ.get("PGPORT") or "")
-    if not host:
-        host = "the local socket"
-    elif host.startswith("/"):
-        host = f"socket directory {host}"
-    return f"{host} port {port}" if port else host
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container's)
+        return "the current user"

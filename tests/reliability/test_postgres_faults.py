@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +26,8 @@ from strategystore import (
     MemoryStore,
     StoreUnavailableError,
 )
-from strategystore.postgres import PostgresStore, _Transaction
+from strategystore._pgbatch import Transaction
+from strategystore.postgres import PostgresStore
 from tests import pgserver
 from tests.reliability._support import SCENARIOS, count, make_doc, seed_base, stress_factor
 
@@ -84,7 +87,7 @@ class FaultyStore(PostgresStore):
             self.struck += 1
             fault(conn.info.backend_pid)
 
-    def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> _Transaction:
+    def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> Transaction:
         tx = super()._begin(keys, timeout, brief_id)
         if self.point == "after-lock":
             self._strike(tx.conn)
@@ -299,3 +302,53 @@ def test_a_server_that_cannot_be_reached_raises_unavailable_naming_host_not_pass
     assert (error.host, error.database) == (host, "strategies")
     for shown in (str(error), repr(error), repr(error.__dict__)):
         assert "s3cr3t-pw" not in shown
+
+
+def _cli_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("STRATEGYSTORE_")}
+
+
+def test_a_command_whose_server_is_stopped_says_one_line(running: pgserver.Server) -> None:
+    running.stop("immediate")
+    ran = subprocess.run(
+        [sys.executable, "-m", "strategystore", "--store", running.dsn, "briefs"],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 1
+    [line] = ran.stderr.splitlines()
+    assert line.startswith("strategystore: PostgreSQL database ") and "is unavailable" in line
+
+
+def test_a_command_whose_server_stops_midway_says_one_line(running: pgserver.Server) -> None:
+    table = f"t_{uuid.uuid4().hex[:12]}"
+    url = f"{running.dsn}{'&' if '?' in running.dsn else '?'}table={table}"
+    PostgresStore(url).close()
+    command = [sys.executable, "-m", "strategystore", "--store", url, "import", "-"]
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_cli_env(),
+    ) as importing:
+        # The command has opened its store, and its pool its connection.
+        deadline = time.monotonic() + 30
+        with psycopg.connect(running.dsn, autocommit=True) as conn:
+            while time.monotonic() < deadline:
+                found = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'strategystore'"
+                ).fetchone()
+                if found is not None and found[0] >= 1:
+                    break
+                time.sleep(0.05)
+        running.stop("immediate")
+        _out, err = importing.communicate(make_doc("acme", 1).model_dump_json() + "\n", timeout=60)
+    assert importing.returncode == 1
+    assert len(err.splitlines()) == 1, err
+    [line] = err.splitlines()
+    assert line.startswith("strategystore: PostgreSQL database ") and "is unavailable" in line
