@@ -40,10 +40,13 @@ def valid_bytes(doc: object) -> tuple[StrategyDocument, bytes]:
     """
     if not isinstance(doc, StrategyDocument):
         raise TypeError(f"expected a StrategyDocument, not {type(doc).__name__}")
-    check_brief_id(doc.brief_id)
-    check_version(doc.version)
     data = trusted_json_bytes(doc)
     if data is None:
+        # A trusted document's id and version are the very objects
+        # validation checked, with these same rules; any other is checked
+        # here first, for these errors rather than validation's.
+        check_brief_id(doc.brief_id)
+        check_version(doc.version)
         # The seal is derived from the content, so it is not carried over.
         doc = StrategyDocument.model_validate(doc.model_dump(exclude={"content_digest"}))
         data = doc.to_json_bytes()

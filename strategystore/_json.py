@@ -9,16 +9,20 @@ kept sorted so that equal values give equal bytes.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import JsonValue
 
 __all__ = [
     "MAX_INT_DIGITS",
     "MAX_METADATA_DEPTH",
+    "all_text",
     "canonical_json_value",
     "check_text",
     "is_canonical_json",
     "is_text",
+    "plain_json",
     "sorted_text_keys",
 ]
 
@@ -106,37 +110,74 @@ def is_canonical_json(value: object) -> bool:
     A container met twice (a cycle, or one shared by two places) or nested
     deeper than ``_MAX_JSON_DEPTH`` is not proven: full validation decides.
     """
-    pending = [(value, 0)]
-    seen: set[int] = set()
-    while pending:
-        item, depth = pending.pop()
-        kind = type(item)
-        if kind in _JSON_SCALARS:
-            continue
-        if kind is str:
-            if not is_text(item):  # type: ignore[arg-type]
+    texts: list[str] = []
+    return plain_json(value, texts) and all_text(texts)
+
+
+def plain_json(value: object, texts: list[str]) -> bool:
+    """``is_canonical_json`` but for text: every key and string is added to ``texts``.
+
+    ``all_text(texts)`` then completes the proof; one check of all the text
+    at once costs far less than one for each string.
+    """
+    kind = type(value)
+    if kind is dict or kind is list:
+        return _plain_container(value, 0, texts, set())  # type: ignore[arg-type]
+    if kind is str:
+        texts.append(value)  # type: ignore[arg-type]
+        return True
+    return _plain_scalar(value, kind)
+
+
+def all_text(texts: list[str]) -> bool:
+    """Whether every one of ``texts`` (each exactly a ``str``) has a UTF-8 form."""
+    # Joining keeps each lone surrogate lone (a str holds code points, so a
+    # high and a low one side by side stay two), and an all-ASCII join is
+    # known ASCII without a scan.
+    return is_text("".join(texts))
+
+
+def _plain_scalar(value: Any, kind: type) -> bool:
+    if kind is int:
+        return bool(-_INT_LIMIT < value < _INT_LIMIT)
+    if kind is float:
+        return math.isfinite(value)
+    return kind in _JSON_SCALARS
+
+
+def _plain_container(
+    value: dict[object, object] | list[object], depth: int, texts: list[str], seen: set[int]
+) -> bool:
+    if depth >= _MAX_JSON_DEPTH or id(value) in seen:
+        return False
+    seen.add(id(value))
+    items: Iterable[object]
+    if type(value) is dict:
+        keys = list(value)
+        for key in keys:
+            if type(key) is not str:
                 return False
-            continue
-        if kind is int:
+        if keys != sorted(keys):  # type: ignore[type-var]
+            return False
+        texts += keys  # type: ignore[arg-type]
+        items = value.values()
+    else:
+        items = value
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            texts.append(item)  # type: ignore[arg-type]
+        elif kind is int:
             if not -_INT_LIMIT < item < _INT_LIMIT:
                 return False
-            continue
-        if kind is float:
+        elif kind is float:
             if not math.isfinite(item):  # type: ignore[arg-type]
                 return False
-            continue
-        if kind is not list and kind is not dict:
-            return False
-        if id(item) in seen or depth >= _MAX_JSON_DEPTH:
-            return False
-        seen.add(id(item))
-        if kind is list:
-            pending.extend((v, depth + 1) for v in item)  # type: ignore[attr-defined]
-        else:
-            keys = list(item)  # type: ignore[call-overload]
-            if any(type(k) is not str or not is_text(k) for k in keys) or keys != sorted(keys):
+        elif kind is dict or kind is list:
+            if not _plain_container(item, depth + 1, texts, seen):  # type: ignore[arg-type]
                 return False
-            pending.extend((v, depth + 1) for v in item.values())  # type: ignore[attr-defined]
+        elif kind not in _JSON_SCALARS:
+            return False
     return True
 
 

@@ -41,10 +41,10 @@ from pydantic import (
 from strategystore._json import (
     MAX_INT_DIGITS,
     MAX_METADATA_DEPTH,
+    all_text,
     canonical_json_value,
     check_text,
-    is_canonical_json,
-    is_text,
+    plain_json,
     sorted_text_keys,
 )
 
@@ -334,12 +334,21 @@ class StrategyDocument(BaseModel):
     def _still_as_validated(self) -> bool:
         private = self.__pydantic_private__
         validated = private.get("_validated") if private else None
+        if (
+            validated is None
+            or type(self) is not StrategyDocument
+            or not all(map(operator.is_, validated, self._immutable_fields()))
+        ):
+            return False
+        # Every text of the sections and metadata, checked at once at the end.
+        texts: list[str] = []
+        metadata = self.metadata
         return (
-            validated is not None
-            and type(self) is StrategyDocument
-            and all(map(operator.is_, validated, self._immutable_fields()))
-            and _sections_still_valid(self.sections)
-            and is_canonical_json(self.metadata)
+            _sections_still_valid(self.sections, texts)
+            # model_copy(update=...) may have put any JSON value in its place.
+            and type(metadata) is dict
+            and plain_json(metadata, texts)
+            and all_text(texts)
         )
 
     def _renumbered(self, version: int) -> StrategyDocument:
@@ -511,22 +520,24 @@ def renumbered(doc: StrategyDocument, version: int) -> StrategyDocument:
     return doc._renumbered(version)
 
 
-def _sections_still_valid(sections: object) -> bool:
-    """Whether ``sections`` is a list of valid ``Section`` objects with unique keys."""
+def _sections_still_valid(sections: object, texts: list[str]) -> bool:
+    """Whether ``sections`` is a list of ``Section`` objects with unique keys, but for text.
+
+    Every key, title and body is added to ``texts``, for ``all_text`` to check.
+    """
     if type(sections) is not list:
         return False
-    keys = set()
+    start = len(texts)
     for section in sections:
         if type(section) is not Section:
             return False
         # model_construct may have left a field out: read the values as stored.
         fields = section.__dict__
         key, title, body = fields.get("key"), fields.get("title"), fields.get("body")
-        if type(key) is not str or not 1 <= len(key) <= _SECTION_KEY_MAX or key in keys:
+        if type(key) is not str or type(title) is not str or type(body) is not str:
             return False
-        if type(title) is not str or type(body) is not str:
+        if not 1 <= len(key) <= _SECTION_KEY_MAX:
             return False
-        if not (is_text(key) and is_text(title) and is_text(body)):
-            return False
-        keys.add(key)
-    return True
+        texts += (key, title, body)
+    keys = texts[start::3]
+    return len(set(keys)) == len(keys)
