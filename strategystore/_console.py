@@ -81,6 +81,10 @@ def place(args: argparse.Namespace) -> str:
     return str(where) if isinstance(where, Path) else without_password(where)
 
 
+#: The connection parameters that hold a secret: the password, and the SSL key's.
+_SECRETS = frozenset({"password", "sslpassword"})
+
+
 def without_password(dsn: str) -> str:
     """``dsn``, a URL or libpq ``key=value`` pairs, with any password in it replaced by ``***``."""
     if "://" in dsn:
@@ -97,8 +101,8 @@ def without_password(dsn: str) -> str:
     except Error:
         # libpq's reason would quote the text it stumbled on: nothing of it is shown.
         return "(a connection string libpq cannot parse)"
-    if "password" in params:
-        params["password"] = "***"
+    for name in _SECRETS & params.keys():
+        params[name] = "***"
     return " ".join(make_conninfo("", **{name: value}) for name, value in params.items())
 
 
@@ -112,7 +116,7 @@ def _url_without_password(url: str) -> str:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.partition(':')[0]}:***@{host}"
     query = "&".join(
-        f"{name}=***" if name == "password" else f"{name}={quote(value, safe='/')}"
+        f"{name}=***" if name in _SECRETS else f"{name}={quote(value, safe='/')}"
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
     )
     return urlunsplit(parts._replace(netloc=netloc, query=query))

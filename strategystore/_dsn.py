@@ -49,6 +49,12 @@ def split_table(dsn: str) -> tuple[str, str | None]:
     except ValueError as exc:
         # The reason is urllib's own ("Invalid IPv6 URL"), never a part of the URL.
         raise ConfigurationError(f"not a PostgreSQL URL: {exc}") from None
+    if parts.netloc.count("@") > 1:
+        # libpq ends the user and password at the first "@" and takes the
+        # rest for the host, which a message would then quote.
+        raise ConfigurationError(
+            "not a PostgreSQL URL: its user or password holds an '@'; write it as %40"
+        )
     query = parse_qsl(parts.query, keep_blank_values=True)
     tables = [value for name, value in query if name == "table"]
     if not tables:

@@ -33,6 +33,9 @@ __all__ = [
 #: The largest value the server takes for a setting in milliseconds (lock_timeout).
 _INT_MAX = 2**31 - 1
 
+#: The fewest seconds libpq waits for a connection: it takes no shorter timeout.
+_LEAST_CONNECT = 2
+
 #: Said of a setting that is wrong: retrying the call does not help.
 _FIX_SETTINGS = "fix the connection settings; retrying will not help"
 
@@ -116,12 +119,16 @@ def libpq_connect_timeout(seconds: float) -> int:
     """
     if not math.isfinite(seconds) or seconds > _INT_MAX:
         return 0
-    return max(2, math.ceil(seconds))
+    return max(_LEAST_CONNECT, math.ceil(seconds))
 
 
 def pool_timeout(seconds: float) -> float:
-    """``seconds`` as the pool's wait for a connection, within what a thread can wait."""
-    return min(seconds, threading.TIMEOUT_MAX)
+    """``seconds`` as the pool's wait for a connection, within what a thread can wait.
+
+    It is no shorter than libpq's own wait: the pool opens its connections
+    in the background, and a shorter wait gives up on one still opening.
+    """
+    return min(max(seconds, _LEAST_CONNECT), threading.TIMEOUT_MAX)
 
 
 def translate(exc: psycopg.Error, place: Place, *, pool_full: bool) -> StrategyStoreError:

@@ -85,7 +85,8 @@ class PostgresStore(BaseStore):
             as long as the lock is held.
         pool_size: connections this store keeps open at most, per process. A
             call that finds every one in use for ``connect_timeout`` seconds
-            raises ``StoreUnavailableError`` saying the pool was exhausted.
+            (at least 2) raises ``StoreUnavailableError`` saying the pool
+            was exhausted.
         connect_timeout: seconds to wait for a connection before raising
             ``StoreUnavailableError`` (libpq counts whole seconds, at least
             2; ``math.inf`` waits without a limit).

@@ -478,3 +478,34 @@ def test_store_errors_keep_their_hint_when_pickled() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy, StoreUnavailableError) and str(copy) == str(error)
     assert copy.hint == "fix it"
+
+
+# -- found in a later review -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("seconds", [0, 1e-300])
+def test_a_connect_timeout_of_zero_still_gets_a_connection(
+    pg_dsn: str, pg_table: str, seconds: float
+) -> None:
+    with PostgresStore(pg_dsn, table=pg_table, connect_timeout=seconds) as store:
+        store.save(make_doc("acme", 1))
+        assert store.list_briefs() == ["acme"]
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://writer:pw@/x?host={NOWHERE}&sslpassword={PASSWORD}",
+        f"host={NOWHERE} user=writer sslpassword={PASSWORD}",
+    ],
+)
+def test_the_ssl_key_password_is_hidden_too(dsn: str) -> None:
+    shown = without_password(dsn)
+    assert PASSWORD not in shown and "sslpassword=***" in shown
+
+
+def test_an_unescaped_at_sign_in_a_url_password_is_refused_without_quoting_it() -> None:
+    # libpq ends the password at the first "@": the rest of it would be the host.
+    with pytest.raises(ConfigurationError) as raised:
+        PostgresStore(f"postgresql://writer:pw@{PASSWORD}@localhost/strategies")
+    assert PASSWORD not in str(raised.value) and "%40" in str(raised.value)
