@@ -24,21 +24,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from strategystore._pgsql import COLUMNS
 from strategystore.models import StrategyDocument
 
 __all__ = ["COLUMNS", "RawPostgres", "lock_key", "row"]
-
-#: The columns of a store's table, in the order a row gives them.
-COLUMNS = (
-    "brief_id",
-    "version",
-    "status",
-    "status_reason",
-    "created_at",
-    "updated_at",
-    "content_digest",
-    "data",
-)
 
 Row = tuple[object, ...]
 
