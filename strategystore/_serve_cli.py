@@ -40,7 +40,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         error(f"{_MISSING} ({exc})")
         return 1
     store = open_store(args)
-    server = make_server(store, host=args.host, port=args.port, allow_write=args.allow_write)
+    try:
+        server = make_server(store, host=args.host, port=args.port, allow_write=args.allow_write)
+    except OSError as exc:
+        bare = ":" in args.host and not args.host.startswith("[")
+        where = f"[{args.host}]" if bare else args.host
+        error(f"cannot serve on {where}:{args.port}: {exc.strerror or exc}")
+        return 1
     address = server.address
     if not address.loopback:
         error(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -545,6 +546,26 @@ def test_a_get_of_an_action_address_is_refused(writer: App) -> None:
     response = get(writer, "/briefs/acme/3/approve")
     assert response.status == 405
     assert response.header("Allow") == "GET, HEAD, POST"
+
+
+@pytest.mark.parametrize("target", ["/", "/briefs/acme", "/check"])
+def test_a_data_directory_deleted_while_serving_is_named(
+    store: FileStore, writer: App, target: str
+) -> None:
+    shutil.rmtree(store.data_dir)
+    response = get(writer, target)
+    assert response.status in (404, 500, 503)
+    if response.status != 404:
+        assert str(store.data_dir) in parse(response).find("p", id="error").text
+
+
+def test_an_action_after_the_data_directory_is_deleted_is_refused(
+    store: FileStore, writer: App
+) -> None:
+    shutil.rmtree(store.data_dir)
+    response = post(writer, "/briefs/acme/3/approve", {"token": TOKEN})
+    assert response.status == 503
+    assert str(store.data_dir) in parse(response).find("p", id="error").text
 
 
 # -- PostgreSQL ------------------------------------------

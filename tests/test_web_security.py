@@ -175,6 +175,9 @@ FOREIGN_HOSTS = [
     "127.0.0.1:9999",
     "127.0.0.1.evil.example:8765",
     "user@127.0.0.1:8765",
+    "127.0.0.1:8765/evil",
+    "127.0.0.1:8765?evil",
+    "127.0.0.1:8765#evil",
     "",
 ]
 
@@ -189,6 +192,23 @@ def test_a_read_with_a_foreign_host_is_refused(app: App, host: str) -> None:
 
 def test_a_read_without_a_host_is_refused(app: App) -> None:
     assert app(Request("GET", "/", {})).status == 400
+
+
+@pytest.mark.parametrize(
+    "target", ["http://evil.example:8765/briefs/hostile/1", "http://evil.example/"]
+)
+def test_an_absolute_target_naming_another_host_is_refused(app: App, target: str) -> None:
+    response = get(app, target)
+    assert 400 <= response.status < 500
+    assert b"alert('body')" not in response.body
+
+
+def test_an_absolute_target_naming_this_server_is_answered(app: App) -> None:
+    assert get(app, "http://127.0.0.1:8765/briefs/hostile/1").status == 200
+
+
+def test_a_path_starting_with_two_slashes_is_a_path(app: App) -> None:
+    assert get(app, "//evil.example/briefs/hostile/1").status == 404
 
 
 @pytest.mark.parametrize("host", FOREIGN_HOSTS)
@@ -270,6 +290,13 @@ def test_a_form_of_another_content_type_is_refused(app: App, store: FileStore) -
     headers = {**HOST, "content-type": "text/plain"}
     response = app(Request("POST", "/briefs/hostile/3/approve", headers, f"token={TOKEN}".encode()))
     assert 400 <= response.status < 500
+    assert_still_draft(store)
+
+
+def test_a_form_of_too_many_fields_is_refused(app: App, store: FileStore) -> None:
+    body = "&".join([f"token={TOKEN}", *(f"f{n}=x" for n in range(30))]).encode()
+    response = app(Request("POST", "/briefs/hostile/3/approve", FORM, body))
+    assert response.status == 413
     assert_still_draft(store)
 
 

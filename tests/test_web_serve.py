@@ -6,6 +6,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -140,6 +141,24 @@ def test_serve_on_a_missing_directory_says_so(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "init" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_on_a_port_in_use_names_the_address(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        command = ["--dir", str(data_dir), "serve", "--port", port]
+        done = subprocess.run(
+            [sys.executable, "-m", "strategystore", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port}" in done.stderr and "in use" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_serve_without_the_web_extra_says_what_to_install(data_dir: Path) -> None:

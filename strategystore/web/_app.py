@@ -121,9 +121,9 @@ class App:
             return self._error(400, describe(exc))
         except VersionNotFoundError as exc:
             return self._error(404, describe(exc))
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, OSError) as exc:
             return self._error(503, describe(exc))
-        except CorruptDocumentError as exc:
+        except (CorruptDocumentError, StrategyStoreError) as exc:
             return self._error(500, describe(exc))
         except Exception:
             traceback.print_exc(file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# A Host header's whole value: a name or address literal and a port, nothing more.
+_HOST_AND_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):[0-9]+")
 
 
 class Refusal(Exception):
@@ -77,12 +80,23 @@ class Request:
     @property
     def path(self) -> str:
         """The path of the target, still percent-encoded."""
+        if self.target.startswith("/"):  # "//x/y" is a path here, not a host
+            return self.target.partition("?")[0]
         return urlsplit(self.target).path
 
     @property
     def query(self) -> dict[str, str]:
         """The query's parameters, the first value of each."""
-        return {k: v[0] for k, v in parse_qs(urlsplit(self.target).query).items()}
+        query = self.target.partition("?")[2]
+        return {k: v[0] for k, v in parse_qs(query).items()}
+
+    @property
+    def authority(self) -> str | None:
+        """The ``scheme://host:port`` an absolute-form target names, else ``None``."""
+        if self.target.startswith("/"):
+            return None
+        parts = urlsplit(self.target)
+        return f"{parts.scheme}://{parts.netloc}" if parts.scheme else None
 
     def form(self) -> dict[str, str]:
         """The fields of a url-encoded form body, the first value of each.
@@ -99,7 +113,10 @@ class Request:
             text = self.body.decode("utf-8")
         except UnicodeDecodeError:
             raise Refusal(400, "the form is not UTF-8") from None
-        fields = parse_qs(text, keep_blank_values=True, max_num_fields=20)
+        try:
+            fields = parse_qs(text, keep_blank_values=True, max_num_fields=20)
+        except ValueError:
+            raise Refusal(413, "the form has too many fields") from None
         return {k: v[0] for k, v in fields.items()}
 
 
@@ -197,15 +214,24 @@ class Address:
             raise Refusal(400, "the request names no Host")
         if not self._is_self(given):
             raise Refusal(421, f"this server answers only as {self.url}, not as {given!r}")
+        named = request.authority
+        if named is not None and not self._is_origin(named):
+            raise Refusal(421, f"this server answers only as {self.url}, not as {named!r}")
         origin = request.headers.get("origin")
         if origin is None:
             return
-        parts = urlsplit(origin)
-        if parts.scheme != "http" or not parts.netloc or not self._is_self(parts.netloc):
+        if not self._is_origin(origin):
             raise Refusal(403, f"requests from {origin!r} are refused; open {self.url} instead")
+
+    def _is_origin(self, origin: str) -> bool:
+        """Whether ``http://host:port`` (an ``Origin``, or an absolute target's) is this server."""
+        parts = urlsplit(origin)
+        return parts.scheme == "http" and bool(parts.netloc) and self._is_self(parts.netloc)
 
     def _is_self(self, netloc: str) -> bool:
         """Whether ``host:port`` is this server (the port must be stated, and be ours)."""
+        if _HOST_AND_PORT.fullmatch(netloc) is None:
+            return False
         try:
             parts = urlsplit(f"//{netloc}")
             port = parts.port
