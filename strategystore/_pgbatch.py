@@ -23,13 +23,15 @@ class Transaction:
 
     ``rows`` and ``ids_by_fold`` are what an import read ahead for its batch,
     under the batch's locks: stored bytes by key (``None`` for absent), and
-    the stored ids of each case-folded brief.
+    the stored ids of each case-folded brief; ``key_of`` is the lock key of
+    each brief of the batch.
     """
 
     conn: psycopg.Connection[Any]
     keys: set[int] = field(default_factory=set)
     rows: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
     ids_by_fold: dict[str, set[str]] | None = None
+    key_of: dict[str, int] = field(default_factory=dict)
 
 
 class BatchHost(Protocol):
@@ -57,14 +59,16 @@ class BatchWriter(BulkWriter):
         self._results = results
         self._tx: Transaction | None = None
         self._pending: dict[tuple[str, int], tuple[StrategyDocument, bytes]] = {}
+        self._stored: set[tuple[str, int]] = set()
 
     def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
         store = self._owner
         if not items or getattr(store._local, "tx", None) is not None:
             return  # inside a caller's own write: its transaction serves
         first = items[0][0].brief_id
-        keys = sorted({store._lock_key(doc.brief_id) for doc, _ in items})
-        tx = store._begin(keys, None, first)
+        key_of = {doc.brief_id: store._lock_key(doc.brief_id) for doc, _ in items}
+        tx = store._begin(sorted(set(key_of.values())), None, first)
+        tx.key_of = key_of
         try:
             self._tx = tx
             store._local.tx = tx
@@ -81,6 +85,7 @@ class BatchWriter(BulkWriter):
             raise
         tx.rows = {doc.key: None for doc, _ in items}
         tx.rows.update({(brief, version): data.encode() for brief, version, data in found})
+        self._stored = {(brief, version) for brief, version, _ in found}
         tx.ids_by_fold = {fold: set() for fold in folds}
         for (brief,) in ids:
             tx.ids_by_fold[brief.lower()].add(brief)
@@ -115,10 +120,19 @@ class BatchWriter(BulkWriter):
         store._local.tx = None
         commit = False
         try:
-            if pending:
-                with store._errors():
-                    rows = [row_of(doc, data) for doc, data in pending]
-                    columns = [list(column) for column in zip(*rows, strict=True)]
+            # Rows new to the table go in by COPY, the fastest way in: the
+            # batch's locks and its read-ahead say no writer of this store
+            # has them. A row put there by hand, without the lock, makes the
+            # COPY fail and the batch roll back. Replaced rows are upserted.
+            fresh = [row_of(d, data) for d, data in pending if d.key not in self._stored]
+            replaced = [row_of(d, data) for d, data in pending if d.key in self._stored]
+            with store._errors():
+                if fresh:
+                    with tx.conn.cursor() as cursor, cursor.copy(store._sql.copy_in) as copy:
+                        for values in fresh:
+                            copy.write_row(values)
+                if replaced:
+                    columns = [list(column) for column in zip(*replaced, strict=True)]
                     tx.conn.execute(store._sql.upsert_many, columns)
             commit = True
         finally:

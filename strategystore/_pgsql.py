@@ -5,7 +5,9 @@ And an import's results, held until their batch commits.
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Sequence
 
 from psycopg import sql
 
@@ -108,6 +110,35 @@ class Results:
         self._held = []
 
 
+def lock_statement(keys: Sequence[int], setting: str | None, *, begin: bool) -> bytes:
+    """One statement that takes the advisory locks ``keys`` (ascending), optionally after BEGIN.
+
+    ``setting`` is the transaction's ``lock_timeout`` (see ``lock_setting``),
+    or ``None`` to try each lock once: the statement then returns one row,
+    true when every lock was had. The keys are the store's own integers and
+    the setting its own digits, so the text is built here, without
+    parameters: libpq then sends BEGIN and the lock in one message and one
+    round trip.
+    """
+    ordered = ",".join(str(int(key)) for key in sorted(keys))
+    if setting is None:
+        take = (
+            "SELECT bool_and(pg_try_advisory_xact_lock(k)) "
+            f"FROM unnest('{{{ordered}}}'::bigint[]) k"
+        )
+    else:
+        if not _SETTING.fullmatch(setting):
+            raise ValueError(f"not a lock_timeout setting: {setting!r}")
+        take = (
+            f"SELECT set_config('lock_timeout', '{setting}', true), pg_advisory_xact_lock(k) "
+            f"FROM unnest('{{{ordered}}}'::bigint[]) k"
+        )
+    return f"{'BEGIN; ' if begin else ''}{take}".encode()
+
+
+_SETTING = re.compile(r"0|[1-9][0-9]*ms")
+
+
 class Statements:
     """The store's SQL, composed once for its table."""
 
@@ -146,21 +177,12 @@ class Statements:
             f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}"
         )
         self.remove = q("DELETE FROM {t} WHERE brief_id = %s AND version = %s")
+        self.copy_in = q(f"COPY {{t}} ({columns}) FROM STDIN")
         self.batch_rows = q(
-            "SELECT brief_id, version, data FROM {t} "
-            "WHERE (brief_id, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
+            "SELECT t.brief_id, t.version, t.data FROM unnest(%s::text[], %s::int[]) AS k(b, v) "
+            "JOIN {t} AS t ON t.brief_id = k.b AND t.version = k.v"
         )
         self.batch_ids = q("SELECT DISTINCT brief_id FROM {t} WHERE lower(brief_id) = ANY(%s)")
-        self.lock = (
-            b"SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(k) "
-            b"FROM unnest(%s::bigint[]) AS k"
-        )
-        self.lock_one = (
-            b"SELECT set_config('lock_timeout', %s, true), pg_advisory_xact_lock(%s::bigint)"
-        )
-        self.try_lock = (
-            b"SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
-        )
 
     def create(self, comment: str) -> list[sql.Composed]:
         """The statements that create the table, its index and its format comment."""

@@ -44,7 +44,7 @@ from strategystore._pgerrors import (
     pool_timeout,
     translate,
 )
-from strategystore._pgsql import Decoded, Results, Statements, row_of
+from strategystore._pgsql import Decoded, Results, Statements, lock_statement, row_of
 from strategystore._pgtable import FORMAT, prepare_table, table_oid
 from strategystore._primitives import BulkWriter, Loader
 from strategystore._protocol import ImportSummary, OnResult
@@ -311,24 +311,16 @@ class PostgresStore(BaseStore):
     ) -> None:
         """Take the advisory locks ``keys`` (in ascending order) within the transaction.
 
-        With ``begin``, the transaction is begun first, in the same round trip.
+        With ``begin``, the transaction is begun first, in the same statement.
         """
         wait = self.lock_timeout if timeout is None else timeout
-        ordered = sorted(keys)
+        statement = lock_statement(keys, lock_setting(wait) if wait else None, begin=begin)
         try:
-            # A pipeline sends BEGIN and the lock together; its end waits for
-            # both and raises what either raised.
-            with conn.pipeline() if begin else contextlib.nullcontext():
-                if begin:
-                    conn.execute("BEGIN")
-                if wait == 0:
-                    found = conn.execute(self._sql.try_lock, (ordered,))
-                elif len(ordered) == 1:
-                    conn.execute(self._sql.lock_one, (lock_setting(wait), *ordered))
-                else:
-                    conn.execute(self._sql.lock, (lock_setting(wait), ordered))
+            cursor = conn.execute(statement)
+            if begin:
+                cursor.nextset()
             if wait == 0:
-                row = found.fetchone()
+                row = cursor.fetchone()
                 if row is None or not row[0]:
                     raise LockTimeoutError(self._lock_name(brief_id), wait)
         except psycopg.errors.LockNotAvailable:
@@ -360,8 +352,10 @@ class PostgresStore(BaseStore):
 
     @contextmanager
     def _locked(self, brief_id: str, timeout: float | None = None) -> Iterator[None]:
-        key = self._lock_key(brief_id)
         tx: Transaction | None = getattr(self._local, "tx", None)
+        key = tx.key_of.get(brief_id) if tx is not None else None
+        if key is None:
+            key = self._lock_key(brief_id)
         if tx is not None:
             if key not in tx.keys:
                 with self._errors():

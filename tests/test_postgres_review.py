@@ -97,6 +97,47 @@ def test_a_batch_that_fails_to_commit_reports_none_of_its_results(
     assert pg_store.list_briefs() == []
 
 
+def test_a_row_put_in_by_hand_during_a_batch_rolls_the_batch_back(
+    pg_store: PostgresStore, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from strategystore import _pgbatch  # noqa: PLC0415
+
+    prepare = _pgbatch.BatchWriter.prepare
+    intruder = make_doc("b", 1)
+
+    def prepare_then_insert(self: Any, items: Any) -> None:
+        prepare(self, items)
+        # A writer without the brief's lock (SQL by hand) adds a row the batch read as absent.
+        _sql(
+            pg_dsn,
+            f"INSERT INTO {pg_store.table} (brief_id, version, status, created_at, data) "
+            "VALUES (%s, 1, 'draft', now(), %s)",
+            ("b", intruder.to_json_bytes().decode()),
+        )
+
+    monkeypatch.setattr(_pgbatch.BatchWriter, "prepare", prepare_then_insert)
+    with pytest.raises(StoreUnavailableError, match=pg_store.table):
+        pg_store.import_documents(
+            [make_doc("a", 1), make_doc("b", 1, sections=[]), make_doc("c", 1)]
+        )
+    monkeypatch.undo()
+    # Nothing of the batch was written; the row put in by hand is as it was.
+    assert pg_store.list_briefs() == ["b"]
+    assert pg_store.get_strategy("b", 1) == intruder
+
+
+def test_an_import_replaces_a_stored_draft_and_adds_new_ones_in_one_batch(
+    pg_store: PostgresStore,
+) -> None:
+    pg_store.create(make_doc("a", 1))
+    changed = make_doc("a", 1, metadata={"tone": "bold"})
+    summary = pg_store.import_documents([changed, make_doc("a", 2), make_doc("b", 1)], upsert=True)
+    assert (summary.written, summary.refused) == (3, 0)
+    assert pg_store.get_strategy("a", 1) == changed
+    assert pg_store.list_version_numbers("a") == [2, 1]
+    assert pg_store.list_briefs() == ["a", "b"]
+
+
 # -- a fork -------------------------------------------------------------------------
 
 
