@@ -175,8 +175,7 @@ def test_a_forked_child_opens_its_own_connections_and_leaves_the_parents(
 
     def child() -> str:
         pg_store.save(make_doc("acme", 2))
-        with pg_store._connection() as conn:
-            backend = conn.info.backend_pid
+        ((backend,),) = pg_store._fetch(b"SELECT pg_backend_pid()", ())
         pg_store.close()
         return str(backend)
 
