@@ -29,8 +29,8 @@ from strategystore._console import (
 )
 from strategystore._diff import diff
 from strategystore._layout import MARKER_NAME, describe_invalid, repeated_key
+from strategystore._listing import Lister, VersionRow
 from strategystore.errors import (
-    CorruptDocumentError,
     StatusChangeError,
     StrategyStoreError,
 )
@@ -87,12 +87,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_briefs(args: argparse.Namespace) -> int:
     """``briefs``: each brief with its version count, latest status and latest approved version.
 
-    Every version is read; one that cannot be is named on standard error and
+    Every version is looked at (through the listing index where a file is
+    unchanged); one that cannot be read is named on standard error and
     marked in its brief's row (a ``DAMAGED`` column, ``damaged`` in JSON), the
     rest of the brief is shown, and the exit status is 1.
     """
     store = open_store(args)
-    rows = [_brief_row(store, brief) for brief in store.list_briefs()]
+    with Lister(store) as lister:
+        rows = [_brief_row(lister, brief) for brief in lister.briefs()]
     marked = [row for row in rows if "damaged" in row or "error" in row]
     if args.json:
         print_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
@@ -119,7 +121,7 @@ def cmd_briefs(args: argparse.Namespace) -> int:
     return 1 if marked else 0
 
 
-def _brief_row(store: BaseStore, brief: str) -> dict[str, Any]:
+def _brief_row(lister: Lister, brief: str) -> dict[str, Any]:
     """What ``briefs`` shows of one brief, its problems said on standard error as they are met."""
     row: dict[str, Any] = {
         "brief_id": brief,
@@ -131,30 +133,27 @@ def _brief_row(store: BaseStore, brief: str) -> dict[str, Any]:
         "_updated": None,
     }
     try:
-        numbers = store.list_version_numbers(brief)
+        numbers = lister.numbers(brief)
     except (StrategyStoreError, OSError) as exc:
         row["error"] = describe(exc)
         error(row["error"])
         return row
     row["versions"] = len(numbers)
     damaged: list[dict[str, Any]] = []
-    for version, doc in _read_each(store, brief, numbers):
-        if isinstance(doc, Exception):
-            damaged.append({"version": version, "error": describe(doc)})
+    for entry in _read_each(lister, brief, numbers):
+        if entry.problem is not None:
+            damaged.append({"version": entry.version, "error": entry.problem})
         if row["latest_version"] is None:
-            row["latest_version"] = version
-            if isinstance(doc, Exception):
-                row["latest_status"] = _problem_status(doc)
+            row["latest_version"] = entry.version
+            if entry.status is None:
+                row["latest_status"] = _problem_status(entry)
             else:
-                row["latest_status"] = doc.status.value
-                row["updated_at"] = _render.iso(doc.updated_at)
-                row["_updated"] = doc.updated_at
-        if (
-            not isinstance(doc, Exception)
-            and doc.status is Status.APPROVED
-            and row["latest_approved_version"] is None
-        ):
-            row["latest_approved_version"] = version
+                updated = entry.updated
+                row["latest_status"] = entry.status.value
+                row["updated_at"] = _render.iso(updated)
+                row["_updated"] = updated
+        if entry.status is Status.APPROVED and row["latest_approved_version"] is None:
+            row["latest_approved_version"] = entry.version
     if damaged:
         row["damaged"] = damaged
     return row
@@ -175,67 +174,66 @@ def cmd_versions(args: argparse.Namespace) -> int:
     and the exit status is 1.
     """
     store = open_store(args)
-    entries = list(_read_each(store, args.brief, store.list_version_numbers(args.brief)))
+    with Lister(store) as lister:
+        entries = list(_read_each(lister, args.brief, lister.numbers(args.brief)))
     if not entries:
         error(f"brief {args.brief!r} has no versions in {place(args)}")
         return 1
-    status = 1 if any(isinstance(doc, Exception) for _, doc in entries) else 0
+    status = 1 if any(entry.problem is not None for entry in entries) else 0
     if args.json:
         print_json(
             [
-                {"version": version, "error": describe(doc)}
-                if isinstance(doc, Exception)
+                {"version": entry.version, "error": entry.problem}
+                if entry.problem is not None
                 else {
-                    "version": doc.version,
-                    "status": doc.status.value,
-                    "status_reason": doc.status_reason,
-                    "created_at": _render.iso(doc.created_at),
-                    "updated_at": _render.iso(doc.updated_at),
-                    "section_count": len(doc.sections),
+                    "version": entry.version,
+                    "status": _status_of(entry),
+                    "status_reason": entry.status_reason,
+                    "created_at": _render.iso(entry.created),
+                    "updated_at": _render.iso(entry.updated),
+                    "section_count": entry.section_count,
                 }
-                for version, doc in entries
+                for entry in entries
             ]
         )
         return status
     table = [
-        (str(version), _problem_status(doc), "", "", "", "")
-        if isinstance(doc, Exception)
+        (str(entry.version), _problem_status(entry), "", "", "", "")
+        if entry.problem is not None
         else (
-            str(doc.version),
-            doc.status.value,
-            _render.minute(doc.created_at),
-            _render.minute(doc.updated_at),
-            str(len(doc.sections)),
-            doc.status_reason or "",
+            str(entry.version),
+            _status_of(entry),
+            _render.minute(entry.created),
+            _render.minute(entry.updated),
+            str(entry.section_count),
+            entry.status_reason or "",
         )
-        for version, doc in entries
+        for entry in entries
     ]
     headers = ("VERSION", "STATUS", "CREATED (UTC)", "UPDATED (UTC)", "SECTIONS", "REASON")
     print("\n".join(_render.table(headers, table, right={0, 4})))
     return status
 
 
-def _read_each(
-    store: BaseStore, brief: str, versions: list[int]
-) -> Iterator[tuple[int, StrategyDocument | CorruptDocumentError | OSError]]:
-    """Each of ``versions`` that still exists, read, or the error that kept it from being read.
+def _read_each(lister: Lister, brief: str, versions: list[int]) -> Iterator[VersionRow]:
+    """A row for each of ``versions`` that still exists, or for the problem reading it.
 
-    Each error is said on standard error as it is met.
+    Each problem is said on standard error as it is met.
     """
-    for version in versions:
-        try:
-            doc = store.get_strategy(brief, version)
-        except (CorruptDocumentError, OSError) as exc:
-            error(describe(exc))
-            yield version, exc
-            continue
-        if doc is not None:  # else deleted since it was listed
-            yield version, doc
+    for entry in lister.rows(brief, versions):
+        if entry.problem is not None:
+            error(entry.problem)
+        yield entry
 
 
-def _problem_status(exc: Exception) -> str:
+def _status_of(entry: VersionRow) -> str:
+    assert entry.status is not None
+    return entry.status.value
+
+
+def _problem_status(entry: VersionRow) -> str:
     """The status shown for a version that could not be read."""
-    return "damaged" if isinstance(exc, CorruptDocumentError) else "unreadable"
+    return "damaged" if entry.damaged else "unreadable"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from strategystore import _cache
+from strategystore._cache import Identity
 from strategystore._layout import document_name, document_version
 from strategystore.models import MAX_VERSION
 
@@ -24,6 +26,7 @@ __all__ = [
     "invalid_brief_dir",
     "leftover",
     "misnamed",
+    "mode_and_identity",
     "mode_of",
     "other_entry",
 ]
@@ -147,6 +150,17 @@ def holds_documents(directory: Path) -> bool:
         return False
     except OSError:
         return True
+
+
+def mode_and_identity(path: str | Path) -> tuple[int, Identity] | None:
+    """``path``'s mode and identity, not following a link; ``None`` once it is gone."""
+    try:
+        info = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return (0, Identity(0, 0, 0, 0, 0))  # judged by reading it
+    return info.st_mode, _cache.identity(info)
 
 
 def mode_of(path: Path) -> int | None:

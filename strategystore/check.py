@@ -7,9 +7,11 @@ brief directories that collide by letter case). *Problems* are what the store
 refuses or cannot see; *notes* are worth knowing but harm nothing (stale
 temporary files, editor and merge leftovers, unknown files). Against a
 revision it also compares the sealed versions with that commit
-(``_against``). It changes nothing, except that with ``repair`` it removes
-stale temporary files, each only while holding its brief's lock, which proves
-no writer owns it.
+(``_against``). A document whose file is unchanged since the last look is
+judged from the listing index (``_index``), with the same findings. It
+changes nothing, except that with ``repair`` it removes stale temporary
+files, each only while holding its brief's lock, which proves no writer owns
+it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
 
+from strategystore import _cache
 from strategystore._against import Baseline, Key, Seen, fingerprint
 from strategystore._findings import (
     LINK_ADVICE,
@@ -30,11 +34,23 @@ from strategystore._findings import (
     holds_documents,
     invalid_brief_dir,
     leftover,
+    mode_and_identity,
     mode_of,
     other_entry,
 )
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._gitchecks import git_files, revision_findings, unmerged, version_exists
+from strategystore._index import (
+    LINE,
+    PROBLEM,
+    ListingIndex,
+    Record,
+    index_wanted,
+    is_index_file,
+    judge,
+    seen_of,
+    unknown_documents,
+)
 from strategystore._layout import (
     FORMAT,
     LOCKS_DIR,
@@ -80,6 +96,9 @@ class DataDirCheck:
         repair: remove stale temporary files.
         on_file: called with the running count after each entry looked at,
             for a progress display.
+        use_index: judge unchanged documents from the listing index
+            (``_index``) and record the others; by default unless
+            ``STRATEGYSTORE_NO_INDEX`` is set. Findings are the same either way.
 
     After the run, ``documents`` and ``briefs`` count what was valid,
     ``files`` every entry looked at, ``named`` and ``outside`` the paths
@@ -95,6 +114,7 @@ class DataDirCheck:
         against: str | None = None,
         repair: bool = False,
         on_file: Callable[[int], None] | None = None,
+        use_index: bool | None = None,
     ) -> None:
         self.root = root
         self.paths = None if paths is None else list(paths)
@@ -108,6 +128,8 @@ class DataDirCheck:
         self.outside = 0
         self.compared = 0
         self._locks: BriefLocks | None = None
+        self._use_index = index_wanted() if use_index is None else use_index
+        self._index: ListingIndex | None = None
         # What each version looked at holds, kept only to compare with a revision.
         self._seen: dict[Key, Seen | None] | None = None if against is None else {}
 
@@ -142,11 +164,15 @@ class DataDirCheck:
             # Only to take brief locks for stale temporary files; a zero
             # timeout makes every attempt non-blocking.
             self._locks = BriefLocks(self.root.absolute(), 0)
+            if self._use_index:
+                self._index = ListingIndex(self.root).load()
         wanted = None if self.paths is None else self._entries_named(self.paths)
         if wanted is None:
             yield from self._walk()
         else:
             yield from self._check_named(wanted)
+        if self._index is not None:
+            self._index.save(full=wanted is None)
         yield from unmerged(self.root, wanted)
         if baseline is not None:
             yield from self._compare(baseline)
@@ -160,7 +186,10 @@ class DataDirCheck:
 
     def _walk(self) -> Iterator[Finding]:
         brief_dirs: list[str] = []
-        for name in sorted(os.listdir(self.root)):
+        names = sorted(os.listdir(self.root))
+        if self._index is not None:
+            self._index.judge_unknown(unknown_documents(self._index, self.root, names))
+        for name in names:
             self._count()
             yield from self._check_top_entry(name, None, brief_dirs)
         yield from git_files(self.root)
@@ -232,8 +261,8 @@ class DataDirCheck:
             yield Finding(path, "should be the directory of lock files; remove it")
             return
         for name in sorted(os.listdir(path)):
-            if only is not None and name not in only:
-                continue
+            if (only is not None and name not in only) or is_index_file(name):
+                continue  # the listing index is a cache, no lock file
             lock = path / name
             self._count()
             lock_mode = mode_of(lock)
@@ -350,15 +379,20 @@ class DataDirCheck:
             )
             return False
         present = set(listing)
-        names = sorted(present if only is None else present & only, key=_document_order)
+        numbers = {name: document_version(name) for name in present}
+        names = sorted(
+            present if only is None else present & only,
+            key=lambda name: (numbers[name] or MAX_VERSION, name),
+        )
         temporaries: list[str] = []
         documents = 0
+        prefix = f"{directory}/"
         for name in names:
-            path = directory / name
             self._count()
-            version = document_version(name)
+            version = numbers[name]
             if version is not None:
-                found = self._check_document(brief_id, version, path)
+                # A string, not a Path, for speed: a Path is made only for a finding.
+                found = self._check_document(brief_id, version, prefix + name)
                 if found is None:
                     continue  # deleted since the listing
                 if not found:
@@ -366,7 +400,7 @@ class DataDirCheck:
                 yield from found
             elif is_temporary(name):
                 temporaries.append(name)
-            elif (finding := other_entry(path, present)) is not None:
+            elif (finding := other_entry(directory / name, present)) is not None:
                 yield finding
         if temporaries:
             yield from self._check_temporaries(brief_id, temporaries)
@@ -375,41 +409,54 @@ class DataDirCheck:
             self.documents += documents
         elif not listing:
             yield Finding(directory, "empty brief directory; remove it", note=True)
-        return any(document_version(name) is not None for name in listing)
+        return any(version is not None for version in numbers.values())
 
-    def _check_document(self, brief_id: str, version: int, path: Path) -> list[Finding] | None:
+    def _check_document(self, brief_id: str, version: int, path: str) -> list[Finding] | None:
         """The document's problems; ``None`` when it no longer exists."""
         found = self._document_problems(brief_id, version, path)
         if found and self._seen is not None:
             self._seen[(brief_id, version)] = None  # compared with nothing: it is a problem
         return found
 
-    def _document_problems(self, brief_id: str, version: int, path: Path) -> list[Finding] | None:
+    def _document_problems(self, brief_id: str, version: int, path: str) -> list[Finding] | None:
         """Read and judge one document; a valid one is also kept for the comparison."""
+        index = self._index
+        if index is not None:
+            found = mode_and_identity(path)
+            if found is not None and stat.S_ISREG(found[0]):
+                record = index.lookup(brief_id, version, found[1])
+                if record is not None:
+                    return _findings_of(index, record, path, self._seen, (brief_id, version))
+        seen_at = time.time_ns()
         try:
             fd = os.open(path, READ_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return [Finding(path, LINK_ADVICE)]
-            return [Finding(path, f"cannot be read: {exc.strerror}")]
+                return [Finding(Path(path), LINK_ADVICE)]
+            return [Finding(Path(path), f"cannot be read: {exc.strerror}")]
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
                 kind = "a directory" if os.path.isdir(path) else "not a regular file"
-                return [Finding(path, f"is {kind}, where a document belongs; remove it")]
+                return [Finding(Path(path), f"is {kind}, where a document belongs; remove it")]
             data = read_all(fd)
         except OSError as exc:
-            return [Finding(path, f"cannot be read: {exc.strerror}")]
+            return [Finding(Path(path), f"cannot be read: {exc.strerror}")]
         finally:
             os.close(fd)
+        if index is not None:
+            record = judge(brief_id, version, _cache.identity(info), seen_at, data)
+            record = index.record(brief_id, record)
+            return _findings_of(index, record, path, self._seen, (brief_id, version))
         try:
             doc = decode_document_file(data)
         except DocumentFileError as exc:
-            return [Finding(path, exc.reason, line=exc.line)]
+            return [Finding(Path(path), exc.reason, line=exc.line)]
         misplaced = misplacement(doc, brief_id, version)
         if misplaced is not None:
-            return [Finding(path, misplaced)]
+            return [Finding(Path(path), misplaced)]
         if self._seen is not None:
             self._seen[(brief_id, version)] = Seen(
                 doc.status, doc.content_digest, fingerprint(data)
@@ -437,7 +484,7 @@ class DataDirCheck:
             # a slow reader of this output never holds up a writer.
             with self._locks.hold(brief_id, timeout=_LOCK_WAIT):
                 for name in names:
-                    findings.extend(self._check_temporary(directory / name))
+                    findings.extend(_check_temporary(directory / name, repair=self.repair))
         except LockTimeoutError:
             # A writer holds the lock (its temporary file is in use), or
             # writers kept the lock file from being made: say so, never that
@@ -460,30 +507,6 @@ class DataDirCheck:
                 )
             return
         yield from findings
-
-    def _check_temporary(self, path: Path) -> list[Finding]:
-        """What to say of one temporary file, while its brief's lock is held."""
-        if not os.path.lexists(path):
-            return []  # a writer finished with it since the listing
-        owner = temporary_owner(path.name)
-        if owner is not None and owner != os.getpid() and _process_alive(owner):
-            return []  # prepared by an import that is still running
-        if not self.repair:
-            return [
-                Finding(
-                    path,
-                    "stale temporary file left by an interrupted write; "
-                    "`strategystore check --repair` removes it",
-                    note=True,
-                )
-            ]
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            return [Finding(path, f"stale temporary file, not removed: {exc.strerror}")]
-        return [Finding(path, "removed stale temporary file", note=True)]
 
     # -- the comparison with a revision ---------------------------------------
 
@@ -509,6 +532,45 @@ def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | Non
     return None
 
 
+def _check_temporary(path: Path, *, repair: bool) -> list[Finding]:
+    """What to say of one temporary file, while its brief's lock is held."""
+    if not os.path.lexists(path):
+        return []  # a writer finished with it since the listing
+    owner = temporary_owner(path.name)
+    if owner is not None and owner != os.getpid() and _process_alive(owner):
+        return []  # prepared by an import that is still running
+    if not repair:
+        return [
+            Finding(
+                path,
+                "stale temporary file left by an interrupted write; "
+                "`strategystore check --repair` removes it",
+                note=True,
+            )
+        ]
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [Finding(path, f"stale temporary file, not removed: {exc.strerror}")]
+    return [Finding(path, "removed stale temporary file", note=True)]
+
+
+def _findings_of(
+    index: ListingIndex, record: Record, path: str, seen: dict[Key, Seen | None] | None, key: Key
+) -> list[Finding]:
+    """What ``_document_problems`` says of a document the index judged."""
+    if record[PROBLEM] != -1:
+        line = record[LINE]
+        return [
+            Finding(Path(path), index.text(record[PROBLEM]) or "", line=None if line < 0 else line)
+        ]
+    if seen is not None:
+        seen[key] = seen_of(record)
+    return []
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -517,9 +579,3 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # alive, under another user
     return True
-
-
-def _document_order(name: str) -> tuple[int, str]:
-    """Sort ``2.json`` before ``10.json``, and everything else after the documents."""
-    version = document_version(name)
-    return (version if version is not None else MAX_VERSION, name)

@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import math
+import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ TINY = [
     "20",
     "--tinydb-docs",
     "20",
+    "--command-docs",
+    "60",
     "--processes",
     "2",
 ]
@@ -51,7 +54,18 @@ TARGETED = {
     "scaling_get_strategy",
     "export_peak_memory",
     "tinydb_insert",
-    "import_time",
+    "import_time_over_one_model",
+    "check_unchanged_vs_startup",
+    "briefs_unchanged_vs_startup",
+    "check_cold_vs_validate_loop",
+    "check_staged_vs_startup",
+}
+#: The whole-process figures of the command line, each against its reference.
+COMMANDS = {
+    "check_unchanged_vs_startup",
+    "briefs_unchanged_vs_startup",
+    "check_cold_vs_validate_loop",
+    "check_staged_vs_startup",
 }
 SCALING_ROWS = {
     "save_durable",
@@ -117,8 +131,8 @@ def test_the_figures_that_explain_the_targets_are_reported(report: dict[str, Any
     for key in (
         "save_durable_copied_vs_raw",
         "save_nondurable_copied_vs_raw",
+        "import_time",
         "import_time_over_basemodel",
-        "import_time_over_one_model",
     ):
         assert is_number(figures[key]["value"]), key
         assert figures[key]["target"] is None, key
@@ -127,7 +141,8 @@ def test_the_figures_that_explain_the_targets_are_reported(report: dict[str, Any
 
 def test_only_optional_figures_may_be_missing(report: dict[str, Any]) -> None:
     missing = {k for k, f in report["figures"].items() if not f["available"]}
-    assert missing <= {"tinydb_insert", "bulk_import_vs_save"}
+    assert missing <= {"tinydb_insert", "bulk_import_vs_save", "check_staged_vs_startup"}
+    assert ("check_staged_vs_startup" in missing) == (shutil.which("git") is None)
     assert ("bulk_import_vs_save" in missing) == (
         getattr(FileStore, "import_documents", None) is None
     )
@@ -145,6 +160,29 @@ def test_comparisons_carry_both_rates_and_a_spread(report: dict[str, Any]) -> No
             for name in ("store_seconds_per_op", "reference_seconds_per_op"):
                 if name in figure:
                     assert is_number(figure[name]) and figure[name] > 0, key
+
+
+def test_command_figures_time_whole_processes_against_their_references(
+    report: dict[str, Any],
+) -> None:
+    figures = report["figures"]
+    assert report["settings"]["command_docs"] == 60
+    for key in COMMANDS:
+        figure = figures[key]
+        assert figure["target"].startswith("<= "), key
+        if not figure["available"]:
+            continue
+        assert figure["unit"] == "x", key
+        assert figure["docs"] == 60, key
+        assert figure["started_as"] in ("strategystore", "python -m strategystore"), key
+        assert figure["rounds"] in (1, 2), key  # fewer when a first run is slow
+        assert "60 docs" in figure["label"], key
+    assert "--version" in figures["check_unchanged_vs_startup"]["label"]
+    assert "model_validate_json" in figures["check_cold_vs_validate_loop"]["label"]
+    staged = figures["check_staged_vs_startup"]
+    if staged["available"]:
+        assert len(staged["paths"]) == 10
+        assert all(path.endswith(".json") for path in staged["paths"])
 
 
 def test_scaling_table_has_every_operation_at_every_size(report: dict[str, Any]) -> None:

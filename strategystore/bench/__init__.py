@@ -4,7 +4,11 @@ One run times every operation of ``FileStore`` and what it is compared with
 (the raw-file floor, SQLite, TinyDB when the ``bench`` extra is installed),
 round by round in a rotating order, so drift of a shared machine hits both
 sides alike; it reports medians over the rounds, the ratio of the store's rate
-to the reference's, and how much the machine wobbled. Everything runs in a
+to the reference's, and how much the machine wobbled. The command line is
+timed as whole processes on a data set of 100,000 documents: ``check`` and
+``briefs`` on an unchanged directory and ``check PATH…`` of ten staged files
+against ``strategystore --version``, ``check`` on a cold index against one
+process reading and validating every file. Everything runs in a
 temporary ``.bench-*`` directory on the data directory's file system, removed
 afterwards. Targets are reported as PASS or FAIL: absolute speed depends on
 the machine, ratios in one run do not. ``--check`` makes a missed target exit

@@ -43,6 +43,7 @@ def build_report(ctx: Context, seconds: float) -> dict[str, Any]:
             "sizes": list(settings.sizes),
             "import_docs": settings.import_docs,
             "tinydb_docs": settings.tinydb_docs,
+            "command_docs": settings.command_docs,
             "processes": settings.processes,
             "document_bytes": len(TEMPLATE.to_json_bytes()),
             "document_sections": len(TEMPLATE.sections),

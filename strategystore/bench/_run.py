@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from strategystore._render import Progress
+from strategystore.bench._commands import measure_commands
 from strategystore.bench._context import Context
 from strategystore.bench._footprint import measure_export, measure_import_time
 from strategystore.bench._race import measure_create_next_race
@@ -96,4 +97,5 @@ def _measure(ctx: Context) -> dict[str, Any]:
         measure_tinydb(ctx)
         measure_export(ctx)
         measure_import_time(ctx)
+        measure_commands(ctx)  # last: it makes a data set a git repository
     return build_report(ctx, time.perf_counter() - started)

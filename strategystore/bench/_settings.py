@@ -54,6 +54,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "10000, quick 200)",
     )
     parser.add_argument(
+        "--command-docs",
+        type=_positive_int,
+        metavar="N",
+        help="documents in the data directory the check and briefs commands are timed on "
+        "(default 100000, quick 2000; a data set of the scaling table when one has this size)",
+    )
+    parser.add_argument(
         "--processes",
         type=_positive_int,
         metavar="N",
@@ -105,6 +112,7 @@ class Settings:
     sizes: tuple[int, ...]
     import_docs: int
     tinydb_docs: int
+    command_docs: int
     processes: int
 
     @classmethod
@@ -124,6 +132,7 @@ class Settings:
             sizes=tuple(pick("sizes", FULL_SIZES, QUICK_SIZES)),
             import_docs=pick("import_docs", 10_000, 200),
             tinydb_docs=pick("tinydb_docs", 10_000, 200),
+            command_docs=pick("command_docs", 100_000, 2_000),
             processes=pick("processes", 4, 4),
         )
 

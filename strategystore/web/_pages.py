@@ -16,6 +16,7 @@ from pydantic import JsonValue
 from strategystore import _render
 from strategystore._console import describe
 from strategystore._diff import DocumentDiff, SectionChange, diff
+from strategystore._listing import Lister
 from strategystore.errors import CorruptDocumentError, StrategyStoreError
 from strategystore.files import FileStore
 from strategystore.models import Section, Status, StrategyDocument
@@ -67,12 +68,38 @@ def brief_rows(store: BaseStore, page: int) -> tuple[list[BriefRow], int, int]:
     Raises:
         NotFound: there is no such page.
     """
-    briefs = store.list_briefs()
-    pages = max(1, -(-len(briefs) // PAGE_SIZE))
-    if page > pages:
-        raise NotFound(f"there is no page {page}: the briefs fill {pages}")
-    shown = briefs[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    return [_brief_row(store, brief) for brief in shown], pages, len(briefs)
+    with Lister(store) as lister:
+        briefs = lister.briefs()
+        pages = max(1, -(-len(briefs) // PAGE_SIZE))
+        if page > pages:
+            raise NotFound(f"there is no page {page}: the briefs fill {pages}")
+        shown = briefs[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        if lister.index is None:
+            return [_brief_row(store, brief) for brief in shown], pages, len(briefs)
+        return [_indexed_row(lister, brief) for brief in shown], pages, len(briefs)
+
+
+def _indexed_row(lister: Lister, brief: str) -> BriefRow:
+    """``_brief_row`` from the listing index: the same row, without reading unchanged files."""
+    try:
+        numbers = lister.numbers(brief)
+    except (StrategyStoreError, OSError) as exc:
+        return BriefRow(brief, 0, problem=describe(exc))
+    rows = list(lister.rows(brief, numbers))
+    problem = next((row.problem for row in rows if row.problem is not None), None)
+    if problem is not None:
+        return BriefRow(brief, len(numbers), problem=problem)
+    if not rows:  # deleted since it was listed
+        return BriefRow(brief, 0)
+    approved = next((row.version for row in rows if row.status is Status.APPROVED), None)
+    return BriefRow(
+        brief,
+        len(rows),
+        latest_version=rows[0].version,
+        latest_status=None if rows[0].status is None else rows[0].status.value,
+        latest_approved=approved,
+        last_change=max(row.updated for row in rows),
+    )
 
 
 def _brief_row(store: BaseStore, brief: str) -> BriefRow:

@@ -1,0 +1,550 @@
+"""The listing index: what listings and ``check`` learnt of each document, kept on disk.
+
+``.locks/index.v1`` in the data directory (git-ignored with ``.locks/``)
+remembers, for each document file, what a listing shows of it (status,
+reason, timestamps, section count, seal, a fingerprint of its bytes) or the
+problem that makes it damaged, under the identity of the file it came from
+(device, inode, size, mtime, ctime) and the moment that identity was seen.
+
+It is a cache under the read cache's rule (``_cache``): an entry answers only
+while its file still has the identity it was recorded under, and only if that
+identity was already settled (older than the file system's racy window) when
+it was seen. Deleting, truncating or garbling the file, or two processes
+writing it at once, changes no answer, only speed: an index that does not
+read back whole is ignored, and a write that fails is skipped.
+
+Layout: one line of JSON (the header: index format, store format, a stamp of
+the code that judges documents, the byte length of the JSON part, the
+number of records and a CRC-32 of all that follows), the JSON part (the
+strings and each brief's number of records), then fixed-size binary records,
+one per document, grouped by brief. No pickle, nothing that runs code when
+read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterable
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from strategystore import _cache
+from strategystore._against import Seen, fingerprint
+from strategystore._cache import Identity
+from strategystore._fsio import READ_FLAGS, read_all
+from strategystore._layout import (
+    FORMAT,
+    LOCKS_DIR,
+    DocumentFileError,
+    decode_document_file,
+    document_version,
+)
+from strategystore._layout import misplacement as _misplacement
+from strategystore.models import Status, brief_id_problem
+
+__all__ = [
+    "INDEX_NAME",
+    "MAX_INDEX_BYTES",
+    "NO_INDEX_ENV",
+    "STATUSES",
+    "ListingIndex",
+    "Record",
+    "index_wanted",
+    "is_index_file",
+    "judge",
+    "judge_file",
+    "micros",
+    "moment",
+    "seen_of",
+    "unknown_documents",
+]
+
+#: The index file, inside ``.locks/``.
+INDEX_NAME = "index.v1"
+#: The layout of the file; a file of another layout is ignored and replaced.
+INDEX_FORMAT = 1
+#: Set (to anything but ``0`` or nothing) to make every command ignore the index.
+NO_INDEX_ENV = "STRATEGYSTORE_NO_INDEX"
+#: An index file larger than this is not read (some 1.5 million documents).
+MAX_INDEX_BYTES = 256 * 1024 * 1024
+#: Statuses by their code in a record; a damaged document has code -1.
+STATUSES = tuple(Status)
+_STATUS_CODE = {status: code for code, status in enumerate(STATUSES)}
+_DAMAGED = -1
+_NONE = -1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+#: brief, version, dev, ino, size, mtime, ctime, seen, status, has seal,
+#: sections, created, updated, reason, problem, line, seal, fingerprint.
+_RECORD = struct.Struct("<IIQQQqqqbBIqqiii32s16s")
+_NO_SEAL = bytes(32)
+_NO_PRINT = bytes(16)
+#: The modules whose code decides what a document file holds: a change to
+#: any of them (an upgrade, an edit) makes every recorded verdict doubtful.
+_JUDGES = ("models.py", "_layout.py", "_index.py")
+
+#: What the index remembers of one document: a tuple laid out as ``_RECORD``
+#: packs it, for speed (brief number, version, dev, ino, size, mtime_ns,
+#: ctime_ns, seen_at, status code (-1 damaged), sealed, section count,
+#: created_at and updated_at in microseconds since the epoch, reason,
+#: problem, problem line (-1 none), seal bytes, fingerprint of the bytes).
+#: ``judge`` gives reason and problem as text, ``ListingIndex`` holds them as
+#: numbers into its strings (``ListingIndex.text`` turns one back).
+Record = tuple[Any, ...]
+_VERSION: Final = 1
+_SEEN: Final = 7
+STATUS: Final = 8
+_SEALED: Final = 9
+SECTIONS: Final = 10
+CREATED: Final = 11
+UPDATED: Final = 12
+REASON: Final = 13
+PROBLEM: Final = 14
+LINE: Final = 15
+_SEAL: Final = 16
+FINGERPRINT: Final = 17
+
+
+def is_index_file(name: str) -> bool:
+    """Whether a name in ``.locks/`` is the index or one of its temporary files."""
+    return name == INDEX_NAME or (name.startswith(f".{INDEX_NAME}.") and name.endswith(".tmp"))
+
+
+def index_wanted() -> bool:
+    """Whether commands may use the index (``STRATEGYSTORE_NO_INDEX`` unset)."""
+    return os.environ.get(NO_INDEX_ENV, "").strip() in ("", "0")
+
+
+def micros(moment: datetime) -> int:
+    """A UTC datetime as whole microseconds since the epoch (exact)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def moment(us: int) -> datetime:
+    """The UTC datetime ``micros`` gave."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def judge(brief_id: str, version: int, found: Identity, seen_at: int, data: bytes) -> Record:
+    """What a document file's bytes hold, by the rules the store reads them by."""
+    head = (0, version, *found, seen_at)
+    try:
+        doc = decode_document_file(data)
+    except DocumentFileError as exc:
+        line = _NONE if exc.line is None else exc.line
+        return (*head, _DAMAGED, 0, 0, 0, 0, None, exc.reason, line, _NO_SEAL, _NO_PRINT)
+    misplaced = _misplacement(doc, brief_id, version)
+    if misplaced is not None:
+        return (*head, _DAMAGED, 0, 0, 0, 0, None, misplaced, _NONE, _NO_SEAL, _NO_PRINT)
+    digest = doc.content_digest
+    return (
+        *head,
+        _STATUS_CODE[doc.status],
+        digest is not None,
+        len(doc.sections),
+        micros(doc.created_at),
+        micros(doc.updated_at),
+        doc.status_reason,
+        None,
+        _NONE,
+        _NO_SEAL if digest is None else bytes.fromhex(digest[7:]),
+        fingerprint(data),
+    )
+
+
+def judge_file(path: str, brief_id: str, version: int) -> Record | None:
+    """Read and judge one document file; ``None`` when it cannot be read as a regular file."""
+    seen_at = time.time_ns()
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        data = read_all(fd, info.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return judge(brief_id, version, _cache.identity(info), seen_at, data)
+
+
+def seen_of(record: Record) -> Seen:
+    """What a valid document's record tells the comparison with a revision."""
+    return Seen(
+        STATUSES[record[STATUS]],
+        "sha256:" + record[_SEAL].hex() if record[_SEALED] else None,
+        record[FINGERPRINT],
+    )
+
+
+def unknown_documents(
+    index: ListingIndex, root: Path, names: Iterable[str]
+) -> list[tuple[str, str, int]]:
+    """The documents of the briefs ``index`` knows nothing of: ``(path, brief, version)``."""
+    found = []
+    for name in names:
+        if index.knows(name) or brief_id_problem(name) is not None:
+            continue
+        directory = f"{root}/{name}"
+        with suppress(OSError):
+            if stat.S_ISDIR(os.lstat(directory).st_mode):
+                for entry in os.listdir(directory):
+                    version = document_version(entry)
+                    if version is not None:
+                        found.append((f"{directory}/{entry}", name, version))
+    return found
+
+
+def _judge_chunk(items: list[tuple[str, str, int]]) -> list[tuple[str, Record]]:
+    """Judge files in a worker process: ``(path, brief, version)`` each."""
+    done = []
+    for path, brief_id, version in items:
+        record = judge_file(path, brief_id, version)
+        if record is not None:
+            done.append((brief_id, record))
+    return done
+
+
+#: Below this many files to judge, one process does it all.
+PARALLEL_FROM = 2000
+_CHUNK = 500
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def _code_stamp() -> list[int]:
+    here = Path(__file__).parent
+    stamp: list[int] = []
+    for name in _JUDGES:
+        try:
+            info = os.stat(here / name)
+        except OSError:
+            return [0]
+        stamp += [info.st_size, info.st_mtime_ns]
+    return stamp
+
+
+class ListingIndex:
+    """The index of one data directory: load it, look entries up, record, save.
+
+    Args:
+        root: the data directory (absolute or as named).
+        racy_ns: the racy window; by default the one its file system needs.
+
+    Nothing here raises for a missing, damaged or unwritable index file.
+    """
+
+    def __init__(self, root: Path | str, racy_ns: int | None = None) -> None:
+        self.root = Path(root)
+        self.racy_ns = _cache.racy_window_ns(self.root) if racy_ns is None else racy_ns
+        self._header = {
+            "index": INDEX_FORMAT,
+            "format": FORMAT,
+            "code": _code_stamp(),
+        }
+        #: brief -> (its first record, its number of records)
+        self._briefs: dict[str, tuple[int, int]] = {}
+        self._strings: list[str] = []
+        self._numbers: dict[str, int] = {}
+        self._records = memoryview(b"")
+        self._docs: dict[str, dict[int, Record]] = {}
+        self._fresh_docs: dict[str, dict[int, Record]] = {}
+        self._present: dict[str, set[int]] = {}
+        self._changed = False
+        self.loaded = 0
+
+    def __repr__(self) -> str:
+        return f"<ListingIndex {str(self.root)!r}: {self.loaded} documents loaded>"
+
+    # -- reading the file ----------------------------------------------------
+
+    def load(self) -> ListingIndex:
+        """Read the index file; a missing, foreign or damaged one leaves the index empty."""
+        try:
+            raw = self._read()
+            if raw is not None:
+                self._parse(raw)
+        except (ValueError, TypeError, KeyError, IndexError, struct.error, RecursionError):
+            self._briefs, self._strings, self._records = {}, [], memoryview(b"")
+            self.loaded = 0
+        return self
+
+    def _read(self) -> bytes | None:
+        try:
+            dir_fd = os.open(self.root / LOCKS_DIR, _DIR_FLAGS)
+        except OSError:
+            return None
+        try:
+            fd = os.open(INDEX_NAME, READ_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return None  # absent, a link (O_NOFOLLOW), or unreadable
+        finally:
+            os.close(dir_fd)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_INDEX_BYTES:
+                return None
+            return read_all(fd, info.st_size)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _parse(self, raw: bytes) -> None:
+        end = raw.index(b"\n")
+        header = json.loads(raw[:end])
+        if not isinstance(header, dict):
+            raise ValueError("not an index header")
+        size, count, crc = header.pop("json"), header.pop("records"), header.pop("crc")
+        if header != self._header or not isinstance(size, int) or not isinstance(count, int):
+            raise ValueError("an index of another format or code")
+        body = end + 1 + size
+        if size < 0 or count < 0 or len(raw) != body + count * _RECORD.size:
+            raise ValueError("an index of the wrong length")
+        if zlib.crc32(memoryview(raw)[end + 1 :]) != crc:
+            raise ValueError("an index whose bytes changed")  # a flipped bit, say
+        part = json.loads(raw[end + 1 : body])
+        strings, briefs = part["strings"], part["briefs"]
+        if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
+            raise ValueError("bad strings")
+        if not isinstance(briefs, list):
+            raise ValueError("bad briefs")
+        table: dict[str, tuple[int, int]] = {}
+        first = 0
+        for name, number in briefs:
+            if not isinstance(name, str) or not _is_int(number) or number < 0:
+                raise ValueError("bad brief entry")
+            table[name] = (first, number)
+            first += number
+        if first != count:
+            raise ValueError("records do not add up")
+        self._briefs, self._strings = table, strings
+        self._records = memoryview(raw)[body:]
+        self.loaded = count
+
+    def _loaded_docs(self, brief_id: str) -> dict[int, Record]:
+        docs = self._docs.get(brief_id)
+        if docs is not None:
+            return docs
+        docs = {}
+        entry = self._briefs.get(brief_id)
+        if entry is not None and entry[1]:
+            start = entry[0] * _RECORD.size
+            chunk = self._records[start : start + entry[1] * _RECORD.size]
+            strings = len(self._strings)
+            # A garbled record is passed over: its document is judged afresh.
+            docs = {
+                r[1]: r
+                for r in _RECORD.iter_unpack(chunk)
+                if _DAMAGED <= r[8] < len(STATUSES)
+                and -1 <= r[13] < strings
+                and -1 <= r[14] < strings
+            }
+        self._docs[brief_id] = docs
+        return docs
+
+    # -- entries -------------------------------------------------------------
+
+    def knows(self, brief_id: str) -> bool:
+        """Whether the index holds anything of a brief."""
+        return bool(self._briefs.get(brief_id, (0, 0))[1] or self._fresh_docs.get(brief_id))
+
+    def settled(self, found: Identity, seen_at: int) -> bool:
+        """Whether an identity seen at ``seen_at`` was already past the racy window."""
+        return seen_at - max(found.mtime_ns, found.ctime_ns) > self.racy_ns
+
+    def lookup(self, brief_id: str, version: int, found: Identity) -> Record | None:
+        """The entry of a document file whose ``lstat`` gave ``found``, if it is still true."""
+        fresh = self._fresh_docs.get(brief_id)
+        if fresh is None:
+            fresh = self._fresh_docs[brief_id] = {}
+        record = fresh.get(version)
+        if record is None:
+            loaded = self._docs.get(brief_id)
+            if loaded is None:
+                loaded = self._loaded_docs(brief_id)
+            record = loaded.get(version)
+            if record is None:
+                return None
+        if record[2:7] != found or not self.settled(found, record[_SEEN]):
+            return None  # changed, or not settled when it was recorded
+        fresh[version] = record
+        return record
+
+    def record(self, brief_id: str, judged: Record) -> Record:
+        """Keep what ``judge`` said of a file, if its identity was settled when seen.
+
+        Returns:
+            The record as the index holds it (kept or not), for ``text``.
+        """
+        intern = self._intern
+        record = (*judged[:REASON], intern(judged[REASON]), intern(judged[PROBLEM]), *judged[LINE:])
+        if self.settled(Identity(*record[2:7]), record[_SEEN]):
+            self._fresh_docs.setdefault(brief_id, {})[record[_VERSION]] = record
+            self._changed = True
+        return record
+
+    def _intern(self, value: str | None) -> int:
+        if value is None:
+            return _NONE
+        if len(self._numbers) != len(self._strings):
+            self._numbers = {text: number for number, text in enumerate(self._strings)}
+        number = self._numbers.get(value)
+        if number is None:
+            number = self._numbers[value] = len(self._strings)
+            self._strings.append(value)
+        return number
+
+    def text(self, number: int) -> str | None:
+        """The reason or problem a record holds, as text."""
+        return None if number == _NONE else self._strings[number]
+
+    def present(self, brief_id: str, versions: Iterable[int]) -> None:
+        """Say which versions a brief holds now: entries of others are not kept."""
+        self._present[brief_id] = set(versions)
+
+    # -- judging many files at once ----------------------------------------------
+
+    def judge_unknown(self, items: list[tuple[str, str, int]]) -> None:
+        """Judge and record many files (``(path, brief, version)``), on every core if worth it.
+
+        Files that cannot be judged here are left to the caller, which meets
+        them as misses; where processes cannot be started, this does nothing.
+        """
+        workers = _workers()
+        # Forking a process that runs other threads (the review page) is unsafe.
+        if len(items) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1:
+            return
+        import multiprocessing  # noqa: PLC0415 (only a cold index needs it)
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+        chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        try:
+            with ProcessPoolExecutor(min(workers, 32), mp_context=context) as pool:
+                for done in pool.map(_judge_chunk, chunks):
+                    for brief_id, record in done:
+                        self.record(brief_id, record)
+        except Exception:  # a pool that cannot run leaves the work to the caller
+            return
+
+    # -- writing the file ----------------------------------------------------
+
+    def save(self, *, full: bool) -> bool:
+        """Write the index if it changed; whether it was written. Never raises for the disk.
+
+        Args:
+            full: every brief and document was looked at, so entries not
+                looked at are gone and are dropped; otherwise they are kept.
+        """
+        if full:
+            docs = self._fresh_docs
+            if not self._changed and sum(map(len, docs.values())) == self.loaded:
+                return False
+        else:
+            gone = (set(self._loaded_docs(name)) - now for name, now in self._present.items())
+            if not self._changed and not any(gone):
+                return False
+            docs = self._merged()
+        try:
+            data = self._encode(docs)
+        except (ValueError, OverflowError, struct.error):
+            return False  # a value the layout cannot hold: better no index
+        return _write_atomically(self.root / LOCKS_DIR, data)
+
+    def _merged(self) -> dict[str, dict[int, Record]]:
+        docs: dict[str, dict[int, Record]] = {}
+        for name in self._briefs.keys() | self._fresh_docs.keys():
+            merged = {**self._loaded_docs(name), **self._fresh_docs.get(name, {})}
+            present = self._present.get(name)
+            if present is not None:
+                merged = {v: r for v, r in merged.items() if v in present}
+            if merged:
+                docs[name] = merged
+        return docs
+
+    def _encode(self, docs: dict[str, dict[int, Record]]) -> bytes:
+        strings: dict[str, int] = {}
+        held = self._strings
+
+        def text(number: int) -> int:
+            return _NONE if number == _NONE else strings.setdefault(held[number], len(strings))
+
+        briefs = []
+        packed = bytearray()
+        pack = _RECORD.pack
+        for number, name in enumerate(sorted(name for name, held in docs.items() if held)):
+            records = docs[name]
+            briefs.append([name, len(records)])
+            for version in sorted(records):
+                r = records[version]
+                packed += pack(number, *r[1:REASON], text(r[REASON]), text(r[PROBLEM]), *r[LINE:])
+        part = json.dumps(
+            {"strings": list(strings), "briefs": briefs}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        count = len(packed) // _RECORD.size
+        body = part + bytes(packed)
+        crc = zlib.crc32(body)
+        header = json.dumps({**self._header, "json": len(part), "records": count, "crc": crc})
+        return header.encode() + b"\n" + body
+
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_DIR_FLAGS |= getattr(os, "O_CLOEXEC", 0)
+_NEW_FLAGS |= getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_atomically(locks_dir: Path, data: bytes) -> bool:
+    """Publish ``data`` as the index: a temporary file, then a rename, in ``.locks/``."""
+    if len(data) > MAX_INDEX_BYTES:
+        return False
+    try:
+        dir_fd = os.open(locks_dir, _DIR_FLAGS)
+    except OSError:
+        return False  # no .locks/ (or a link there): no index
+    temporary = f".{INDEX_NAME}.{os.getpid()}-{time.monotonic_ns()}.tmp"
+    assert is_index_file(temporary)
+    try:
+        fd = os.open(temporary, _NEW_FLAGS, 0o644, dir_fd=dir_fd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temporary, INDEX_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return True
+    except OSError:
+        with suppress(OSError):
+            os.unlink(temporary, dir_fd=dir_fd)
+        return False  # read-only, full or refused: the index is only a cache
+    finally:
+        os.close(dir_fd)
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _identity_of(value: object) -> Identity:
+    if not isinstance(value, list) or len(value) != 5 or not all(map(_is_int, value)):
+        raise ValueError("bad identity")
+    return Identity(*value)

@@ -1,0 +1,254 @@
+"""The listing of briefs and versions that ``briefs``, ``versions`` and the review page show.
+
+A ``Lister`` answers from the listing index (``_index``) what a file's
+identity proves unchanged, and reads the rest; any other store, a data
+directory on a case-insensitive file system, or ``STRATEGYSTORE_NO_INDEX``
+reads every document through the store. Both give the same ``VersionRow``s.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+
+from strategystore import _cache
+from strategystore._console import describe
+from strategystore._fsio import READ_FLAGS, read_all
+from strategystore._index import (
+    CREATED,
+    PROBLEM,
+    REASON,
+    SECTIONS,
+    STATUS,
+    STATUSES,
+    UPDATED,
+    ListingIndex,
+    Record,
+    index_wanted,
+    judge,
+    micros,
+    moment,
+)
+from strategystore._layout import MARKER_NAME
+from strategystore.errors import CorruptDocumentError
+from strategystore.files import FileStore
+from strategystore.models import Status, StrategyDocument
+from strategystore.store import BaseStore
+
+__all__ = ["Lister", "VersionRow"]
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    """What a listing shows of one version: its fields, or the problem that hides them.
+
+    ``problem`` is the one-line message for a version that cannot be read,
+    ``damaged`` tells a bad file (``True``) from one the file system refused.
+    Timestamps are microseconds since the epoch; ``created``/``updated`` give
+    the datetimes.
+    """
+
+    version: int
+    status: Status | None = None
+    status_reason: str | None = None
+    created_us: int = 0
+    updated_us: int = 0
+    section_count: int = 0
+    problem: str | None = None
+    damaged: bool = False
+
+    @property
+    def created(self) -> datetime:
+        return moment(self.created_us)
+
+    @property
+    def updated(self) -> datetime:
+        return moment(self.updated_us)
+
+    @classmethod
+    def of(cls, doc: StrategyDocument) -> VersionRow:
+        return cls(
+            doc.version,
+            doc.status,
+            doc.status_reason,
+            micros(doc.created_at),
+            micros(doc.updated_at),
+            len(doc.sections),
+        )
+
+
+class Lister:
+    """Briefs and version rows of one store, through the index where it can.
+
+    Args:
+        store: the store to list.
+        use_index: use the listing index; by default where it applies (a
+            ``FileStore`` on a case-sensitive file system, the environment
+            not saying otherwise).
+
+    ``close()`` (or leaving the ``with`` block) saves what was learnt.
+    """
+
+    def __init__(self, store: BaseStore, *, use_index: bool | None = None) -> None:
+        self.store = store
+        self._root = str(store.data_dir) if isinstance(store, FileStore) else ""
+        self.index: ListingIndex | None = None
+        self._listed: set[str] | None = None
+        self._rowed: set[str] = set()
+        self._numbers: dict[str, list[int]] = {}
+        if use_index is None:
+            use_index = index_wanted()
+        if use_index and isinstance(store, FileStore):
+            root = store.data_dir
+            if not os.path.lexists(root / MARKER_NAME.upper()):
+                self.index = ListingIndex(root, store.cache.racy_ns).load()
+
+    def __enter__(self) -> Lister:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Save the index, if anything new was learnt; a failure to write is ignored."""
+        if self.index is not None:
+            # Entries not looked at are dropped only when every brief was.
+            listed = self._listed
+            self.index.save(full=listed is not None and listed <= self._rowed)
+
+    # -- briefs and version numbers ------------------------------------------
+
+    def briefs(self) -> list[str]:
+        """The briefs with at least one version, ascending (``store.list_briefs()``)."""
+        briefs = self.store.list_briefs()
+        self._listed = set(briefs)
+        return briefs
+
+    def numbers(self, brief_id: str) -> list[int]:
+        """A brief's version numbers, newest first (``store.list_version_numbers``).
+
+        The store's read cache keeps a settled listing, so asking again costs a ``stat``.
+        """
+        numbers = self.store.list_version_numbers(brief_id)
+        self._numbers[brief_id] = numbers
+        return numbers
+
+    # -- version rows --------------------------------------------------------
+
+    def rows(self, brief_id: str, numbers: list[int]) -> Iterator[VersionRow]:
+        """A row for each of ``numbers`` that still exists, in that order."""
+        index = self.index
+        if index is None:
+            yield from self._read_rows(brief_id, numbers)
+            return
+        if numbers == self._numbers.get(brief_id):
+            self._rowed.add(brief_id)
+            index.present(brief_id, numbers)
+        root = f"{self._root}/{brief_id}"
+        try:
+            dir_fd = os.open(root, _DIR_FLAGS)
+        except OSError:
+            yield from self._read_rows(brief_id, numbers)
+            return
+        lookup, text, identity, is_file = index.lookup, index.text, _cache.identity, stat.S_ISREG
+        try:
+            for version in numbers:
+                try:
+                    info = os.stat(f"{version}.json", dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since it was listed
+                except OSError:
+                    info = None
+                record = None
+                if info is not None and is_file(info.st_mode):
+                    record = lookup(brief_id, version, identity(info))
+                if record is not None and record[PROBLEM] == -1:
+                    # The common case, inline: an unchanged valid document.
+                    yield VersionRow(
+                        version,
+                        STATUSES[record[STATUS]],
+                        text(record[REASON]),
+                        record[CREATED],
+                        record[UPDATED],
+                        record[SECTIONS],
+                    )
+                    continue
+                row = self._indexed_row(index, dir_fd, brief_id, version, record)
+                if row is None:
+                    yield from self._read_rows(brief_id, [version])
+                elif row is not _GONE:
+                    yield row
+        finally:
+            os.close(dir_fd)
+
+    def _indexed_row(
+        self, index: ListingIndex, dir_fd: int, brief_id: str, version: int, record: Record | None
+    ) -> VersionRow | None:
+        """The row of ``record``, else of a fresh read it records; ``None`` to ask the store."""
+        name = f"{version}.json"
+        if record is None:
+            seen_at = time.time_ns()
+            try:
+                fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+            except FileNotFoundError:
+                return _GONE
+            except OSError:
+                return None
+            try:
+                # The identity is taken before the bytes, as the store does.
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    return None
+                data = read_all(fd, info.st_size)
+            except OSError:
+                return None
+            finally:
+                os.close(fd)
+            record = judge(brief_id, version, _cache.identity(info), seen_at, data)
+            record = index.record(brief_id, record)
+        return self._row_of(index, brief_id, version, record)
+
+    def _row_of(
+        self, index: ListingIndex, brief_id: str, version: int, record: Record
+    ) -> VersionRow:
+        problem = index.text(record[PROBLEM])
+        if problem is not None:
+            path = f"{self._root}/{brief_id}/{version}.json"
+            return VersionRow(
+                version, problem=describe(CorruptDocumentError(path, problem)), damaged=True
+            )
+        return VersionRow(
+            version,
+            STATUSES[record[STATUS]],
+            index.text(record[REASON]),
+            record[CREATED],
+            record[UPDATED],
+            record[SECTIONS],
+        )
+
+    def _read_rows(self, brief_id: str, numbers: list[int]) -> Iterator[VersionRow]:
+        for version in numbers:
+            try:
+                doc = self.store.get_strategy(brief_id, version)
+            except (CorruptDocumentError, OSError) as exc:
+                yield VersionRow(
+                    version,
+                    problem=describe(exc),
+                    damaged=isinstance(exc, CorruptDocumentError),
+                )
+                continue
+            if doc is not None:  # else deleted since it was listed
+                yield VersionRow.of(doc)
+
+
+#: A version deleted since it was listed.
+_GONE = VersionRow(0)
