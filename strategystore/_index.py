@@ -36,6 +36,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import pydantic
+import pydantic_core
+
 from strategystore import _cache
 from strategystore._against import Seen, fingerprint
 from strategystore._cache import Identity
@@ -82,14 +85,18 @@ _DAMAGED = -1
 _NONE = -1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+#: The timestamps a datetime can hold, in microseconds since the epoch.
+_FIRST_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_LAST_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 #: brief, version, dev, ino, size, mtime, ctime, seen, status, has seal,
 #: sections, created, updated, reason, problem, line, seal, fingerprint.
 _RECORD = struct.Struct("<IIQQQqqqbBIqqiii32s16s")
 _NO_SEAL = bytes(32)
 _NO_PRINT = bytes(16)
 #: The modules whose code decides what a document file holds: a change to
-#: any of them (an upgrade, an edit) makes every recorded verdict doubtful.
-_JUDGES = ("models.py", "_layout.py", "_index.py")
+#: any of them (an upgrade, an edit) makes every recorded verdict doubtful,
+#: and so does another pydantic, whose messages and parsing they rely on.
+_JUDGES = ("models.py", "_layout.py", "_json.py", "_against.py", "_index.py")
 
 #: What the index remembers of one document: a tuple laid out as ``_RECORD``
 #: packs it, for speed (brief number, version, dev, ino, size, mtime_ns,
@@ -228,9 +235,9 @@ def _workers() -> int:
         return os.cpu_count() or 1
 
 
-def _code_stamp() -> list[int]:
+def _code_stamp() -> list[int | str]:
     here = Path(__file__).parent
-    stamp: list[int] = []
+    stamp: list[int | str] = [pydantic.VERSION, pydantic_core.__version__]
     for name in _JUDGES:
         try:
             info = os.stat(here / name)
@@ -300,6 +307,9 @@ class ListingIndex:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_INDEX_BYTES:
                 return None
+            if not _trusted_owner(info.st_uid):
+                # Another user's verdicts may vouch for files this user cannot read.
+                return None
             return read_all(fd, info.st_size)
         except OSError:
             return None
@@ -323,6 +333,8 @@ class ListingIndex:
         strings, briefs = part["strings"], part["briefs"]
         if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
             raise ValueError("bad strings")
+        if len(set(strings)) != len(strings):
+            raise ValueError("repeated strings")  # the index never writes one twice
         if not isinstance(briefs, list):
             raise ValueError("bad briefs")
         table: dict[str, tuple[int, int]] = {}
@@ -355,6 +367,9 @@ class ListingIndex:
                 if _DAMAGED <= r[8] < len(STATUSES)
                 and -1 <= r[13] < strings
                 and -1 <= r[14] < strings
+                and (r[8] == _DAMAGED) == (r[14] != _NONE)
+                and _FIRST_US <= r[11] <= _LAST_US
+                and _FIRST_US <= r[12] <= _LAST_US
             }
         self._docs[brief_id] = docs
         return docs
@@ -540,11 +555,11 @@ def _write_atomically(locks_dir: Path, data: bytes) -> bool:
         os.close(dir_fd)
 
 
+def _trusted_owner(uid: int) -> bool:
+    """Whether an index owned by ``uid`` may be read: this user's own, or any for root."""
+    me = os.geteuid() if hasattr(os, "geteuid") else uid
+    return me in (0, uid)
+
+
 def _is_int(value: object) -> bool:
     return type(value) is int
-
-
-def _identity_of(value: object) -> Identity:
-    if not isinstance(value, list) or len(value) != 5 or not all(map(_is_int, value)):
-        raise ValueError("bad identity")
-    return Identity(*value)

@@ -626,3 +626,88 @@ def test_the_review_pages_front_page_shows_alike_with_and_without_the_index(
     truth = brief_rows(FileStore(data), 1)
     monkeypatch.delenv(NO_INDEX_ENV)
     assert brief_rows(FileStore(data), 1) == truth
+
+
+# -- indexes that must not be believed ----------------------------------------------------
+
+
+def test_an_index_made_under_another_pydantic_is_rebuilt(
+    run: Callable[..., Outcome], data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pydantic_core  # noqa: PLC0415
+
+    # Its messages are part of what a damaged file's entry says.
+    run(data, "check")
+    assert ListingIndex(data).load().loaded == 5
+    monkeypatch.setattr(pydantic_core, "__version__", "0.0.1")
+    assert ListingIndex(data).load().loaded == 0
+
+
+def _rewrite_records(data: Path, change: Callable[[list[object]], None]) -> None:
+    """Change every record of the index, keeping its checksum right (a crafted index)."""
+    import json  # noqa: PLC0415
+    import zlib  # noqa: PLC0415
+
+    raw = index_path(data).read_bytes()
+    end = raw.index(b"\n")
+    header = json.loads(raw[:end])
+    body = end + 1 + header["json"]
+    records = bytearray(raw[body:])
+    layout = index_module._RECORD
+    for offset in range(0, len(records), layout.size):
+        record = list(layout.unpack_from(records, offset))
+        change(record)
+        layout.pack_into(records, offset, *record)
+    rest = raw[end + 1 : body] + bytes(records)
+    header["crc"] = zlib.crc32(rest)
+    index_path(data).write_bytes(json.dumps(header).encode() + b"\n" + rest)
+
+
+@pytest.mark.parametrize("field", ["created", "updated", "status"])
+def test_a_crafted_index_with_impossible_records_changes_no_answer(
+    run: Callable[..., Outcome], data: Path, field: str
+) -> None:
+    truth = [run(data, *command, index=False) for command in COMMANDS]
+    run(data, "check")
+
+    def change(record: list[object]) -> None:
+        if field == "status":
+            record[8] = -1  # damaged, yet naming no problem
+        else:
+            record[11 if field == "created" else 12] = 2**62  # past any datetime
+
+    _rewrite_records(data, change)
+    assert ListingIndex(data).load().loaded == 5
+    for command, expected in zip(COMMANDS, truth, strict=True):
+        assert run(data, *command) == expected, command
+
+
+def test_an_index_with_a_repeated_string_is_not_read(
+    run: Callable[..., Outcome], data: Path
+) -> None:
+    import json  # noqa: PLC0415
+    import zlib  # noqa: PLC0415
+
+    run(data, "check")
+    raw = index_path(data).read_bytes()
+    end = raw.index(b"\n")
+    header = json.loads(raw[:end])
+    part = json.loads(raw[end + 1 : end + 1 + header["json"]])
+    part["strings"] += part["strings"]
+    encoded = json.dumps(part).encode()
+    rest = encoded + raw[end + 1 + header["json"] :]
+    header.update(json=len(encoded), crc=zlib.crc32(rest))
+    index_path(data).write_bytes(json.dumps(header).encode() + b"\n" + rest)
+    assert ListingIndex(data).load().loaded == 0
+
+
+def test_an_index_written_by_another_user_is_not_read(
+    run: Callable[..., Outcome], data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its entries may vouch for files that this user cannot read.
+    run(data, "check")
+    owner = index_path(data).stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1000)
+    assert ListingIndex(data).load().loaded == 0
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert ListingIndex(data).load().loaded == 5  # root reads every file anyway
