@@ -15,13 +15,14 @@ from pathlib import Path
 
 from strategystore import _cache
 from strategystore._cache import Identity
-from strategystore._layout import document_name, document_version
+from strategystore._layout import document_name, document_version, temporary_owner
 from strategystore.models import MAX_VERSION
 
 __all__ = [
     "LINK_ADVICE",
     "SPECIAL_ADVICE",
     "Finding",
+    "check_temporary",
     "holds_documents",
     "invalid_brief_dir",
     "leftover",
@@ -29,6 +30,7 @@ __all__ = [
     "mode_and_identity",
     "mode_of",
     "other_entry",
+    "plain_file",
 ]
 
 _NUMBERED_NAME = re.compile(r"([0-9]+)\.json", re.IGNORECASE)
@@ -181,3 +183,46 @@ def misnamed(number: int, present: set[str]) -> str:
             "exists too; keep one of them"
         )
     return f"not a document: versions are named in plain decimal; rename it to {canonical}"
+
+
+def check_temporary(path: Path, *, repair: bool) -> list[Finding]:
+    """What to say of one temporary file, while its brief's lock is held."""
+    if not os.path.lexists(path):
+        return []  # a writer finished with it since the listing
+    owner = temporary_owner(path.name)
+    if owner is not None and owner != os.getpid() and _process_alive(owner):
+        return []  # prepared by an import that is still running
+    if not repair:
+        return [
+            Finding(
+                path,
+                "stale temporary file left by an interrupted write; "
+                "`strategystore check --repair` removes it",
+                note=True,
+            )
+        ]
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [Finding(path, f"stale temporary file, not removed: {exc.strerror}")]
+    return [Finding(path, "removed stale temporary file", note=True)]
+
+
+def plain_file(entry: os.DirEntry[str]) -> bool:
+    """Whether a listed entry is a regular file, not a link (stat-ed if its type is unknown)."""
+    try:
+        return entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, under another user
+    return True

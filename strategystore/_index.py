@@ -30,7 +30,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,8 @@ from strategystore import _cache
 from strategystore._against import Seen, fingerprint
 from strategystore._cache import Identity
 from strategystore._fsio import READ_FLAGS, read_all
+from strategystore._indexfile import DIR_FLAGS as _DIR_FLAGS
+from strategystore._indexfile import write_atomically
 from strategystore._layout import (
     FORMAT,
     LOCKS_DIR,
@@ -51,6 +53,7 @@ from strategystore._layout import (
     document_version,
 )
 from strategystore._layout import misplacement as _misplacement
+from strategystore._unchanged import RECORD_FORMAT, Columns, unchanged_brief
 from strategystore.models import Status, brief_id_problem
 
 __all__ = [
@@ -90,13 +93,13 @@ _FIRST_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 _LAST_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 #: brief, version, dev, ino, size, mtime, ctime, seen, status, has seal,
 #: sections, created, updated, reason, problem, line, seal, fingerprint.
-_RECORD = struct.Struct("<IIQQQqqqbBIqqiii32s16s")
+_RECORD = struct.Struct("<" + RECORD_FORMAT)
 _NO_SEAL = bytes(32)
 _NO_PRINT = bytes(16)
 #: The modules whose code decides what a document file holds: a change to
 #: any of them (an upgrade, an edit) makes every recorded verdict doubtful,
 #: and so does another pydantic, whose messages and parsing they rely on.
-_JUDGES = ("models.py", "_layout.py", "_json.py", "_against.py", "_index.py")
+_JUDGES = ("models.py", "_layout.py", "_json.py", "_against.py", "_index.py", "_unchanged.py")
 
 #: What the index remembers of one document: a tuple laid out as ``_RECORD``
 #: packs it, for speed (brief number, version, dev, ino, size, mtime_ns,
@@ -273,6 +276,8 @@ class ListingIndex:
         self._docs: dict[str, dict[int, Record]] = {}
         self._fresh_docs: dict[str, dict[int, Record]] = {}
         self._present: dict[str, set[int]] = {}
+        #: briefs ``unchanged`` proved whole: every record of them holds
+        self._confirmed: set[str] = set()
         self._changed = False
         self.loaded = 0
 
@@ -402,6 +407,36 @@ class ListingIndex:
         fresh[version] = record
         return record
 
+    def unchanged(
+        self, brief_id: str, dir_fd: int, complete: Callable[[Sequence[int], list[str]], bool]
+    ) -> Columns | None:
+        """A brief's records (``_unchanged.Columns``) if they prove all of it unchanged and valid.
+
+        ``complete`` tells whether the recorded versions (ascending) and their
+        file names are every document its directory (open as ``dir_fd``)
+        holds. ``None`` when any file changed, was added or removed, is
+        damaged or was not settled when recorded: then look each one up.
+        """
+        entry = self._briefs.get(brief_id)
+        if entry is None or brief_id in self._fresh_docs or brief_id in self._confirmed:
+            return None
+        first, count = entry
+        start = first * _RECORD.size
+        found = unchanged_brief(
+            self._records[start : start + count * _RECORD.size],
+            count,
+            complete,
+            dir_fd,
+            racy_ns=self.racy_ns,
+            statuses=len(STATUSES),
+            strings=len(self._strings),
+            moments=(_FIRST_US, _LAST_US),
+            identity=_cache.identity,
+        )
+        if found is not None:
+            self._confirmed.add(brief_id)
+        return found
+
     def record(self, brief_id: str, judged: Record) -> Record:
         """Keep what ``judge`` said of a file, if its identity was settled when seen.
 
@@ -469,12 +504,21 @@ class ListingIndex:
             full: every brief and document was looked at, so entries not
                 looked at are gone and are dropped; otherwise they are kept.
         """
+        confirmed = self._confirmed
         if full:
             docs = self._fresh_docs
-            if not self._changed and sum(map(len, docs.values())) == self.loaded:
+            kept = sum(len(held) for name, held in docs.items() if name not in confirmed)
+            kept += sum(self._briefs[name][1] for name in confirmed)
+            if not self._changed and kept == self.loaded:
                 return False
+            if confirmed:
+                docs = {**docs, **{name: self._whole(name) for name in confirmed}}
         else:
-            gone = (set(self._loaded_docs(name)) - now for name, now in self._present.items())
+            gone = (
+                set(self._loaded_docs(name)) - now
+                for name, now in self._present.items()
+                if name not in confirmed
+            )
             if not self._changed and not any(gone):
                 return False
             docs = self._merged()
@@ -482,7 +526,12 @@ class ListingIndex:
             data = self._encode(docs)
         except (ValueError, OverflowError, struct.error):
             return False  # a value the layout cannot hold: better no index
-        return _write_atomically(self.root / LOCKS_DIR, data)
+        if len(data) > MAX_INDEX_BYTES:
+            return False
+        return write_atomically(self.root / LOCKS_DIR, INDEX_NAME, data)
+
+    def _whole(self, brief_id: str) -> dict[int, Record]:
+        return {**self._loaded_docs(brief_id), **self._fresh_docs.get(brief_id, {})}
 
     def _merged(self) -> dict[str, dict[int, Record]]:
         docs: dict[str, dict[int, Record]] = {}
@@ -519,40 +568,6 @@ class ListingIndex:
         crc = zlib.crc32(body)
         header = json.dumps({**self._header, "json": len(part), "records": count, "crc": crc})
         return header.encode() + b"\n" + body
-
-
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-_DIR_FLAGS |= getattr(os, "O_CLOEXEC", 0)
-_NEW_FLAGS |= getattr(os, "O_CLOEXEC", 0)
-
-
-def _write_atomically(locks_dir: Path, data: bytes) -> bool:
-    """Publish ``data`` as the index: a temporary file, then a rename, in ``.locks/``."""
-    if len(data) > MAX_INDEX_BYTES:
-        return False
-    try:
-        dir_fd = os.open(locks_dir, _DIR_FLAGS)
-    except OSError:
-        return False  # no .locks/ (or a link there): no index
-    temporary = f".{INDEX_NAME}.{os.getpid()}-{time.monotonic_ns()}.tmp"
-    assert is_index_file(temporary)
-    try:
-        fd = os.open(temporary, _NEW_FLAGS, 0o644, dir_fd=dir_fd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(temporary, INDEX_NAME, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        return True
-    except OSError:
-        with suppress(OSError):
-            os.unlink(temporary, dir_fd=dir_fd)
-        return False  # read-only, full or refused: the index is only a cache
-    finally:
-        os.close(dir_fd)
 
 
 def _trusted_owner(uid: int) -> bool:

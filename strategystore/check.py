@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -31,12 +31,14 @@ from strategystore._findings import (
     LINK_ADVICE,
     SPECIAL_ADVICE,
     Finding,
+    check_temporary,
     holds_documents,
     invalid_brief_dir,
     leftover,
     mode_and_identity,
     mode_of,
     other_entry,
+    plain_file,
 )
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._gitchecks import git_files, revision_findings, unmerged, version_exists
@@ -64,7 +66,6 @@ from strategystore._layout import (
     is_temporary,
     marker_format,
     misplacement,
-    temporary_owner,
 )
 from strategystore._locks import BriefLocks, check_platform
 from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
@@ -74,6 +75,8 @@ __all__ = ["DataDirCheck", "Finding"]
 
 #: Top-level names whose links are judged on their own (``_check_git_files``) or git's.
 _GIT_OWN = frozenset([".git", ".gitattributes", ".gitignore"])
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 #: How long check waits for a brief's lock to judge its temporary files.
 _LOCK_WAIT = 0.5
@@ -94,7 +97,8 @@ class DataDirCheck:
             be in the working tree unchanged (``_against``); with ``paths``,
             only the versions named and those whose files are gone are compared.
         repair: remove stale temporary files.
-        on_file: called with the running count after each entry looked at,
+        on_file: called with the running count after each entry looked at
+            (or each brief's documents, when the index vouches for them all),
             for a progress display.
         use_index: judge unchanged documents from the listing index
             (``_index``) and record the others; by default unless
@@ -177,8 +181,8 @@ class DataDirCheck:
         if baseline is not None:
             yield from self._compare(baseline)
 
-    def _count(self) -> None:
-        self.files += 1
+    def _count(self, entries: int = 1) -> None:
+        self.files += entries
         if self._on_file is not None:
             self._on_file(self.files)
 
@@ -199,7 +203,7 @@ class DataDirCheck:
         for name in sorted(wanted):
             self._count()
             yield from self._check_top_entry(name, wanted[name], [])
-        yield from self._check_case_collisions(self._case_variants(wanted))
+        yield from self._check_case_collisions(_case_variants(self.root, wanted))
 
     def _entries_named(
         self, paths: list[str | os.PathLike[str]]
@@ -260,11 +264,17 @@ class DataDirCheck:
         if not stat.S_ISDIR(mode):
             yield Finding(path, "should be the directory of lock files; remove it")
             return
-        for name in sorted(os.listdir(path)):
+        with os.scandir(path) as scan:
+            # The type the listing gives, where it gives one, spares a stat
+            # per lock file; anything but a lock file is stat-ed to judge it.
+            plain = {e.name: e.name.endswith(".lock") and plain_file(e) for e in scan}
+        for name in sorted(plain):
             if (only is not None and name not in only) or is_index_file(name):
                 continue  # the listing index is a cache, no lock file
-            lock = path / name
             self._count()
+            if plain[name]:
+                continue
+            lock = path / name
             lock_mode = mode_of(lock)
             if lock_mode is None:
                 continue
@@ -328,23 +338,9 @@ class DataDirCheck:
         elif (invalid := brief_id_problem(name)) is not None:
             yield invalid_brief_dir(path, invalid)
         else:
-            holds_document = yield from self._check_brief_dir(name, only)
+            holds_document = yield from self._check_brief_dir(name, path, only)
             if holds_document:
                 brief_dirs.append(name)
-
-    def _case_variants(self, wanted: Iterable[str]) -> list[str]:
-        """The brief directories holding a document whose names fold to one of ``wanted``."""
-        folded = {name.lower() for name in wanted if brief_id_problem(name) is None}
-        if not folded:
-            return []
-        variants = []
-        for name in sorted(os.listdir(self.root)):
-            if name.lower() not in folded or brief_id_problem(name) is not None:
-                continue
-            mode = mode_of(self.root / name)
-            if mode is not None and stat.S_ISDIR(mode) and holds_documents(self.root / name):
-                variants.append(name)
-        return variants
 
     def _check_case_collisions(self, brief_dirs: list[str]) -> Iterator[Finding]:
         for names in case_collisions(brief_dirs):
@@ -359,14 +355,13 @@ class DataDirCheck:
     # -- brief directories ---------------------------------------------------
 
     def _check_brief_dir(
-        self, brief_id: str, only: set[str] | None
+        self, brief_id: str, directory: Path, only: set[str] | None
     ) -> Generator[Finding, None, bool]:
         """Judge a brief directory's entries (``only`` those, or all); whether it holds a document.
 
         Only a directory holding a file named as a document is a brief, in the
         store's eyes too; an empty one collides with nothing.
         """
-        directory = self.root / brief_id
         try:
             listing = os.listdir(directory)
         except FileNotFoundError:
@@ -379,13 +374,25 @@ class DataDirCheck:
             )
             return False
         present = set(listing)
-        numbers = {name: document_version(name) for name in present}
-        names = sorted(
-            present if only is None else present & only,
-            key=lambda name: (numbers[name] or MAX_VERSION, name),
-        )
-        temporaries: list[str] = []
         documents = 0
+        others = None
+        if only is None and self._index is not None and self._seen is None:
+            # (A comparison with a revision needs each version's seal.)
+            others = _unchanged(self._index, brief_id, directory, present)
+        if others is not None:
+            # Every document is as the index recorded it, valid: only the
+            # other names are left to judge.
+            documents = len(present) - len(others)
+            self._count(documents)
+            numbers: dict[str, int | None] = dict.fromkeys(others)
+            names = sorted(others)
+        else:
+            numbers = {name: document_version(name) for name in present}
+            names = sorted(
+                present if only is None else present & only,
+                key=lambda name: (numbers[name] or MAX_VERSION, name),
+            )
+        temporaries: list[str] = []
         prefix = f"{directory}/"
         for name in names:
             self._count()
@@ -409,7 +416,7 @@ class DataDirCheck:
             self.documents += documents
         elif not listing:
             yield Finding(directory, "empty brief directory; remove it", note=True)
-        return any(version is not None for version in numbers.values())
+        return bool(documents) or any(version is not None for version in numbers.values())
 
     def _check_document(self, brief_id: str, version: int, path: str) -> list[Finding] | None:
         """The document's problems; ``None`` when it no longer exists."""
@@ -484,7 +491,7 @@ class DataDirCheck:
             # a slow reader of this output never holds up a writer.
             with self._locks.hold(brief_id, timeout=_LOCK_WAIT):
                 for name in names:
-                    findings.extend(_check_temporary(directory / name, repair=self.repair))
+                    findings.extend(check_temporary(directory / name, repair=self.repair))
         except LockTimeoutError:
             # A writer holds the lock (its temporary file is in use), or
             # writers kept the lock file from being made: say so, never that
@@ -519,6 +526,47 @@ class DataDirCheck:
         self.compared = baseline.compared
 
 
+def _case_variants(root: Path, wanted: Iterable[str]) -> list[str]:
+    """The brief directories holding a document whose names fold to one of ``wanted``."""
+    folded = {name.lower() for name in wanted if brief_id_problem(name) is None}
+    if not folded:
+        return []
+    variants = []
+    for name in sorted(os.listdir(root)):
+        if name.lower() not in folded or brief_id_problem(name) is not None:
+            continue
+        mode = mode_of(root / name)
+        if mode is not None and stat.S_ISDIR(mode) and holds_documents(root / name):
+            variants.append(name)
+    return variants
+
+
+def _unchanged(
+    index: ListingIndex, brief_id: str, directory: Path, present: set[str]
+) -> set[str] | None:
+    """The names of a brief directory besides its documents, if the index proves them all.
+
+    ``None`` unless every document the directory holds (``present``
+    names what it holds) is as the index recorded it, and valid.
+    """
+    others: set[str] = set()
+
+    def complete(versions: Sequence[int], names: list[str]) -> bool:
+        if not present.issuperset(names):
+            return False
+        others.update(present.difference(names))
+        return all(document_version(name) is None for name in others)
+
+    try:
+        dir_fd = os.open(directory, _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        return None if index.unchanged(brief_id, dir_fd, complete) is None else others
+    finally:
+        os.close(dir_fd)
+
+
 def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | None:
     """``path``'s parts below the data directory (``lexical`` or ``real``), or ``None``."""
     # Lexically first, so a link inside the data directory is judged as the
@@ -530,31 +578,6 @@ def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | Non
     with suppress(ValueError):
         return resolved.relative_to(real).parts
     return None
-
-
-def _check_temporary(path: Path, *, repair: bool) -> list[Finding]:
-    """What to say of one temporary file, while its brief's lock is held."""
-    if not os.path.lexists(path):
-        return []  # a writer finished with it since the listing
-    owner = temporary_owner(path.name)
-    if owner is not None and owner != os.getpid() and _process_alive(owner):
-        return []  # prepared by an import that is still running
-    if not repair:
-        return [
-            Finding(
-                path,
-                "stale temporary file left by an interrupted write; "
-                "`strategystore check --repair` removes it",
-                note=True,
-            )
-        ]
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        return [Finding(path, f"stale temporary file, not removed: {exc.strerror}")]
-    return [Finding(path, "removed stale temporary file", note=True)]
 
 
 def _findings_of(
@@ -569,13 +592,3 @@ def _findings_of(
     if seen is not None:
         seen[key] = seen_of(record)
     return []
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, under another user
-    return True

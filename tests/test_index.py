@@ -250,6 +250,62 @@ def test_a_misplaced_file_is_damaged_alike(run: Callable[..., Outcome], data: Pa
     assert "belongs at acme-q3/8.json" in run(data, "versions", "acme-q3")[2]
 
 
+@pytest.fixture
+def whole_briefs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The briefs the index proved unchanged in one pass (``ListingIndex.unchanged``)."""
+    proved: list[str] = []
+    real = ListingIndex.unchanged
+
+    def counting(self: ListingIndex, brief_id: str, *args: object) -> object:
+        found = real(self, brief_id, *args)  # type: ignore[arg-type]
+        if found is not None:
+            proved.append(brief_id)
+        return found
+
+    monkeypatch.setattr(ListingIndex, "unchanged", counting)
+    return proved
+
+
+def test_check_proves_an_unchanged_brief_whole_and_answers_alike(
+    run: Callable[..., Outcome], data: Path, whole_briefs: list[str]
+) -> None:
+    same_answers(run, data)
+    whole_briefs.clear()
+    assert run(data, "check")[1:] == run(data, "check", index=False)[1:]
+    assert whole_briefs == ["acme-q3"]  # zeta holds a damaged file
+    before = index_path(data).stat().st_mtime_ns
+    run(data, "check")
+    assert index_path(data).stat().st_mtime_ns == before  # nothing new: not rewritten
+
+
+def test_an_edit_in_place_with_its_mtime_put_back_is_seen_in_a_whole_brief(
+    run: Callable[..., Outcome], data: Path, whole_briefs: list[str]
+) -> None:
+    same_answers(run, data)
+    path = _path(data, 1)
+    info = path.stat()
+    path.write_bytes(path.read_bytes().replace(b'"a"', b'"x"'))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    whole_briefs.clear()
+    same_answers(run, data)
+    assert "acme-q3" not in whole_briefs  # judged afresh: its ctime changed
+
+
+def test_other_names_beside_unchanged_documents_are_still_judged(
+    run: Callable[..., Outcome], data: Path, whole_briefs: list[str]
+) -> None:
+    same_answers(run, data)
+    (data / "acme-q3" / "notes.txt").write_text("x")
+    (data / "acme-q3" / "01.json").write_text("{}")
+    (data / "acme-q3" / "4.json~").write_text("{}")
+    time.sleep(SETTLE)
+    same_answers(run, data)
+    whole_briefs.clear()
+    out = run(data, "check")[1]
+    assert whole_briefs == ["acme-q3"]
+    assert "notes.txt: note:" in out and "01.json" in out and "4.json~" in out
+
+
 # -- file systems with coarse timestamps ---------------------------------------------
 
 
