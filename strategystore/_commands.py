@@ -139,6 +139,17 @@ def _brief_row(lister: Lister, brief: str) -> dict[str, Any]:
         error(row["error"])
         return row
     row["versions"] = len(numbers)
+    summary = lister.summary(brief, numbers)
+    if summary is not None:
+        latest = summary.latest
+        assert latest.status is not None
+        updated = latest.updated
+        row["latest_version"] = latest.version
+        row["latest_status"] = latest.status.value
+        row["updated_at"] = _render.iso(updated)
+        row["_updated"] = updated
+        row["latest_approved_version"] = summary.approved
+        return row
     damaged: list[dict[str, Any]] = []
     for entry in _read_each(lister, brief, numbers):
         if entry.problem is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -35,12 +35,19 @@ from strategystore._index import (
     moment,
 )
 from strategystore._layout import MARKER_NAME
+from strategystore._unchanged import CREATED as _SHOWN_CREATED
+from strategystore._unchanged import FIELDS, Columns
+from strategystore._unchanged import REASON as _SHOWN_REASON
+from strategystore._unchanged import SECTIONS as _SHOWN_SECTIONS
+from strategystore._unchanged import STATUS as _SHOWN_STATUS
+from strategystore._unchanged import UPDATED as _SHOWN_UPDATED
+from strategystore._unchanged import VERSION as _SHOWN_VERSION
 from strategystore.errors import CorruptDocumentError
 from strategystore.files import FileStore
 from strategystore.models import Status, StrategyDocument
 from strategystore.store import BaseStore
 
-__all__ = ["Lister", "VersionRow"]
+__all__ = ["BriefSummary", "Lister", "VersionRow"]
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
@@ -82,6 +89,22 @@ class VersionRow:
             micros(doc.updated_at),
             len(doc.sections),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BriefSummary:
+    """What ``briefs`` shows of a brief the index proved whole: no version of it is damaged.
+
+    ``latest`` is the row of its newest version, ``approved`` the newest
+    approved version (``None`` when none is).
+    """
+
+    versions: int
+    latest: VersionRow
+    approved: int | None
+
+
+_APPROVED_CODE = STATUSES.index(Status.APPROVED)
 
 
 class Lister:
@@ -141,6 +164,39 @@ class Lister:
         numbers = self.store.list_version_numbers(brief_id)
         self._numbers[brief_id] = numbers
         return numbers
+
+    # -- whole briefs ---------------------------------------------------------
+
+    def summary(self, brief_id: str, numbers: list[int]) -> BriefSummary | None:
+        """What ``briefs`` shows of a brief, if the index proves every one of ``numbers`` unchanged.
+
+        ``numbers`` are the brief's version numbers, newest first, as
+        ``numbers`` gave them. ``None`` when there is no index, or any of the
+        brief's files changed, was added or removed, is damaged or was not
+        settled when recorded: then ask ``rows``.
+        """
+        index = self.index
+        if index is None or not numbers:
+            return None
+        oldest_first = numbers[::-1]
+
+        def complete(versions: Sequence[int], names: list[str]) -> bool:
+            return list(versions) == oldest_first
+
+        try:
+            dir_fd = os.open(f"{self._root}/{brief_id}", _DIR_FLAGS)
+        except OSError:
+            return None
+        try:
+            flat = index.unchanged(brief_id, dir_fd, complete)
+        finally:
+            os.close(dir_fd)
+        if flat is None:
+            return None
+        if numbers == self._numbers.get(brief_id):
+            self._rowed.add(brief_id)
+            index.present(brief_id, numbers)
+        return _summary_of(index, flat)
 
     # -- version rows --------------------------------------------------------
 
@@ -248,6 +304,26 @@ class Lister:
                 continue
             if doc is not None:  # else deleted since it was listed
                 yield VersionRow.of(doc)
+
+
+def _summary_of(index: ListingIndex, flat: Columns) -> BriefSummary:
+    """The summary of a brief whose shown record values, oldest first, are ``flat``."""
+    count = len(flat) // FIELDS
+    last = (count - 1) * FIELDS
+    latest = VersionRow(
+        flat[last + _SHOWN_VERSION],
+        STATUSES[flat[last + _SHOWN_STATUS]],
+        index.text(flat[last + _SHOWN_REASON]),
+        flat[last + _SHOWN_CREATED],
+        flat[last + _SHOWN_UPDATED],
+        flat[last + _SHOWN_SECTIONS],
+    )
+    statuses = flat[_SHOWN_STATUS::FIELDS]
+    approved = None
+    if _APPROVED_CODE in statuses:
+        newest = count - 1 - statuses[::-1].index(_APPROVED_CODE)
+        approved = flat[newest * FIELDS + _SHOWN_VERSION]
+    return BriefSummary(count, latest, approved)
 
 
 #: A version deleted since it was listed.

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 import strategystore._cache as cache_module
-from strategystore import FileStore, Section
+from strategystore import FileStore, Section, Status
 from strategystore import _index as index_module
 from strategystore._index import INDEX_NAME, NO_INDEX_ENV, ListingIndex
+from strategystore._listing import Lister, VersionRow
 from strategystore.cli import main
 from tests.conftest import T0, make_doc
 
@@ -557,7 +558,7 @@ def test_the_index_never_holds_more_entries_than_documents(
 
 
 def test_a_partial_look_keeps_the_other_briefs_entries(
-    run: Callable[..., Outcome], data: Path, hits: list[int]
+    run: Callable[..., Outcome], data: Path, hits: list[int], whole_briefs: list[str]
 ) -> None:
     run(data, "check")
     FileStore(data).save(make_doc(metadata={"rev": "new"}))
@@ -566,8 +567,10 @@ def test_a_partial_look_keeps_the_other_briefs_entries(
     run(data, "check", str(data / "acme-q3"))
     assert ListingIndex(data).load().loaded == 5
     hits[0] = 0
+    whole_briefs.clear()
     run(data, "briefs")
-    assert hits[0] == 5
+    assert whole_briefs == ["acme-q3"]  # its 3 versions proved at once
+    assert hits[0] == 2  # zeta's, one by one (one is damaged)
 
 
 def test_the_bypass_variable_leaves_the_index_alone(
@@ -767,3 +770,51 @@ def test_an_index_written_by_another_user_is_not_read(
     assert ListingIndex(data).load().loaded == 0
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert ListingIndex(data).load().loaded == 5  # root reads every file anyway
+
+
+# -- briefs proved whole --------------------------------------------------------------
+
+
+def _summary_by_rows(store: FileStore, brief_id: str) -> tuple[int, VersionRow, int | None]:
+    """What ``briefs`` shows of a brief, from its rows read file by file."""
+    with Lister(store, use_index=False) as lister:
+        numbers = lister.numbers(brief_id)
+        rows = list(lister.rows(brief_id, numbers))
+    approved = next((row.version for row in rows if row.status is Status.APPROVED), None)
+    return len(numbers), rows[0], approved
+
+
+def test_briefs_proves_an_unchanged_brief_whole_with_the_rows_read_file_by_file(
+    run: Callable[..., Outcome], data: Path, whole_briefs: list[str], hits: list[int]
+) -> None:
+    same_answers(run, data)
+    store = FileStore(data)
+    with Lister(store) as lister:
+        summary = lister.summary("acme-q3", lister.numbers("acme-q3"))
+        assert summary is not None
+        assert lister.summary("zeta", lister.numbers("zeta")) is None  # one is damaged
+    assert (summary.versions, summary.latest, summary.approved) == _summary_by_rows(
+        store, "acme-q3"
+    )
+    whole_briefs.clear()
+    hits[0] = 0
+    for args in (("briefs",), ("briefs", "--json")):
+        assert run(data, *args) == run(data, *args, index=False)
+    assert whole_briefs == ["acme-q3", "acme-q3"]
+    assert hits[0] == 4  # only zeta's files, one by one, twice
+
+
+def test_briefs_sees_an_edit_in_place_with_its_mtime_put_back(
+    run: Callable[..., Outcome], data: Path, whole_briefs: list[str]
+) -> None:
+    same_answers(run, data)
+    path = _path(data, 3)
+    info = path.stat()
+    _edit_in_place(path, b'"rejected"', b'"approved"')
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    whole_briefs.clear()
+    for args in (("briefs", "--json"), ("briefs",)):
+        truth = run(data, *args, index=False)
+        assert run(data, *args) == truth
+    assert "acme-q3" not in whole_briefs  # its ctime changed: read again
+    assert '"latest_approved_version": 3' in run(data, "briefs", "--json")[1]
