@@ -170,14 +170,25 @@ def judge(brief_id: str, version: int, found: Identity, seen_at: int, data: byte
     )
 
 
-def judge_file(path: str, brief_id: str, version: int) -> Record | None:
-    """Read and judge one document file; ``None`` when it cannot be read as a regular file."""
+def judge_file(
+    path: str, brief_id: str, version: int, *, dir_fd: int | None = None
+) -> Record | None:
+    """Read and judge one document file; ``None`` when it cannot be read as a regular file.
+
+    ``path`` is relative to ``dir_fd`` when given.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+    """
     seen_at = time.time_ns()
     try:
-        fd = os.open(path, READ_FLAGS)
+        fd = os.open(path, READ_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
     except OSError:
         return None
     try:
+        # The identity is taken before the bytes, as the store does.
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return None
@@ -220,7 +231,10 @@ def _judge_chunk(items: list[tuple[str, str, int]]) -> list[tuple[str, Record]]:
     """Judge files in a worker process: ``(path, brief, version)`` each."""
     done = []
     for path, brief_id, version in items:
-        record = judge_file(path, brief_id, version)
+        try:
+            record = judge_file(path, brief_id, version)
+        except FileNotFoundError:
+            continue
         if record is not None:
             done.append((brief_id, record))
     return done

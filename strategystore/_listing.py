@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,6 @@ from types import TracebackType
 
 from strategystore import _cache
 from strategystore._console import describe
-from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._index import (
     CREATED,
     PROBLEM,
@@ -30,7 +28,7 @@ from strategystore._index import (
     ListingIndex,
     Record,
     index_wanted,
-    judge,
+    judge_file,
     micros,
     moment,
 )
@@ -252,24 +250,12 @@ class Lister:
         """The row of ``record``, else of a fresh read it records; ``None`` to ask the store."""
         name = f"{version}.json"
         if record is None:
-            seen_at = time.time_ns()
             try:
-                fd = os.open(name, READ_FLAGS, dir_fd=dir_fd)
+                record = judge_file(name, brief_id, version, dir_fd=dir_fd)
             except FileNotFoundError:
                 return _GONE
-            except OSError:
+            if record is None:
                 return None
-            try:
-                # The identity is taken before the bytes, as the store does.
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    return None
-                data = read_all(fd, info.st_size)
-            except OSError:
-                return None
-            finally:
-                os.close(fd)
-            record = judge(brief_id, version, _cache.identity(info), seen_at, data)
             record = index.record(brief_id, record)
         return self._row_of(index, brief_id, version, record)
 
