@@ -288,8 +288,11 @@ def test_an_edit_in_place_with_its_mtime_put_back_is_seen_in_a_whole_brief(
     path.write_bytes(path.read_bytes().replace(b'"a"', b'"x"'))
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
     whole_briefs.clear()
+    run(data, "check")
+    # Judged afresh: its ctime changed. (Later commands may prove the brief
+    # whole again once the new identity is recorded and settled.)
+    assert "acme-q3" not in whole_briefs
     same_answers(run, data)
-    assert "acme-q3" not in whole_briefs  # judged afresh: its ctime changed
 
 
 def test_other_names_beside_unchanged_documents_are_still_judged(
