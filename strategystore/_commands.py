@@ -132,14 +132,16 @@ def _brief_row(lister: Lister, brief: str) -> dict[str, Any]:
         "updated_at": None,
         "_updated": None,
     }
-    try:
-        numbers = lister.numbers(brief)
-    except (StrategyStoreError, OSError) as exc:
-        row["error"] = describe(exc)
-        error(row["error"])
-        return row
-    row["versions"] = len(numbers)
-    summary = lister.summary(brief, numbers)
+    summary = lister.proven_summary(brief)
+    if summary is None:
+        try:
+            numbers = lister.numbers(brief)
+        except (StrategyStoreError, OSError) as exc:
+            row["error"] = describe(exc)
+            error(row["error"])
+            return row
+        summary = lister.summary(brief, numbers)
+    row["versions"] = len(numbers) if summary is None else summary.versions
     if summary is not None:
         latest = summary.latest
         assert latest.status is not None

@@ -86,8 +86,10 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def open_dir(root: str, name: str, path: Path) -> int | None:
+def open_dir(root: str, name: str, path: Path | None = None) -> int | None:
     """A descriptor of the directory ``root/name`` (``path`` to a person); ``None`` if absent.
+
+    ``path`` defaults to ``Path(root, name)``, built only for an error.
 
     Raises:
         CorruptDocumentError: it is a link, not a directory, or cannot be opened.
@@ -97,7 +99,7 @@ def open_dir(root: str, name: str, path: Path) -> int | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise not_a_directory(path, exc) from exc
+        raise not_a_directory(Path(root, name) if path is None else path, exc) from exc
 
 
 def not_a_directory(path: Path, exc: OSError) -> CorruptDocumentError:
@@ -168,9 +170,11 @@ class Writer:
     def __repr__(self) -> str:
         return f"Writer({str(self.data_dir)!r}, durable={self.durable!r})"
 
-    def _step(self, step: str, path: Path) -> None:
+    def _step(self, step: str, where: str | Path, name: str | None = None) -> None:
+        # The path is built only for a hook: a write makes half a dozen steps,
+        # and a Path each would cost it more than several of its system calls.
         if (hook := self.on_step) is not None:
-            hook(step, path)
+            hook(step, Path(where) if name is None else Path(where, name))
 
     # -- the data directory ----------------------------------------------------
 
@@ -259,7 +263,7 @@ class Writer:
         if dir_fd is None:  # pragma: no cover - read under the same lock a moment ago
             return
         try:
-            self._step("unlink", self.data_dir / brief_id / name)
+            self._step("unlink", f"{self._root}/{brief_id}", name)
             if not self.durable:
                 os.unlink(name, dir_fd=dir_fd)
             else:
@@ -268,7 +272,7 @@ class Writer:
                 aside = self._temporary_name(name)
                 os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 try:
-                    self._step("dir-fsync", self.data_dir / brief_id)
+                    self._step("dir-fsync", f"{self._root}/{brief_id}")
                     os.fsync(dir_fd)
                 except OSError:
                     _restore(dir_fd, name, aside)
@@ -306,7 +310,7 @@ class Writer:
         A directory this makes is named in ``made``, and with ``durable`` its
         entry is made durable.
         """
-        dir_fd = open_dir(self._root, brief_id, self.data_dir / brief_id)
+        dir_fd = open_dir(self._root, brief_id)
         if dir_fd is not None or not make:
             return dir_fd
         synced = False
@@ -317,7 +321,7 @@ class Writer:
             if durable:
                 fsync_dir(self.data_dir)
                 synced = True
-        dir_fd = open_dir(self._root, brief_id, self.data_dir / brief_id)
+        dir_fd = open_dir(self._root, brief_id)
         if dir_fd is None:  # pragma: no cover - removed again at once by someone else
             raise CorruptDocumentError(self.data_dir / brief_id, "vanished while being created")
         if synced:
@@ -471,11 +475,11 @@ class Writer:
                 if not exclusive:
                     if durable:
                         backup = self._keep(dir_fd, name)
-                    self._step("replace", Path(where, name))
+                    self._step("replace", where, name)
                     os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                     renamed = published = True
                 else:
-                    self._step("link", Path(where, name))
+                    self._step("link", where, name)
                     try:
                         os.link(
                             temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False
@@ -491,7 +495,7 @@ class Writer:
                         os.unlink(temp, dir_fd=dir_fd)
             if durable:
                 try:
-                    self._step("dir-fsync", Path(where))
+                    self._step("dir-fsync", where)
                     os.fsync(dir_fd)
                     if then is not None:
                         then()
@@ -512,7 +516,7 @@ class Writer:
         """A new temporary file beside ``name``, holding ``data``; returns its name."""
         while True:
             temp = self._temporary_name(name)
-            self._step("temp-create", Path(where, temp))
+            self._step("temp-create", where, temp)
             try:
                 fd = os.open(temp, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
                 break
@@ -520,10 +524,10 @@ class Writer:
                 continue  # left by a crashed process that had this pid
         try:
             try:
-                self._step("write", Path(where, temp))
+                self._step("write", where, temp)
                 write_all(fd, data)
                 if sync:
-                    self._step("fsync", Path(where, temp))
+                    self._step("fsync", where, temp)
                     os.fsync(fd)
             finally:
                 os.close(fd)

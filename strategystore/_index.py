@@ -27,40 +27,71 @@ import json
 import os
 import stat
 import struct
-import threading
-import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
 
 import pydantic
 import pydantic_core
 
 from strategystore import _cache
-from strategystore._against import Seen, fingerprint
 from strategystore._cache import Identity
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._indexfile import DIR_FLAGS as _DIR_FLAGS
 from strategystore._indexfile import write_atomically
-from strategystore._layout import (
-    FORMAT,
-    LOCKS_DIR,
-    DocumentFileError,
-    decode_document_file,
-    document_version,
+from strategystore._layout import FORMAT, LOCKS_DIR
+from strategystore._unchanged import (
+    DIR_DENSE,
+    DIR_EXACT,
+    DIR_FORMAT,
+    DIR_KNOWN,
+    DIR_VALID,
+    RECORD_FORMAT,
+    Columns,
+    document_names,
+    same_files,
+    shown_columns,
+    unchanged_brief,
 )
-from strategystore._layout import misplacement as _misplacement
-from strategystore._unchanged import RECORD_FORMAT, Columns, unchanged_brief
-from strategystore.models import Status, brief_id_problem
+from strategystore._verdict import (
+    _DAMAGED,
+    _FIRST_US,
+    _LAST_US,
+    _NONE,
+    _SEEN,
+    _VERSION,
+    CREATED,
+    FINGERPRINT,
+    LINE,
+    PROBLEM,
+    REASON,
+    SECTIONS,
+    STATUS,
+    STATUSES,
+    UPDATED,
+    Record,
+    judge,
+    judge_file,
+    judge_many,
+    micros,
+    moment,
+    seen_of,
+    unknown_documents,
+)
 
 __all__ = [
+    "CREATED",
+    "FINGERPRINT",
     "INDEX_NAME",
+    "LINE",
     "MAX_INDEX_BYTES",
     "NO_INDEX_ENV",
+    "PROBLEM",
+    "REASON",
+    "SECTIONS",
+    "STATUS",
     "STATUSES",
+    "UPDATED",
     "ListingIndex",
     "Record",
     "index_wanted",
@@ -76,51 +107,29 @@ __all__ = [
 #: The index file, inside ``.locks/``.
 INDEX_NAME = "index.v1"
 #: The layout of the file; a file of another layout is ignored and replaced.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 #: Set (to anything but ``0`` or nothing) to make every command ignore the index.
 NO_INDEX_ENV = "STRATEGYSTORE_NO_INDEX"
 #: An index file larger than this is not read (some 1.5 million documents).
 MAX_INDEX_BYTES = 256 * 1024 * 1024
-#: Statuses by their code in a record; a damaged document has code -1.
-STATUSES = tuple(Status)
-_STATUS_CODE = {status: code for code, status in enumerate(STATUSES)}
-_DAMAGED = -1
-_NONE = -1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-#: The timestamps a datetime can hold, in microseconds since the epoch.
-_FIRST_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
-_LAST_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 #: brief, version, dev, ino, size, mtime, ctime, seen, status, has seal,
 #: sections, created, updated, reason, problem, line, seal, fingerprint.
 _RECORD = struct.Struct("<" + RECORD_FORMAT)
-_NO_SEAL = bytes(32)
-_NO_PRINT = bytes(16)
+#: A brief directory's record: its identity when listed, and ``DIR_*`` flags.
+_DIR = struct.Struct("<" + DIR_FORMAT)
+_NO_DIR = bytes(_DIR.size)
 #: The modules whose code decides what a document file holds: a change to
 #: any of them (an upgrade, an edit) makes every recorded verdict doubtful,
 #: and so does another pydantic, whose messages and parsing they rely on.
-_JUDGES = ("models.py", "_layout.py", "_json.py", "_against.py", "_index.py", "_unchanged.py")
-
-#: What the index remembers of one document: a tuple laid out as ``_RECORD``
-#: packs it, for speed (brief number, version, dev, ino, size, mtime_ns,
-#: ctime_ns, seen_at, status code (-1 damaged), sealed, section count,
-#: created_at and updated_at in microseconds since the epoch, reason,
-#: problem, problem line (-1 none), seal bytes, fingerprint of the bytes).
-#: ``judge`` gives reason and problem as text, ``ListingIndex`` holds them as
-#: numbers into its strings (``ListingIndex.text`` turns one back).
-Record = tuple[Any, ...]
-_VERSION: Final = 1
-_SEEN: Final = 7
-STATUS: Final = 8
-_SEALED: Final = 9
-SECTIONS: Final = 10
-CREATED: Final = 11
-UPDATED: Final = 12
-REASON: Final = 13
-PROBLEM: Final = 14
-LINE: Final = 15
-_SEAL: Final = 16
-FINGERPRINT: Final = 17
+_JUDGES = (
+    "models.py",
+    "_layout.py",
+    "_json.py",
+    "_against.py",
+    "_index.py",
+    "_unchanged.py",
+    "_verdict.py",
+)
 
 
 def is_index_file(name: str) -> bool:
@@ -131,125 +140,6 @@ def is_index_file(name: str) -> bool:
 def index_wanted() -> bool:
     """Whether commands may use the index (``STRATEGYSTORE_NO_INDEX`` unset)."""
     return os.environ.get(NO_INDEX_ENV, "").strip() in ("", "0")
-
-
-def micros(moment: datetime) -> int:
-    """A UTC datetime as whole microseconds since the epoch (exact)."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def moment(us: int) -> datetime:
-    """The UTC datetime ``micros`` gave."""
-    return _EPOCH + timedelta(microseconds=us)
-
-
-def judge(brief_id: str, version: int, found: Identity, seen_at: int, data: bytes) -> Record:
-    """What a document file's bytes hold, by the rules the store reads them by."""
-    head = (0, version, *found, seen_at)
-    try:
-        doc = decode_document_file(data)
-    except DocumentFileError as exc:
-        line = _NONE if exc.line is None else exc.line
-        return (*head, _DAMAGED, 0, 0, 0, 0, None, exc.reason, line, _NO_SEAL, _NO_PRINT)
-    misplaced = _misplacement(doc, brief_id, version)
-    if misplaced is not None:
-        return (*head, _DAMAGED, 0, 0, 0, 0, None, misplaced, _NONE, _NO_SEAL, _NO_PRINT)
-    digest = doc.content_digest
-    return (
-        *head,
-        _STATUS_CODE[doc.status],
-        digest is not None,
-        len(doc.sections),
-        micros(doc.created_at),
-        micros(doc.updated_at),
-        doc.status_reason,
-        None,
-        _NONE,
-        _NO_SEAL if digest is None else bytes.fromhex(digest[7:]),
-        fingerprint(data),
-    )
-
-
-def judge_file(
-    path: str, brief_id: str, version: int, *, dir_fd: int | None = None
-) -> Record | None:
-    """Read and judge one document file; ``None`` when it cannot be read as a regular file.
-
-    ``path`` is relative to ``dir_fd`` when given.
-
-    Raises:
-        FileNotFoundError: there is no such file.
-    """
-    seen_at = time.time_ns()
-    try:
-        fd = os.open(path, READ_FLAGS, dir_fd=dir_fd)
-    except FileNotFoundError:
-        raise
-    except OSError:
-        return None
-    try:
-        # The identity is taken before the bytes, as the store does.
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        data = read_all(fd, info.st_size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return judge(brief_id, version, _cache.identity(info), seen_at, data)
-
-
-def seen_of(record: Record) -> Seen:
-    """What a valid document's record tells the comparison with a revision."""
-    return Seen(
-        STATUSES[record[STATUS]],
-        "sha256:" + record[_SEAL].hex() if record[_SEALED] else None,
-        record[FINGERPRINT],
-    )
-
-
-def unknown_documents(
-    index: ListingIndex, root: Path, names: Iterable[str]
-) -> list[tuple[str, str, int]]:
-    """The documents of the briefs ``index`` knows nothing of: ``(path, brief, version)``."""
-    found = []
-    for name in names:
-        if index.knows(name) or brief_id_problem(name) is not None:
-            continue
-        directory = f"{root}/{name}"
-        with suppress(OSError):
-            if stat.S_ISDIR(os.lstat(directory).st_mode):
-                for entry in os.listdir(directory):
-                    version = document_version(entry)
-                    if version is not None:
-                        found.append((f"{directory}/{entry}", name, version))
-    return found
-
-
-def _judge_chunk(items: list[tuple[str, str, int]]) -> list[tuple[str, Record]]:
-    """Judge files in a worker process: ``(path, brief, version)`` each."""
-    done = []
-    for path, brief_id, version in items:
-        try:
-            record = judge_file(path, brief_id, version)
-        except FileNotFoundError:
-            continue
-        if record is not None:
-            done.append((brief_id, record))
-    return done
-
-
-#: Below this many files to judge, one process does it all.
-PARALLEL_FROM = 2000
-_CHUNK = 500
-
-
-def _workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - macOS
-        return os.cpu_count() or 1
 
 
 def _code_stamp() -> list[int | str]:
@@ -281,9 +171,16 @@ class ListingIndex:
             "index": INDEX_FORMAT,
             "format": FORMAT,
             "code": _code_stamp(),
+            # Every record and directory record was settled under this window.
+            "racy": self.racy_ns,
         }
-        #: brief -> (its first record, its number of records)
-        self._briefs: dict[str, tuple[int, int]] = {}
+        #: brief -> (its first record, its number of records, its position)
+        self._briefs: dict[str, tuple[int, int, int]] = {}
+        self._dirs = memoryview(b"")
+        #: brief -> (its directory's identity, the versions listed, nothing else listed)
+        self._fresh_dirs: dict[str, tuple[Identity, frozenset[int], bool]] = {}
+        #: briefs whose directory was looked at: a record of it not renewed is dropped
+        self._dir_seen: set[str] = set()
         self._strings: list[str] = []
         self._numbers: dict[str, int] = {}
         self._records = memoryview(b"")
@@ -308,6 +205,7 @@ class ListingIndex:
                 self._parse(raw)
         except (ValueError, TypeError, KeyError, IndexError, struct.error, RecursionError):
             self._briefs, self._strings, self._records = {}, [], memoryview(b"")
+            self._dirs = memoryview(b"")
             self.loaded = 0
         return self
 
@@ -344,7 +242,8 @@ class ListingIndex:
         if header != self._header or not isinstance(size, int) or not isinstance(count, int):
             raise ValueError("an index of another format or code")
         body = end + 1 + size
-        if size < 0 or count < 0 or len(raw) != body + count * _RECORD.size:
+        records = body + count * _RECORD.size
+        if size < 0 or count < 0 or len(raw) < records:
             raise ValueError("an index of the wrong length")
         if zlib.crc32(memoryview(raw)[end + 1 :]) != crc:
             raise ValueError("an index whose bytes changed")  # a flipped bit, say
@@ -354,19 +253,20 @@ class ListingIndex:
             raise ValueError("bad strings")
         if len(set(strings)) != len(strings):
             raise ValueError("repeated strings")  # the index never writes one twice
-        if not isinstance(briefs, list):
+        if not isinstance(briefs, list) or len(raw) != records + len(briefs) * _DIR.size:
             raise ValueError("bad briefs")
-        table: dict[str, tuple[int, int]] = {}
+        table: dict[str, tuple[int, int, int]] = {}
         first = 0
-        for name, number in briefs:
+        for position, (name, number) in enumerate(briefs):
             if not isinstance(name, str) or not _is_int(number) or number < 0:
                 raise ValueError("bad brief entry")
-            table[name] = (first, number)
+            table[name] = (first, number, position)
             first += number
         if first != count:
             raise ValueError("records do not add up")
         self._briefs, self._strings = table, strings
-        self._records = memoryview(raw)[body:]
+        self._records = memoryview(raw)[body:records]
+        self._dirs = memoryview(raw)[records:]
         self.loaded = count
 
     def _loaded_docs(self, brief_id: str) -> dict[int, Record]:
@@ -434,7 +334,7 @@ class ListingIndex:
         entry = self._briefs.get(brief_id)
         if entry is None or brief_id in self._fresh_docs or brief_id in self._confirmed:
             return None
-        first, count = entry
+        first, count, _ = entry
         start = first * _RECORD.size
         found = unchanged_brief(
             self._records[start : start + count * _RECORD.size],
@@ -450,6 +350,107 @@ class ListingIndex:
         if found is not None:
             self._confirmed.add(brief_id)
         return found
+
+    # -- whole briefs, proved through their directory -----------------------------
+
+    def proven(self, brief_id: str, dir_fd: int, *, exact: bool) -> tuple[int, int] | None:
+        """``(first record, count)`` of a brief its directory and files prove unchanged and valid.
+
+        The directory (open as ``dir_fd``) must still have the identity it
+        was listed under, settled then: adding, removing or renaming an entry
+        changes a directory's mtime and ctime, so it holds the recorded
+        documents still. An edit in place changes only the file, so each file
+        must still have its recorded identity too, and each be valid. With
+        ``exact`` the listing must also have named nothing but documents.
+        """
+        entry = self._briefs.get(brief_id)
+        if entry is None or brief_id in self._fresh_docs or brief_id in self._confirmed:
+            return None
+        first, count, position = entry
+        *recorded, flags = _DIR.unpack_from(self._dirs, position * _DIR.size)
+        wanted = DIR_KNOWN | DIR_VALID | (DIR_EXACT if exact else 0)
+        if flags & wanted != wanted or not count:
+            return None
+        self._dir_seen.add(brief_id)
+        try:
+            if _cache.identity(os.fstat(dir_fd)) != tuple(recorded):
+                return None
+        except OSError:
+            return None
+        chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
+        names = document_names(chunk, count, bool(flags & DIR_DENSE))
+        if not same_files(chunk, names, dir_fd, _cache.identity):
+            return None
+        self._confirmed.add(brief_id)
+        return first, count
+
+    def proven_columns(self, brief_id: str, dir_fd: int) -> Columns | None:
+        """``proven``'s brief as ``_unchanged.Columns``, if a listing can show every field."""
+        found = self.proven(brief_id, dir_fd, exact=False)
+        if found is None:
+            return None
+        first, count = found
+        return shown_columns(
+            self._records[first * _RECORD.size : (first + count) * _RECORD.size],
+            count,
+            statuses=len(STATUSES),
+            strings=len(self._strings),
+            moments=(_FIRST_US, _LAST_US),
+        )
+
+    def listings(self) -> Iterator[tuple[str, Identity, tuple[int, ...]]]:
+        """Each brief directory recorded: its name, identity when listed, versions then."""
+        dirs = self._dirs
+        for name, (first, count, position) in self._briefs.items():
+            *recorded, flags = _DIR.unpack_from(dirs, position * _DIR.size)
+            if flags & DIR_KNOWN and count:
+                chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
+                if flags & DIR_DENSE:
+                    versions = tuple(range(1, count + 1))
+                else:
+                    versions = tuple(int(v[:-5]) for v in document_names(chunk, count, False))
+                yield name, Identity(*recorded), versions
+
+    def record_dir(
+        self, brief_id: str, found: Identity, versions: Iterable[int], *, exact: bool
+    ) -> None:
+        """Keep a brief directory's settled identity and the versions its listing named.
+
+        ``exact``: the listing named nothing else. Kept only if the records
+        saved of the brief are then of exactly those versions.
+        """
+        self._dir_seen.add(brief_id)
+        kept = (found, frozenset(versions), exact)
+        loaded = self._loaded_dir(brief_id)
+        if not exact and loaded is not None and loaded[:2] == kept[:2]:
+            # The same identity lists the same names: what check saw still holds.
+            kept = loaded
+        if loaded != kept:
+            self._changed = True
+        self._fresh_dirs[brief_id] = kept
+
+    def _loaded_dir(self, brief_id: str) -> tuple[Identity, frozenset[int], bool] | None:
+        entry = self._briefs.get(brief_id)
+        if entry is None:
+            return None
+        *recorded, flags = _DIR.unpack_from(self._dirs, entry[2] * _DIR.size)
+        if not flags & DIR_KNOWN:
+            return None
+        return Identity(*recorded), frozenset(self._loaded_docs(brief_id)), bool(flags & DIR_EXACT)
+
+    def _dir_record(self, name: str, records: dict[int, Record]) -> bytes:
+        """The directory record saved of a brief whose saved records are ``records``."""
+        kept = self._fresh_dirs.get(name)
+        if kept is None and (name not in self._dir_seen or name in self._confirmed):
+            kept = self._loaded_dir(name)
+        if kept is None or kept[1] != records.keys():
+            return _NO_DIR
+        flags = DIR_KNOWN | (DIR_EXACT if kept[2] else 0)
+        if sorted(records) == list(range(1, len(records) + 1)):
+            flags |= DIR_DENSE
+        if all(r[PROBLEM] == _NONE and r[STATUS] >= 0 for r in records.values()):
+            flags |= DIR_VALID
+        return _DIR.pack(*kept[0], flags)
 
     def record(self, brief_id: str, judged: Record) -> Record:
         """Keep what ``judge`` said of a file, if its identity was settled when seen.
@@ -489,25 +490,10 @@ class ListingIndex:
         """Judge and record many files (``(path, brief, version)``), on every core if worth it.
 
         Files that cannot be judged here are left to the caller, which meets
-        them as misses; where processes cannot be started, this does nothing.
+        them as misses (``_verdict.judge_many``).
         """
-        workers = _workers()
-        # Forking a process that runs other threads (the review page) is unsafe.
-        if len(items) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1:
-            return
-        import multiprocessing  # noqa: PLC0415 (only a cold index needs it)
-        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
-
-        chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        try:
-            with ProcessPoolExecutor(min(workers, 32), mp_context=context) as pool:
-                for done in pool.map(_judge_chunk, chunks):
-                    for brief_id, record in done:
-                        self.record(brief_id, record)
-        except Exception:  # a pool that cannot run leaves the work to the caller
-            return
+        for brief_id, record in judge_many(items):
+            self.record(brief_id, record)
 
     # -- writing the file ----------------------------------------------------
 
@@ -567,10 +553,12 @@ class ListingIndex:
 
         briefs = []
         packed = bytearray()
+        dirs = bytearray()
         pack = _RECORD.pack
         for number, name in enumerate(sorted(name for name, held in docs.items() if held)):
             records = docs[name]
             briefs.append([name, len(records)])
+            dirs += self._dir_record(name, records)
             for version in sorted(records):
                 r = records[version]
                 packed += pack(number, *r[1:REASON], text(r[REASON]), text(r[PROBLEM]), *r[LINE:])
@@ -578,7 +566,7 @@ class ListingIndex:
             {"strings": list(strings), "briefs": briefs}, ensure_ascii=False, separators=(",", ":")
         ).encode()
         count = len(packed) // _RECORD.size
-        body = part + bytes(packed)
+        body = part + bytes(packed) + bytes(dirs)
         crc = zlib.crc32(body)
         header = json.dumps({**self._header, "json": len(part), "records": count, "crc": crc})
         return header.encode() + b"\n" + body

@@ -16,6 +16,7 @@ from datetime import datetime
 from types import TracebackType
 
 from strategystore import _cache
+from strategystore._cache import Listing
 from strategystore._console import describe
 from strategystore._index import (
     CREATED,
@@ -149,7 +150,19 @@ class Lister:
     # -- briefs and version numbers ------------------------------------------
 
     def briefs(self) -> list[str]:
-        """The briefs with at least one version, ascending (``store.list_briefs()``)."""
+        """The briefs with at least one version, ascending (``store.list_briefs()``).
+
+        The store's read cache is first given each brief directory's listing
+        the index recorded, under the identity it was listed with and settled
+        then: the store answers from it only while an ``lstat`` of the
+        directory still gives that identity, as for a listing it made itself.
+        """
+        if self.index is not None and isinstance(self.store, FileStore):
+            cache = self.store.cache
+            for name, identity, versions in self.index.listings():
+                path = f"{self._root}/{name}"
+                if cache.listing(path) is None:
+                    cache.remember_listing(path, Listing(identity, versions))
         briefs = self.store.list_briefs()
         self._listed = set(briefs)
         return briefs
@@ -164,6 +177,30 @@ class Lister:
         return numbers
 
     # -- whole briefs ---------------------------------------------------------
+
+    def proven_summary(self, brief_id: str) -> BriefSummary | None:
+        """What ``briefs`` shows of a brief, if its directory and files prove it unchanged.
+
+        No listing is asked for: the directory's identity, as the index
+        recorded it when it was listed, proves its versions. ``None`` when
+        anything changed or is damaged: then ask ``numbers`` and ``summary``.
+        """
+        index = self.index
+        if index is None:
+            return None
+        try:
+            dir_fd = os.open(f"{self._root}/{brief_id}", _DIR_FLAGS)
+        except OSError:
+            return None
+        try:
+            flat = index.proven_columns(brief_id, dir_fd)
+        finally:
+            os.close(dir_fd)
+        if flat is None:
+            return None
+        self._rowed.add(brief_id)
+        index.present(brief_id, flat[_SHOWN_VERSION::FIELDS])
+        return _summary_of(index, flat)
 
     def summary(self, brief_id: str, numbers: list[int]) -> BriefSummary | None:
         """What ``briefs`` shows of a brief, if the index proves every one of ``numbers`` unchanged.
@@ -194,6 +231,7 @@ class Lister:
         if numbers == self._numbers.get(brief_id):
             self._rowed.add(brief_id)
             index.present(brief_id, numbers)
+            self._record_listing(index, brief_id, numbers)
         return _summary_of(index, flat)
 
     # -- version rows --------------------------------------------------------
@@ -207,6 +245,7 @@ class Lister:
         if numbers == self._numbers.get(brief_id):
             self._rowed.add(brief_id)
             index.present(brief_id, numbers)
+            self._record_listing(index, brief_id, numbers)
         root = f"{self._root}/{brief_id}"
         try:
             dir_fd = os.open(root, _DIR_FLAGS)
@@ -243,6 +282,17 @@ class Lister:
                     yield row
         finally:
             os.close(dir_fd)
+
+    def _record_listing(self, index: ListingIndex, brief_id: str, numbers: list[int]) -> None:
+        """Tell the index the listing the store gave, with the directory identity it holds for it.
+
+        The store keeps a listing only under an identity settled when it was
+        listed, and ``numbers`` proved it still true a moment ago.
+        """
+        if isinstance(self.store, FileStore):
+            kept = self.store.cache.listing(f"{self._root}/{brief_id}")
+            if kept is not None and sorted(kept.versions) == numbers[::-1]:
+                index.record_dir(brief_id, kept.identity, numbers, exact=False)
 
     def _indexed_row(
         self, index: ListingIndex, dir_fd: int, brief_id: str, version: int, record: Record | None

@@ -21,7 +21,21 @@ from operator import attrgetter, sub
 
 from strategystore._cache import Identity
 
-__all__ = ["FIELDS", "RECORD_FORMAT", "Columns", "unchanged_brief"]
+__all__ = [
+    "DIR_DENSE",
+    "DIR_EXACT",
+    "DIR_FORMAT",
+    "DIR_KNOWN",
+    "DIR_VALID",
+    "FIELDS",
+    "RECORD_FORMAT",
+    "Columns",
+    "document_names",
+    "in_range",
+    "same_files",
+    "shown_columns",
+    "unchanged_brief",
+]
 
 #: One record: brief, version, dev, ino, size, mtime, ctime, seen, status,
 #: has seal, sections, created, updated, reason, problem, line, seal,
@@ -106,11 +120,24 @@ def unchanged_brief(
     mtimes, ctimes = flat[_MTIME::FIELDS], flat[_CTIME::FIELDS]
     if min(map(sub, flat[_SEEN::FIELDS], map(max, mtimes, ctimes))) <= racy_ns:
         return None  # not settled when it was recorded
+    return flat if in_range(flat, statuses=statuses, strings=strings, moments=moments) else None
+
+
+def shown_columns(
+    records: memoryview, count: int, *, statuses: int, strings: int, moments: tuple[int, int]
+) -> Columns | None:
+    """The shown values of a brief's ``count`` records, if each is a valid document in range."""
+    flat: Columns = _layout(count).unpack(records)
+    return flat if in_range(flat, statuses=statuses, strings=strings, moments=moments) else None
+
+
+def in_range(flat: Columns, *, statuses: int, strings: int, moments: tuple[int, int]) -> bool:
+    """Whether every record of ``flat`` is of a valid document whose fields a listing can show."""
     shown = flat[STATUS::FIELDS]
     reasons = flat[REASON::FIELDS]
     problems = flat[_PROBLEM::FIELDS]
     first, last = moments
-    in_range = (
+    return (
         min(shown) >= 0
         and max(shown) < statuses
         and min(problems) == max(problems) == -1
@@ -121,4 +148,56 @@ def unchanged_brief(
         and min(flat[UPDATED::FIELDS]) >= first
         and max(flat[UPDATED::FIELDS]) <= last
     )
-    return flat if in_range else None
+
+
+#: What the index remembers of a brief directory: dev, ino, size, mtime,
+#: ctime (its identity when it was listed) and the flags below.
+DIR_FORMAT = "QQQqqB"
+#: The directory record holds an identity (else it is empty).
+DIR_KNOWN = 1
+#: Its listing named only the brief's documents, no other entry.
+DIR_EXACT = 2
+#: The brief's versions are 1 to its number of records.
+DIR_DENSE = 4
+#: Every record of the brief is of a valid document.
+DIR_VALID = 8
+
+#: A record's identity fields (dev, ino, size, mtime, ctime), the rest skipped.
+_IDENTITY = struct.Struct("<8xQQQqq" + f"{struct.calcsize('<' + RECORD_FORMAT) - 48}x")
+_VERSIONS = struct.Struct("<4xI" + f"{struct.calcsize('<' + RECORD_FORMAT) - 8}x")
+_STAT_IDENTITY = attrgetter("st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
+_dense: list[str] = []
+
+
+def document_names(records: memoryview, count: int, dense: bool) -> list[str]:
+    """The file names of a brief's ``count`` records, ascending by version."""
+    if dense:
+        if len(_dense) < count:
+            _dense.extend(f"{v}.json" for v in range(len(_dense) + 1, count + 1))
+        return _dense[:count]
+    return [f"{v}.json" for (v,) in _VERSIONS.iter_unpack(records)]
+
+
+def same_files(
+    records: memoryview,
+    names: list[str],
+    dir_fd: int,
+    identity: Callable[[os.stat_result], Identity],
+) -> bool:
+    """Whether each of ``names`` in ``dir_fd`` still has the identity its record holds.
+
+    Every file is ``lstat``-ed: an edit in place changes a file's identity
+    but not its directory's. The identities are compared as tuples in one
+    C-level comparison.
+    """
+    if not names:
+        return False
+    try:
+        infos = list(map(partial(os.stat, dir_fd=dir_fd, follow_symlinks=False), names))
+    except OSError:
+        return False
+    recorded = list(_IDENTITY.iter_unpack(records))
+    if list(map(_STAT_IDENTITY, infos)) != recorded:
+        return False
+    # An identity made otherwise (whole seconds, say) must agree too.
+    return identity(infos[0]) == recorded[0]

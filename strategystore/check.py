@@ -20,13 +20,20 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
 
 from strategystore import _cache
 from strategystore._against import Baseline, Key, Seen, fingerprint
+from strategystore._checkindex import (
+    findings_of,
+    listed,
+    open_root,
+    others_if_unchanged,
+    proved_brief,
+)
 from strategystore._findings import (
     LINK_ADVICE,
     SPECIAL_ADVICE,
@@ -43,14 +50,10 @@ from strategystore._findings import (
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._gitchecks import git_files, revision_findings, unmerged, version_exists
 from strategystore._index import (
-    LINE,
-    PROBLEM,
     ListingIndex,
-    Record,
     index_wanted,
     is_index_file,
     judge,
-    seen_of,
     unknown_documents,
 )
 from strategystore._layout import (
@@ -191,11 +194,29 @@ class DataDirCheck:
     def _walk(self) -> Iterator[Finding]:
         brief_dirs: list[str] = []
         names = sorted(os.listdir(self.root))
-        if self._index is not None:
-            self._index.judge_unknown(unknown_documents(self._index, self.root, names))
-        for name in names:
-            self._count()
-            yield from self._check_top_entry(name, None, brief_dirs)
+        index = self._index
+        root_fd = None
+        if index is not None:
+            index.judge_unknown(unknown_documents(index.knows, self.root, names))
+            # (A comparison with a revision needs each version's seal.)
+            if self._seen is None:
+                root_fd = open_root(self.root)
+        try:
+            for name in names:
+                self._count()
+                if index is not None and root_fd is not None:
+                    documents = proved_brief(index, root_fd, name)
+                    if documents:
+                        # An unchanged brief of valid documents and nothing else.
+                        self._count(documents)
+                        self.briefs += 1
+                        self.documents += documents
+                        brief_dirs.append(name)
+                        continue
+                yield from self._check_top_entry(name, None, brief_dirs)
+        finally:
+            if root_fd is not None:
+                os.close(root_fd)
         yield from git_files(self.root)
         yield from self._check_case_collisions(brief_dirs)
 
@@ -254,35 +275,6 @@ class DataDirCheck:
             return Finding(path, exc.reason), exc.newer or exc.older
         return None, False
 
-    def _check_locks_dir(self, path: Path, only: set[str] | None) -> Iterator[Finding]:
-        mode = mode_of(path)
-        if mode is None:
-            return
-        if stat.S_ISLNK(mode):
-            yield Finding(path, LINK_ADVICE)
-            return
-        if not stat.S_ISDIR(mode):
-            yield Finding(path, "should be the directory of lock files; remove it")
-            return
-        with os.scandir(path) as scan:
-            # The type the listing gives, where it gives one, spares a stat
-            # per lock file; anything but a lock file is stat-ed to judge it.
-            plain = {e.name: e.name.endswith(".lock") and plain_file(e) for e in scan}
-        for name in sorted(plain):
-            if (only is not None and name not in only) or is_index_file(name):
-                continue  # the listing index is a cache, no lock file
-            self._count()
-            if plain[name]:
-                continue
-            lock = path / name
-            lock_mode = mode_of(lock)
-            if lock_mode is None:
-                continue
-            if stat.S_ISLNK(lock_mode):
-                yield Finding(lock, LINK_ADVICE)
-            elif not name.endswith(".lock") or not stat.S_ISREG(lock_mode):
-                yield Finding(lock, "unknown file among the lock files; remove it")
-
     # -- the top of the data directory ---------------------------------------
 
     def _check_top_entry(
@@ -296,7 +288,7 @@ class DataDirCheck:
         if name == MARKER_NAME:
             return
         if name == LOCKS_DIR:
-            yield from self._check_locks_dir(path, only)
+            yield from _locks_dir_findings(path, only, self._count)
             return
         mode = mode_of(path)
         if mode is None:
@@ -362,8 +354,9 @@ class DataDirCheck:
         Only a directory holding a file named as a document is a brief, in the
         store's eyes too; an empty one collides with nothing.
         """
+        seen_at = time.time_ns()
         try:
-            listing = os.listdir(directory)
+            listing, identity = listed(directory)
         except FileNotFoundError:
             return False  # its last version was deleted since the listing
         except OSError as exc:
@@ -378,7 +371,7 @@ class DataDirCheck:
         others = None
         if only is None and self._index is not None and self._seen is None:
             # (A comparison with a revision needs each version's seal.)
-            others = _unchanged(self._index, brief_id, directory, present)
+            others = others_if_unchanged(self._index, brief_id, directory, present)
         if others is not None:
             # Every document is as the index recorded it, valid: only the
             # other names are left to judge.
@@ -411,6 +404,18 @@ class DataDirCheck:
                 yield finding
         if temporaries:
             yield from self._check_temporaries(brief_id, temporaries)
+        index = self._index
+        if (
+            index is not None
+            and only is None
+            and identity is not None
+            and documents == len(listing)
+            and index.settled(identity, seen_at)
+        ):
+            # Its listing named only valid documents: the next check may trust
+            # it while the directory keeps this identity.
+            versions = [v for v in map(document_version, listing) if v is not None]
+            index.record_dir(brief_id, identity, versions, exact=True)
         if documents:
             self.briefs += 1
             self.documents += documents
@@ -433,7 +438,7 @@ class DataDirCheck:
             if found is not None and stat.S_ISREG(found[0]):
                 record = index.lookup(brief_id, version, found[1])
                 if record is not None:
-                    return _findings_of(index, record, path, self._seen, (brief_id, version))
+                    return findings_of(index, record, path, self._seen, (brief_id, version))
         seen_at = time.time_ns()
         try:
             fd = os.open(path, READ_FLAGS)
@@ -456,7 +461,7 @@ class DataDirCheck:
         if index is not None:
             record = judge(brief_id, version, _cache.identity(info), seen_at, data)
             record = index.record(brief_id, record)
-            return _findings_of(index, record, path, self._seen, (brief_id, version))
+            return findings_of(index, record, path, self._seen, (brief_id, version))
         try:
             doc = decode_document_file(data)
         except DocumentFileError as exc:
@@ -526,6 +531,39 @@ class DataDirCheck:
         self.compared = baseline.compared
 
 
+def _locks_dir_findings(
+    path: Path, only: set[str] | None, count: Callable[[], None]
+) -> Iterator[Finding]:
+    """The problems of ``.locks/`` and the lock files in it (``only`` those, or all)."""
+    mode = mode_of(path)
+    if mode is None:
+        return
+    if stat.S_ISLNK(mode):
+        yield Finding(path, LINK_ADVICE)
+        return
+    if not stat.S_ISDIR(mode):
+        yield Finding(path, "should be the directory of lock files; remove it")
+        return
+    with os.scandir(path) as scan:
+        # The type the listing gives, where it gives one, spares a stat
+        # per lock file; anything but a lock file is stat-ed to judge it.
+        plain = {e.name: e.name.endswith(".lock") and plain_file(e) for e in scan}
+    for name in sorted(plain):
+        if (only is not None and name not in only) or is_index_file(name):
+            continue  # the listing index is a cache, no lock file
+        count()
+        if plain[name]:
+            continue
+        lock = path / name
+        lock_mode = mode_of(lock)
+        if lock_mode is None:
+            continue
+        if stat.S_ISLNK(lock_mode):
+            yield Finding(lock, LINK_ADVICE)
+        elif not name.endswith(".lock") or not stat.S_ISREG(lock_mode):
+            yield Finding(lock, "unknown file among the lock files; remove it")
+
+
 def _case_variants(root: Path, wanted: Iterable[str]) -> list[str]:
     """The brief directories holding a document whose names fold to one of ``wanted``."""
     folded = {name.lower() for name in wanted if brief_id_problem(name) is None}
@@ -541,32 +579,6 @@ def _case_variants(root: Path, wanted: Iterable[str]) -> list[str]:
     return variants
 
 
-def _unchanged(
-    index: ListingIndex, brief_id: str, directory: Path, present: set[str]
-) -> set[str] | None:
-    """The names of a brief directory besides its documents, if the index proves them all.
-
-    ``None`` unless every document the directory holds (``present``
-    names what it holds) is as the index recorded it, and valid.
-    """
-    others: set[str] = set()
-
-    def complete(versions: Sequence[int], names: list[str]) -> bool:
-        if not present.issuperset(names):
-            return False
-        others.update(present.difference(names))
-        return all(document_version(name) is None for name in others)
-
-    try:
-        dir_fd = os.open(directory, _DIR_FLAGS)
-    except OSError:
-        return None
-    try:
-        return None if index.unchanged(brief_id, dir_fd, complete) is None else others
-    finally:
-        os.close(dir_fd)
-
-
 def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | None:
     """``path``'s parts below the data directory (``lexical`` or ``real``), or ``None``."""
     # Lexically first, so a link inside the data directory is judged as the
@@ -578,17 +590,3 @@ def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | Non
     with suppress(ValueError):
         return resolved.relative_to(real).parts
     return None
-
-
-def _findings_of(
-    index: ListingIndex, record: Record, path: str, seen: dict[Key, Seen | None] | None, key: Key
-) -> list[Finding]:
-    """What ``_document_problems`` says of a document the index judged."""
-    if record[PROBLEM] != -1:
-        line = record[LINE]
-        return [
-            Finding(Path(path), index.text(record[PROBLEM]) or "", line=None if line < 0 else line)
-        ]
-    if seen is not None:
-        seen[key] = seen_of(record)
-    return []

@@ -303,7 +303,7 @@ class FileStore(BaseStore):
             os.close(fd)
 
     def _open_brief_dir(self, brief_id: str) -> int | None:
-        return open_dir(self._root, brief_id, self.data_dir / brief_id)
+        return open_dir(self._root, brief_id)
 
     def _versions(self, brief_id: str) -> list[int]:
         path = f"{self._root}/{brief_id}"

@@ -21,6 +21,7 @@ import pytest
 import strategystore._cache as cache_module
 from strategystore import FileStore, Section, Status
 from strategystore import _index as index_module
+from strategystore import _verdict as verdict_module
 from strategystore._index import INDEX_NAME, NO_INDEX_ENV, ListingIndex
 from strategystore._listing import Lister, VersionRow
 from strategystore.cli import main
@@ -143,7 +144,7 @@ def test_an_unchanged_directory_is_answered_from_the_index_without_reading_a_doc
         raise AssertionError("a document was read")
 
     monkeypatch.setattr(FileStore, "_read_document", no_reading)
-    monkeypatch.setattr(index_module, "decode_document_file", no_reading)
+    monkeypatch.setattr(verdict_module, "decode_document_file", no_reading)
     monkeypatch.setattr("strategystore.check.decode_document_file", no_reading)
     for command, expected in zip(COMMANDS, truth, strict=True):
         assert run(data, *command) == expected
@@ -253,17 +254,20 @@ def test_a_misplaced_file_is_damaged_alike(run: Callable[..., Outcome], data: Pa
 
 @pytest.fixture
 def whole_briefs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The briefs the index proved unchanged in one pass (``ListingIndex.unchanged``)."""
+    """The briefs the index proved unchanged in one pass (``unchanged`` or ``proven``)."""
     proved: list[str] = []
-    real = ListingIndex.unchanged
 
-    def counting(self: ListingIndex, brief_id: str, *args: object) -> object:
-        found = real(self, brief_id, *args)  # type: ignore[arg-type]
-        if found is not None:
-            proved.append(brief_id)
-        return found
+    def counted(real: Callable[..., object]) -> Callable[..., object]:
+        def counting(self: ListingIndex, brief_id: str, *args: object, **kwargs: object) -> object:
+            found = real(self, brief_id, *args, **kwargs)
+            if found is not None:
+                proved.append(brief_id)
+            return found
 
-    monkeypatch.setattr(ListingIndex, "unchanged", counting)
+        return counting
+
+    monkeypatch.setattr(ListingIndex, "unchanged", counted(ListingIndex.unchanged))
+    monkeypatch.setattr(ListingIndex, "proven", counted(ListingIndex.proven))
     return proved
 
 
@@ -438,7 +442,7 @@ def test_a_damaged_or_missing_index_changes_no_answer(
         spot = body + int(raw[:body].split(b'"json": ')[1].split(b",")[0]) + 62
         path.write_bytes(raw[:spot] + bytes([raw[spot] ^ 1]) + raw[spot + 1 :])
     elif damage == "another-format":
-        path.write_bytes(raw.replace(b'"index": 1', b'"index": 9', 1))
+        path.write_bytes(raw.replace(b'"index": 2', b'"index": 9', 1))
     else:
         path.unlink()
         path.mkdir()
@@ -642,9 +646,9 @@ def test_a_cold_check_of_many_files_spreads_over_processes_and_answers_alike(
 ) -> None:
     data = _many(tmp_path)
     truth = run(data, "check", index=False)
-    monkeypatch.setattr(index_module, "PARALLEL_FROM", 10)
-    monkeypatch.setattr(index_module, "_CHUNK", 7)
-    monkeypatch.setattr(index_module, "_workers", lambda: 2)
+    monkeypatch.setattr(verdict_module, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(verdict_module, "_CHUNK", 7)
+    monkeypatch.setattr(verdict_module, "_workers", lambda: 2)
     hits[0] = 0
     assert run(data, "check") == truth
     assert hits[0] == 60  # every file was judged by the workers, then found in the index
@@ -660,8 +664,8 @@ def test_a_cold_check_where_processes_cannot_start_answers_alike(
 
     data = _many(tmp_path)
     truth = run(data, "check", index=False)
-    monkeypatch.setattr(index_module, "PARALLEL_FROM", 10)
-    monkeypatch.setattr(index_module, "_workers", lambda: 2)
+    monkeypatch.setattr(verdict_module, "PARALLEL_FROM", 10)
+    monkeypatch.setattr(verdict_module, "_workers", lambda: 2)
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", broken)
     assert run(data, "check") == truth
     assert ListingIndex(data).load().loaded == 60
@@ -714,13 +718,14 @@ def _rewrite_records(data: Path, change: Callable[[list[object]], None]) -> None
     end = raw.index(b"\n")
     header = json.loads(raw[:end])
     body = end + 1 + header["json"]
-    records = bytearray(raw[body:])
     layout = index_module._RECORD
+    end_of_records = body + header["records"] * layout.size
+    records = bytearray(raw[body:end_of_records])
     for offset in range(0, len(records), layout.size):
         record = list(layout.unpack_from(records, offset))
         change(record)
         layout.pack_into(records, offset, *record)
-    rest = raw[end + 1 : body] + bytes(records)
+    rest = raw[end + 1 : body] + bytes(records) + raw[end_of_records:]
     header["crc"] = zlib.crc32(rest)
     index_path(data).write_bytes(json.dumps(header).encode() + b"\n" + rest)
 
@@ -821,3 +826,94 @@ def test_briefs_sees_an_edit_in_place_with_its_mtime_put_back(
         assert run(data, *args) == truth
     assert "acme-q3" not in whole_briefs  # its ctime changed: read again
     assert '"latest_approved_version": 3' in run(data, "briefs", "--json")[1]
+
+
+# -- brief directories proved by their own identity ----------------------------------------
+
+
+@pytest.fixture
+def trusted(run: Callable[..., Outcome], data: Path, whole_briefs: list[str]) -> Path:
+    """``data`` after ``check`` recorded acme-q3's directory, and proved it by it once."""
+    same_answers(run, data)
+    whole_briefs.clear()
+    run(data, "check")
+    assert whole_briefs == ["acme-q3"]
+    return data
+
+
+def test_a_file_added_to_an_unchanged_brief_directory_is_seen(
+    run: Callable[..., Outcome], trusted: Path
+) -> None:
+    (trusted / "acme-q3" / "notes.txt").write_text("x")
+    assert "notes.txt: note:" in run(trusted, "check")[1]
+    same_answers(run, trusted)
+
+
+def test_a_version_added_to_an_unchanged_brief_directory_is_listed(
+    run: Callable[..., Outcome], trusted: Path
+) -> None:
+    _path(trusted, 4).write_bytes(make_doc(version=4).to_json_bytes())
+    assert '"versions": 4' in run(trusted, "briefs", "--json")[1]
+    same_answers(run, trusted)
+
+
+@pytest.mark.parametrize("change", ["remove", "rename", "replace-directory"])
+def test_a_brief_directory_changed_between_two_commands_is_seen(
+    run: Callable[..., Outcome], trusted: Path, change: str
+) -> None:
+    directory = trusted / "acme-q3"
+    if change == "remove":
+        _path(trusted, 2).unlink()
+    elif change == "rename":
+        _path(trusted, 3).rename(_path(trusted, 5))
+    else:
+        # Another directory in its place (git checkout of another branch, say),
+        # holding a copy of the same documents and one more file.
+        moved = trusted.parent / "moved"
+        directory.rename(moved)
+        directory.mkdir()
+        for path in moved.iterdir():
+            (directory / path.name).write_bytes(path.read_bytes())
+        (directory / "4.json").write_bytes(make_doc(version=4).to_json_bytes())
+    same_answers(run, trusted)
+
+
+def test_a_new_brief_directory_beside_unchanged_ones_is_seen(
+    run: Callable[..., Outcome], trusted: Path
+) -> None:
+    (trusted / "new-brief").mkdir()
+    (trusted / "new-brief" / "1.json").write_bytes(make_doc("new-brief").to_json_bytes())
+    assert "new-brief" in run(trusted, "briefs")[1]
+    same_answers(run, trusted)
+
+
+def test_briefs_proves_a_brief_by_its_directory_without_listing_it(
+    run: Callable[..., Outcome], trusted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    truth = run(trusted, "briefs", "--json", index=False)
+    real = os.listdir
+    listed: list[str] = []
+
+    def listing(path: str | int = ".") -> list[str]:
+        listed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listing)
+    assert run(trusted, "briefs", "--json") == truth
+    assert listed == []  # acme-q3 proved by its directory, zeta by its listing recorded
+
+
+def test_with_coarse_timestamps_a_file_added_to_a_settled_brief_directory_is_seen(
+    run: Callable[..., Outcome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _coarse(monkeypatch, cache_module.COARSE_RACY_WINDOW_NS)
+    store = FileStore(tmp_path / "data", durable=False)
+    store.save(make_doc(metadata={"rev": "a"}))
+    real_time_ns = time.time_ns
+    monkeypatch.setattr(time, "time_ns", lambda: real_time_ns() + 10 * 10**9)
+    run(store.data_dir, "check")  # everything counts as settled: the directory is recorded
+    monkeypatch.setattr(time, "time_ns", real_time_ns)
+    time.sleep(1.01)  # the addition falls in a later second than the recorded mtime
+    (store.data_dir / "acme-q3" / "notes.txt").write_text("x")
+    for command in COMMANDS:
+        assert run(store.data_dir, *command) == run(store.data_dir, *command, index=False)

@@ -2,7 +2,8 @@
 
 It interleaves writes through the store, approvals, in-place rewrites with
 the old mtime put back, files replaced as ``git checkout`` does, damaged
-files, deletions, and a deleted, truncated or garbled index, and after every
+files, deletions, other names added to or removed from a brief directory,
+brief directories replaced whole, and a deleted, truncated or garbled index, and after every
 step compares each answer of ``briefs``, ``versions`` and ``check`` with the
 same command run without the index (``STRATEGYSTORE_NO_INDEX=1``).
 
@@ -157,6 +158,36 @@ class IndexAgreesWithTheDisk(RuleBasedStateMachine):
         self._tick()
         with contextlib.suppress(FileNotFoundError):
             self._path(brief, version).unlink()
+
+    @rule(brief=st.sampled_from(BRIEFS), name=st.sampled_from(["notes.md", "07.json", "x.tmp"]))
+    def add_or_remove_another_file(self, brief: str, name: str) -> None:
+        """A name that is no document, added or removed: only the directory's identity shows it."""
+        directory = self.data / brief
+        if not directory.is_dir():
+            return
+        self._tick()
+        path = directory / name
+        if path.exists():
+            path.unlink()
+        else:
+            path.write_text("{}")
+
+    @rule(brief=st.sampled_from(BRIEFS), extra=st.booleans())
+    def replace_the_brief_directory(self, brief: str, extra: bool) -> None:
+        """Another directory in its place, as a checkout does: its files copied, maybe one more."""
+        directory = self.data / brief
+        if not directory.is_dir():
+            return
+        self._tick()
+        moved = self.tmp / f"moved-{brief}"
+        shutil.rmtree(moved, ignore_errors=True)
+        directory.rename(moved)
+        directory.mkdir()
+        for path in moved.iterdir():
+            (directory / path.name).write_bytes(path.read_bytes())
+        if extra:
+            (directory / "notes.md").write_text("x")
+        shutil.rmtree(moved)
 
     # -- the index itself ---------------------------------------------------------------
 

@@ -1,0 +1,112 @@
+"""What ``check`` asks of the listing index (``_index``) and tells it.
+
+A brief directory whose identity is as the index recorded it when it was
+listed, settled then, holds the entries it held: ``proved_brief`` then only
+``lstat``s its documents. ``listed`` lists a directory and takes its identity
+first, so the index can record the pair.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from strategystore import _cache
+from strategystore._against import Key, Seen
+from strategystore._cache import Identity
+from strategystore._findings import Finding
+from strategystore._index import LINE, PROBLEM, ListingIndex, Record, seen_of
+from strategystore._layout import document_version
+
+__all__ = ["findings_of", "listed", "open_root", "others_if_unchanged", "proved_brief"]
+
+DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+_ROOT_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+
+
+def open_root(root: Path) -> int | None:
+    """A descriptor of the data directory (reached through links, as the user named it)."""
+    try:
+        return os.open(root, _ROOT_FLAGS)
+    except OSError:
+        return None
+
+
+def proved_brief(index: ListingIndex, root_fd: int, name: str) -> int | None:
+    """How many documents the entry ``name`` holds, if the index proves it an unchanged brief.
+
+    ``None`` unless ``name`` is a directory (never a link) with the identity
+    it was listed under, that listing named only documents, and every one of
+    them is unchanged and valid: then there is nothing in it to report.
+    """
+    if not index.knows(name):
+        return None
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=root_fd)
+    except OSError:
+        return None
+    try:
+        found = index.proven(name, fd, exact=True)
+    finally:
+        os.close(fd)
+    return None if found is None else found[1]
+
+
+def listed(directory: Path) -> tuple[list[str], Identity | None]:
+    """A brief directory's names, and its identity taken just before they were listed.
+
+    The identity is ``None`` where the directory cannot be opened as one;
+    the listing then raises as ``os.listdir`` does.
+    """
+    try:
+        fd = os.open(directory, DIR_FLAGS)
+    except OSError:
+        return os.listdir(directory), None
+    try:
+        # First the identity: a change made while listing then shows as a
+        # different identity next time.
+        found = _cache.identity(os.fstat(fd))
+        return os.listdir(fd), found
+    finally:
+        os.close(fd)
+
+
+def others_if_unchanged(
+    index: ListingIndex, brief_id: str, directory: Path, present: set[str]
+) -> set[str] | None:
+    """The names of a brief directory besides its documents, if the index proves them all.
+
+    ``None`` unless every document the directory holds (``present``
+    names what it holds) is as the index recorded it, and valid.
+    """
+    others: set[str] = set()
+
+    def complete(versions: Sequence[int], names: list[str]) -> bool:
+        if not present.issuperset(names):
+            return False
+        others.update(present.difference(names))
+        return all(document_version(name) is None for name in others)
+
+    try:
+        dir_fd = os.open(directory, DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        return None if index.unchanged(brief_id, dir_fd, complete) is None else others
+    finally:
+        os.close(dir_fd)
+
+
+def findings_of(
+    index: ListingIndex, record: Record, path: str, seen: dict[Key, Seen | None] | None, key: Key
+) -> list[Finding]:
+    """What ``_document_problems`` says of a document the index judged."""
+    if record[PROBLEM] != -1:
+        line = record[LINE]
+        return [
+            Finding(Path(path), index.text(record[PROBLEM]) or "", line=None if line < 0 else line)
+        ]
+    if seen is not None:
+        seen[key] = seen_of(record)
+    return []

@@ -1,0 +1,222 @@
+"""What a document file holds, as the listing index records it, judged one by one or on every core.
+
+``judge`` turns a file's bytes into a ``Record`` by the rules the store
+reads them by; ``judge_many`` spreads many files over worker processes for a
+cold index. ``_index`` keeps the records.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+from strategystore import _cache
+from strategystore._against import Seen, fingerprint
+from strategystore._cache import Identity
+from strategystore._fsio import READ_FLAGS, read_all
+from strategystore._layout import DocumentFileError, decode_document_file, document_version
+from strategystore._layout import misplacement as _misplacement
+from strategystore.models import Status, brief_id_problem
+
+__all__ = [
+    "CREATED",
+    "FINGERPRINT",
+    "LINE",
+    "PROBLEM",
+    "REASON",
+    "SECTIONS",
+    "STATUS",
+    "STATUSES",
+    "Record",
+    "judge",
+    "judge_file",
+    "judge_many",
+    "micros",
+    "moment",
+    "seen_of",
+    "unknown_documents",
+]
+
+#: Statuses by their code in a record; a damaged document has code -1.
+STATUSES = tuple(Status)
+_STATUS_CODE = {status: code for code, status in enumerate(STATUSES)}
+_DAMAGED = -1
+_NONE = -1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+#: The timestamps a datetime can hold, in microseconds since the epoch.
+_FIRST_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_LAST_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_NO_SEAL = bytes(32)
+_NO_PRINT = bytes(16)
+
+#: What the index remembers of one document: a tuple laid out as ``_RECORD``
+#: packs it, for speed (brief number, version, dev, ino, size, mtime_ns,
+#: ctime_ns, seen_at, status code (-1 damaged), sealed, section count,
+#: created_at and updated_at in microseconds since the epoch, reason,
+#: problem, problem line (-1 none), seal bytes, fingerprint of the bytes).
+#: ``judge`` gives reason and problem as text, ``ListingIndex`` holds them as
+#: numbers into its strings (``ListingIndex.text`` turns one back).
+Record = tuple[Any, ...]
+_VERSION: Final = 1
+_SEEN: Final = 7
+STATUS: Final = 8
+_SEALED: Final = 9
+SECTIONS: Final = 10
+CREATED: Final = 11
+UPDATED: Final = 12
+REASON: Final = 13
+PROBLEM: Final = 14
+LINE: Final = 15
+_SEAL: Final = 16
+FINGERPRINT: Final = 17
+
+
+def micros(moment: datetime) -> int:
+    """A UTC datetime as whole microseconds since the epoch (exact)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def moment(us: int) -> datetime:
+    """The UTC datetime ``micros`` gave."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def judge(brief_id: str, version: int, found: Identity, seen_at: int, data: bytes) -> Record:
+    """What a document file's bytes hold, by the rules the store reads them by."""
+    head = (0, version, *found, seen_at)
+    try:
+        doc = decode_document_file(data)
+    except DocumentFileError as exc:
+        line = _NONE if exc.line is None else exc.line
+        return (*head, _DAMAGED, 0, 0, 0, 0, None, exc.reason, line, _NO_SEAL, _NO_PRINT)
+    misplaced = _misplacement(doc, brief_id, version)
+    if misplaced is not None:
+        return (*head, _DAMAGED, 0, 0, 0, 0, None, misplaced, _NONE, _NO_SEAL, _NO_PRINT)
+    digest = doc.content_digest
+    return (
+        *head,
+        _STATUS_CODE[doc.status],
+        digest is not None,
+        len(doc.sections),
+        micros(doc.created_at),
+        micros(doc.updated_at),
+        doc.status_reason,
+        None,
+        _NONE,
+        _NO_SEAL if digest is None else bytes.fromhex(digest[7:]),
+        fingerprint(data),
+    )
+
+
+def judge_file(
+    path: str, brief_id: str, version: int, *, dir_fd: int | None = None
+) -> Record | None:
+    """Read and judge one document file; ``None`` when it cannot be read as a regular file.
+
+    ``path`` is relative to ``dir_fd`` when given.
+
+    Raises:
+        FileNotFoundError: there is no such file.
+    """
+    seen_at = time.time_ns()
+    try:
+        fd = os.open(path, READ_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return None
+    try:
+        # The identity is taken before the bytes, as the store does.
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        data = read_all(fd, info.st_size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return judge(brief_id, version, _cache.identity(info), seen_at, data)
+
+
+def seen_of(record: Record) -> Seen:
+    """What a valid document's record tells the comparison with a revision."""
+    return Seen(
+        STATUSES[record[STATUS]],
+        "sha256:" + record[_SEAL].hex() if record[_SEALED] else None,
+        record[FINGERPRINT],
+    )
+
+
+def unknown_documents(
+    known: Callable[[str], bool], root: Path, names: Iterable[str]
+) -> list[tuple[str, str, int]]:
+    """The documents of the briefs ``known`` knows nothing of: ``(path, brief, version)``."""
+    found = []
+    for name in names:
+        if known(name) or brief_id_problem(name) is not None:
+            continue
+        directory = f"{root}/{name}"
+        with suppress(OSError):
+            if stat.S_ISDIR(os.lstat(directory).st_mode):
+                for entry in os.listdir(directory):
+                    version = document_version(entry)
+                    if version is not None:
+                        found.append((f"{directory}/{entry}", name, version))
+    return found
+
+
+def _judge_chunk(items: list[tuple[str, str, int]]) -> list[tuple[str, Record]]:
+    """Judge files in a worker process: ``(path, brief, version)`` each."""
+    done = []
+    for path, brief_id, version in items:
+        try:
+            record = judge_file(path, brief_id, version)
+        except FileNotFoundError:
+            continue
+        if record is not None:
+            done.append((brief_id, record))
+    return done
+
+
+#: Below this many files to judge, one process does it all.
+PARALLEL_FROM = 2000
+_CHUNK = 500
+
+
+def _workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+def judge_many(items: list[tuple[str, str, int]]) -> Iterator[tuple[str, Record]]:
+    """Judge many files (``(path, brief, version)``) on every core: ``(brief, record)`` each.
+
+    Yields nothing when it is not worth it (few files, one core), when the
+    process runs other threads (forking one is unsafe: the review page), or
+    when processes cannot be started; the caller judges those files itself.
+    """
+    workers = _workers()
+    if len(items) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1:
+        return
+    import multiprocessing  # noqa: PLC0415 (only a cold index needs it)
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    done: list[list[tuple[str, Record]]] = []
+    # A pool that cannot run leaves the work to the caller.
+    with suppress(Exception), ProcessPoolExecutor(min(workers, 32), mp_context=context) as pool:
+        done.extend(pool.map(_judge_chunk, chunks))
+    for chunk in done:
+        yield from chunk
