@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from strategystore._cache import CACHE_BYTES, CACHE_SIZE, copy_document
+from strategystore._pgwire import wire_statement
 from strategystore._protocol import ImportOutcome, OnResult
 from strategystore.errors import StrategyStoreError
 from strategystore.models import StrategyDocument
@@ -148,13 +149,10 @@ class Statements:
             return sql.SQL(text).format(t=table).as_bytes(None)
 
         columns = ", ".join(COLUMNS)
-        values = ", ".join(["%s"] * len(COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[2:])
         self.table = table
-        self.load = q("SELECT data FROM {t} WHERE brief_id = %s AND version = %s")
         self.snapshot = q("SELECT version, data FROM {t} WHERE brief_id = %s ORDER BY version DESC")
         self.versions = q("SELECT version FROM {t} WHERE brief_id = %s")
-        self.highest = q("SELECT coalesce(max(version), 0) FROM {t} WHERE brief_id = %s")
         self.briefs = q("SELECT DISTINCT brief_id FROM {t}")
         self.stamp = q(
             "SELECT xmin::text, ctid::text FROM {t} WHERE brief_id = %s AND version = %s"
@@ -162,11 +160,6 @@ class Statements:
         self.case_variant = q(
             "SELECT brief_id FROM {t} WHERE lower(brief_id) = %s AND brief_id <> %s "
             "ORDER BY brief_id LIMIT 1"
-        )
-        self.insert = q(f"INSERT INTO {{t}} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING")
-        self.upsert = q(
-            f"INSERT INTO {{t}} ({columns}) VALUES ({values}) "
-            f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}"
         )
         # The arrays go in binary (%b): as text, every quote of every
         # document would be escaped for the array literal, most of an import's time.
@@ -177,6 +170,25 @@ class Statements:
             f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}"
         )
         self.remove = q("DELETE FROM {t} WHERE brief_id = %s AND version = %s")
+        # The statements of every read by key and every write, sent through libpq.
+        dollars = ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))
+        self.wire_load = wire_statement(
+            "load", "SELECT data FROM {t} WHERE brief_id = $1 AND version = $2", table
+        )
+        self.wire_highest = wire_statement(
+            "highest", "SELECT coalesce(max(version), 0) FROM {t} WHERE brief_id = $1", table
+        )
+        self.wire_insert = wire_statement(
+            "insert",
+            f"INSERT INTO {{t}} ({columns}) VALUES ({dollars}) ON CONFLICT DO NOTHING",
+            table,
+        )
+        self.wire_upsert = wire_statement(
+            "upsert",
+            f"INSERT INTO {{t}} ({columns}) VALUES ({dollars}) "
+            f"ON CONFLICT (brief_id, version) DO UPDATE SET {updates}",
+            table,
+        )
         self.copy_in = q(f"COPY {{t}} ({columns}) FROM STDIN")
         self.batch_rows = q(
             "SELECT t.brief_id, t.version, t.data FROM unnest(%s::text[], %s::int[]) AS k(b, v) "

@@ -18,14 +18,15 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 # First, so that without the extra the error says how to install it.
 try:
     import psycopg
     from psycopg import sql
+    from psycopg.pq.abc import PGresult
     from psycopg_pool import ConnectionPool
 except ImportError as exc:  # pragma: no cover - the extra is installed for the tests
     raise ImportError(
@@ -44,8 +45,9 @@ from strategystore._pgerrors import (
     pool_timeout,
     translate,
 )
-from strategystore._pgsql import Decoded, Results, Statements, lock_statement, row_of
+from strategystore._pgsql import Decoded, Results, Statements, lock_statement
 from strategystore._pgtable import FORMAT, prepare_table, table_oid
+from strategystore._pgwire import Wire, WireStatement, connection_kwargs, wire_row
 from strategystore._primitives import BulkWriter, Loader
 from strategystore._protocol import ImportSummary, OnResult
 from strategystore.errors import (
@@ -57,6 +59,10 @@ from strategystore.models import StrategyDocument, brief_id_problem
 from strategystore.store import BaseStore
 
 __all__ = ["DEFAULT_TABLE", "FORMAT", "PostgresStore"]
+
+_S = TypeVar("_S")
+_P = TypeVar("_P")
+_T = TypeVar("_T")
 
 #: A table name: an identifier, optionally qualified by a schema.
 _TABLE_NAME = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -153,13 +159,10 @@ class PostgresStore(BaseStore):
         self._sql = Statements(sql.Identifier(*self.table.split(".")))
         self._local = threading.local()
         self._decoded = Decoded()
+        self._wire = Wire()
         self._pool_size = pool_size
         self._conninfo = conninfo
-        self._kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "connect_timeout": libpq_connect_timeout(self.connect_timeout),
-            "application_name": "strategystore",
-        }
+        self._kwargs = connection_kwargs(libpq_connect_timeout(self.connect_timeout))
         self._opened: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pool_pid = os.getpid()
         self._fork_lock = threading.Lock()
@@ -240,26 +243,35 @@ class PostgresStore(BaseStore):
 
     def _execute(self, statement: bytes, params: Sequence[object]) -> int:
         """Run a write statement in the thread's write transaction, else in autocommit; rowcount."""
-        self._check_open()
-        tx: Transaction | None = getattr(self._local, "tx", None)
-        try:
-            if tx is not None:
-                return tx.conn.execute(statement, params).rowcount
-            pool = self._pool
-            conn = pool.getconn()
-            try:
-                return conn.execute(statement, params).rowcount
-            finally:
-                pool.putconn(conn)
-        except psycopg.Error as exc:
-            raise translate(exc, self._place, pool_full=self._pool_full()) from None
+        return self._on_connection(_rowcount, statement, params, again=False)
 
     def _fetch(self, statement: bytes, params: Sequence[object]) -> list[Any]:
-        """The rows a read returns: in the thread's write transaction, else in autocommit.
+        """The rows a read returns: in the thread's write transaction, else in autocommit."""
+        return self._on_connection(_rows, statement, params, again=True)
+
+    def _wired(
+        self, statement: WireStatement, params: Sequence[bytes | None], *, again: bool = True
+    ) -> PGresult:
+        """The result of one of the statements sent through libpq (``_pgwire``).
+
+        ``again`` as for ``_on_connection``: false for a write.
+        """
+        return self._on_connection(self._wire.run, statement, params, again=again)
+
+    def _on_connection(
+        self,
+        work: Callable[[psycopg.Connection[Any], _S, _P], _T],
+        statement: _S,
+        params: _P,
+        *,
+        again: bool,
+    ) -> _T:
+        """``work(conn, statement, params)`` in the thread's write transaction, else in autocommit.
 
         A pooled connection that the server dropped while it sat idle (the
-        server restarted) fails its first use. A read changed nothing, so it
-        runs once more, on a connection the pool has checked.
+        server restarted) fails its first use. With ``again`` (a read, which
+        changed nothing) the work runs once more, on a connection the pool
+        has checked.
         """
         self._check_open()
         tx: Transaction | None = getattr(self._local, "tx", None)
@@ -267,14 +279,14 @@ class PostgresStore(BaseStore):
         # tens of microseconds, and each context manager costs one or two.
         try:
             if tx is not None:
-                return tx.conn.execute(statement, params).fetchall()
+                return work(tx.conn, statement, params)
             pool = self._pool
             for attempt in (1, 2):
                 conn = pool.getconn()
                 try:
-                    return conn.execute(statement, params).fetchall()
+                    return work(conn, statement, params)
                 except psycopg.OperationalError:
-                    if attempt == 2 or not conn.broken:
+                    if not again or attempt == 2 or not (conn.broken or conn.closed):
                         raise
                 finally:
                     pool.putconn(conn)
@@ -345,7 +357,7 @@ class PostgresStore(BaseStore):
         try:
             if commit:
                 with self._errors():
-                    conn.execute("COMMIT")
+                    self._wire.command(conn, b"COMMIT")
             elif not conn.closed:
                 # A connection that is gone took its transaction with it.
                 with contextlib.suppress(psycopg.OperationalError, psycopg.InterfaceError):
@@ -389,8 +401,8 @@ class PostgresStore(BaseStore):
         if tx is not None and (brief_id, version) in tx.rows:
             data = tx.rows[(brief_id, version)]
         else:
-            rows = self._fetch(self._sql.load, (brief_id, version))
-            data = rows[0][0].encode() if rows else None
+            found = self._wired(self._sql.wire_load, (brief_id.encode(), b"%d" % version))
+            data = found.get_value(0, 0) if found.ntuples else None
         if data is None:
             return None
         return self._decode(brief_id, version, data), data
@@ -424,7 +436,8 @@ class PostgresStore(BaseStore):
         return [row[0] for row in self._fetch(self._sql.versions, (brief_id,))]
 
     def _highest_version(self, brief_id: str) -> int:
-        return int(self._fetch(self._sql.highest, (brief_id,))[0][0])
+        found = self._wired(self._sql.wire_highest, (brief_id.encode(),))
+        return int(found.get_value(0, 0) or 0)
 
     def _briefs(self) -> list[str]:
         briefs = [str(row[0]) for row in self._fetch(self._sql.briefs, ())]
@@ -444,8 +457,8 @@ class PostgresStore(BaseStore):
         return (rows[0][0], rows[0][1]) if rows else None
 
     def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
-        statement = self._sql.insert if exclusive else self._sql.upsert
-        written = self._execute(statement, row_of(doc, data)) == 1
+        statement = self._sql.wire_insert if exclusive else self._sql.wire_upsert
+        written = self._wired(statement, wire_row(doc, data), again=False).command_tuples == 1
         tx: Transaction | None = getattr(self._local, "tx", None)
         if written and tx is not None:
             tx.rows.pop(doc.key, None)
@@ -505,6 +518,14 @@ class PostgresStore(BaseStore):
         # A child's store closes only the pool it opened itself.
         if self._opened is not None and self._pool_pid == os.getpid():
             self._opened.close()
+
+
+def _rows(conn: psycopg.Connection[Any], statement: bytes, params: Sequence[object]) -> list[Any]:
+    return conn.execute(statement, params).fetchall()
+
+
+def _rowcount(conn: psycopg.Connection[Any], statement: bytes, params: Sequence[object]) -> int:
+    return conn.execute(statement, params).rowcount
 
 
 def _os_user() -> str:

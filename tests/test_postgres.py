@@ -11,12 +11,14 @@ import psycopg
 import pytest
 
 from strategystore import (
+    ConcurrentUpdateError,
     ConfigurationError,
     CorruptDocumentError,
     LockTimeoutError,
     Section,
     Status,
     StoreFormatError,
+    StoreUnavailableError,
     open_store,
 )
 from strategystore._dsn import split_table
@@ -326,3 +328,47 @@ def test_two_spellings_of_one_table_share_its_brief_locks(pg_dsn: str, pg_table:
         assert plain._lock_key("acme") == qualified._lock_key("acme")
         with plain._locked("acme"), pytest.raises(LockTimeoutError):
             qualified.create_next("acme")
+
+
+# -- the statements prepared on each connection ------------------------------------------
+
+
+def test_every_call_works_after_a_refused_write_rolled_back(pg_dsn: str, pg_table: str) -> None:
+    """A rollback on a connection leaves the statements the store prepared on it in place."""
+    with PostgresStore(pg_dsn, table=pg_table, pool_size=1) as store:
+        first = make_doc("acme", 1)
+        store.save(first)
+        for _ in range(8):  # often enough for any statement cache to prepare these
+            assert store.list_version_numbers("acme") == [1]
+            assert store.get_strategy("acme", 1) == first
+        stale = first.model_copy(update={"metadata": {"stale": True}})
+        with pytest.raises(ConcurrentUpdateError):
+            store.update(stale.model_copy(update={"metadata": {"x": 1}}), expected=stale)
+        assert store.get_strategy("acme", 1) == first
+        assert store.create_next("acme").version == 2
+        assert store.list_version_numbers("acme") == [2, 1]
+
+
+def test_statements_deallocated_under_the_store_are_prepared_again(
+    pg_dsn: str, pg_table: str
+) -> None:
+    """``DEALLOCATE ALL`` (a pooler's reset, say): a read prepares again and runs at once;
+    a write that meets it mid-transaction changes nothing, and the next one works."""
+    with PostgresStore(pg_dsn, table=pg_table, pool_size=1) as store:
+        first = make_doc("acme", 1)
+        store.save(first)
+        assert store.get_strategy("acme", 1) == first
+
+        def deallocate() -> None:
+            with store._pool.connection() as conn:
+                conn.execute("DEALLOCATE ALL")
+
+        deallocate()
+        assert store.get_strategy("acme", 1) == first
+        assert store.create_next("acme").version == 2
+        deallocate()
+        with pytest.raises(StoreUnavailableError, match="changed nothing"):
+            store.create_next("acme")
+        assert store.list_version_numbers("acme") == [2, 1]
+        assert store.create_next("acme").version == 3
+        assert store.get_strategy("acme", 3) is not None

@@ -1,0 +1,161 @@
+"""The store's most frequent statements, sent through libpq directly (``psycopg.pq``).
+
+A read by key, or one step of a write, costs a few tens of microseconds of
+Python in psycopg's cursor (adapting each parameter, a generator per round
+trip, a row object per row) on top of what libpq does. These statements
+have fixed shapes and only text parameters, so each is prepared once per
+connection and run with ``PQexecPrepared``; parameters go as the bytes
+they already are, and results are read as bytes. The text is UTF-8: the
+store's connections set ``client_encoding``.
+
+Nothing here can wait long. ``PQexecPrepared`` blocks until the server
+answers (without holding the GIL), and a Ctrl-C is handled when it
+returns; statements that can wait for a lock (the advisory locks) go
+through psycopg, whose wait loop a Ctrl-C interrupts.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import pq, sql
+
+from strategystore.models import StrategyDocument
+
+__all__ = [
+    "CLIENT_ENCODING",
+    "Wire",
+    "WireStatement",
+    "connection_kwargs",
+    "wire_row",
+    "wire_statement",
+]
+
+#: The encoding of every parameter and result: the store's connections ask for it.
+CLIENT_ENCODING = "utf8"
+
+_OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
+
+Param = bytes | None
+
+
+def connection_kwargs(connect_timeout: int) -> dict[str, Any]:
+    """What the store's connections are opened with (``connect_timeout`` as libpq reads it)."""
+    return {
+        "autocommit": True,
+        "connect_timeout": connect_timeout,
+        "application_name": "strategystore",
+        "client_encoding": CLIENT_ENCODING,
+        # psycopg's own prepared statements stay off: on a ROLLBACK or a DROP
+        # it deallocates every statement of the connection, the store's own
+        # (``Wire``) with them.
+        "prepare_threshold": None,
+    }
+
+
+class WireStatement:
+    """One statement, its text with ``$1``, ``$2``… placeholders, and its prepared name."""
+
+    __slots__ = ("name", "text")
+
+    def __init__(self, name: bytes, text: bytes) -> None:
+        self.name = name
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"WireStatement({self.name.decode()!r}, {self.text.decode()!r})"
+
+
+class Wire:
+    """Runs ``WireStatement`` objects on connections, preparing each once per connection."""
+
+    def __init__(self) -> None:
+        # The names prepared on each connection, forgotten with the connection.
+        self._prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[bytes]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def run(
+        self, conn: psycopg.Connection[Any], statement: WireStatement, params: Sequence[Param]
+    ) -> pq.abc.PGresult:
+        """The result of ``statement`` with ``params`` on ``conn``.
+
+        Raises:
+            psycopg.OperationalError: the connection is lost.
+            psycopg.Error: the server refused the statement (the class its SQLSTATE names).
+        """
+        pgconn = conn.pgconn
+        names = self._prepared.get(conn)
+        if names is None:
+            names = self._prepared.setdefault(conn, set())
+        if statement.name not in names:
+            _checked(conn, pgconn.prepare(statement.name, statement.text))
+            names.add(statement.name)
+        try:
+            # None is SQL NULL, as psycopg itself passes it (its annotation omits it).
+            result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
+            return _checked(conn, result)
+        except psycopg.errors.InvalidSqlStatementName:
+            # Something deallocated it (DISCARD ALL, a pooler's reset): every
+            # name is prepared again. Outside a transaction nothing was done,
+            # so the statement runs again at once; inside one, the failure
+            # ended the transaction, and the caller hears of it.
+            names.clear()
+            if pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                raise
+        _checked(conn, pgconn.prepare(statement.name, statement.text))
+        names.add(statement.name)
+        result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
+        return _checked(conn, result)
+
+    def command(self, conn: psycopg.Connection[Any], text: bytes) -> None:
+        """Run ``text``, a statement without parameters or rows (``COMMIT``)."""
+        _checked(conn, conn.pgconn.exec_(text))
+
+
+def wire_statement(name: str, text: str, table: sql.Identifier) -> WireStatement:
+    """``text`` with ``{t}`` the quoted table, as a statement prepared under ``name``."""
+    composed = sql.SQL(text).format(t=table).as_bytes(None)
+    return WireStatement(f"strategystore_{name}".encode(), composed)
+
+
+def _checked(conn: psycopg.Connection[Any], result: pq.abc.PGresult) -> pq.abc.PGresult:
+    """``result`` if it succeeded; otherwise the error psycopg would have raised for it.
+
+    An error the server sent carries an SQLSTATE. One without is libpq's
+    own: the connection failed (the server went away, a send or a read
+    failed), and libpq may not have marked it bad yet. It is closed here,
+    so that the pool never hands it out again.
+    """
+    if result.status in _OK:
+        return result
+    if result.error_field(pq.DiagnosticField.SQLSTATE) is None:
+        message = (result.error_message or conn.pgconn.error_message).decode("utf-8", "replace")
+        conn.close()
+        raise psycopg.OperationalError(message.strip() or "the connection was lost")
+    raise psycopg.errors.error_from_result(result, encoding="utf-8")
+
+
+def wire_row(doc: StrategyDocument, data: bytes) -> list[Param]:
+    """The parameters of the store's row for ``doc`` stored as ``data``, in ``COLUMNS`` order."""
+    reason = doc.status_reason
+    updated = doc.updated_at
+    digest = doc.content_digest
+    # PostgreSQL text holds no NUL character: libpq would cut the value at
+    # one. The data keeps NUL as JSON's \u0000; the reason column is a copy
+    # for queries and shows U+FFFD.
+    if b"\0" in data:
+        raise psycopg.DataError("a document's bytes hold a NUL character")
+    return [
+        doc.brief_id.encode(),
+        str(doc.version).encode(),
+        doc.status.value.encode(),
+        None if reason is None else reason.replace("\0", "\ufffd").encode(),
+        doc.created_at.isoformat().encode(),
+        None if updated is None else updated.isoformat().encode(),
+        None if digest is None else digest.encode(),
+        data,
+    ]
