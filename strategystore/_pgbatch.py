@@ -24,7 +24,8 @@ class Transaction:
     ``rows`` and ``ids_by_fold`` are what an import read ahead for its batch,
     under the batch's locks: stored bytes by key (``None`` for absent), and
     the stored ids of each case-folded brief; ``key_of`` is the lock key of
-    each brief of the batch.
+    each brief of the batch. ``highest`` is a brief's highest version, read
+    with its lock when the transaction began, until it is used or the brief written.
     """
 
     conn: psycopg.Connection[Any]
@@ -32,6 +33,7 @@ class Transaction:
     rows: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
     ids_by_fold: dict[str, set[str]] | None = None
     key_of: dict[str, int] = field(default_factory=dict)
+    highest: tuple[str, int] | None = None
 
 
 class BatchHost(Protocol):

@@ -8,16 +8,20 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Sequence
+from typing import Any, Literal
 
+import psycopg
 from psycopg import sql
+from psycopg.pq import Escaping
 
 from strategystore._cache import CACHE_BYTES, CACHE_SIZE, copy_document
+from strategystore._pgerrors import lock_setting
 from strategystore._pgwire import wire_statement
 from strategystore._protocol import ImportOutcome, OnResult
 from strategystore.errors import StrategyStoreError
 from strategystore.models import StrategyDocument
 
-__all__ = ["COLUMNS", "Decoded", "Results", "Statements", "row_of"]
+__all__ = ["COLUMNS", "Decoded", "Results", "Statements", "row_of", "take_locks"]
 
 COLUMNS = (
     "brief_id",
@@ -111,7 +115,47 @@ class Results:
         self._held = []
 
 
-def lock_statement(keys: Sequence[int], setting: str | None, *, begin: bool) -> bytes:
+def take_locks(
+    conn: psycopg.Connection[Any],
+    statements: Statements,
+    keys: Sequence[int],
+    wait: float,
+    brief_id: str,
+    *,
+    highest: bool | None,
+) -> tuple[str, int] | Literal[False] | None:
+    """Take the advisory locks ``keys`` (ascending) in ``conn``'s transaction, waiting ``wait`` s.
+
+    Unless ``highest`` is ``None``, the transaction is begun first, in the
+    same statement; if it is true, ``brief_id``'s highest version is read
+    after the locks, in the same statement too, and returned with the id.
+    ``False`` when a lock was not had within ``wait`` (at once, when it is 0).
+    """
+    # libpq quotes the id as the connection's server expects.
+    then = highest and statements.highest_of + Escaping(conn.pgconn).escape_literal(
+        brief_id.encode()
+    )
+    setting = lock_setting(wait) if wait else None
+    statement = lock_statement(keys, setting, begin=highest is not None, then=then or None)
+    try:
+        cursor = conn.execute(statement)
+    except psycopg.errors.LockNotAvailable:
+        return False
+    if highest is not None:
+        cursor.nextset()
+    if wait == 0:
+        row = cursor.fetchone()
+        if row is None or not row[0]:
+            return False
+    if highest and cursor.nextset():
+        found = cursor.fetchone()
+        return None if found is None else (brief_id, int(found[0]))
+    return None
+
+
+def lock_statement(
+    keys: Sequence[int], setting: str | None, *, begin: bool, then: bytes | None = None
+) -> bytes:
     """One statement that takes the advisory locks ``keys`` (ascending), optionally after BEGIN.
 
     ``setting`` is the transaction's ``lock_timeout`` (see ``lock_setting``),
@@ -119,7 +163,8 @@ def lock_statement(keys: Sequence[int], setting: str | None, *, begin: bool) -> 
     true when every lock was had. The keys are the store's own integers and
     the setting its own digits, so the text is built here, without
     parameters: libpq then sends BEGIN and the lock in one message and one
-    round trip.
+    round trip. ``then``, a statement without parameters, runs after the
+    locks are held, in the same round trip.
     """
     ordered = ",".join(str(int(key)) for key in sorted(keys))
     if setting is None:
@@ -134,7 +179,8 @@ def lock_statement(keys: Sequence[int], setting: str | None, *, begin: bool) -> 
             f"SELECT set_config('lock_timeout', '{setting}', true), pg_advisory_xact_lock(k) "
             f"FROM unnest('{{{ordered}}}'::bigint[]) k"
         )
-    return f"{'BEGIN; ' if begin else ''}{take}".encode()
+    statement = f"{'BEGIN; ' if begin else ''}{take}".encode()
+    return statement if then is None else statement + b"; " + then
 
 
 _SETTING = re.compile(r"0|[1-9][0-9]*ms")
@@ -175,6 +221,8 @@ class Statements:
         self.wire_load = wire_statement(
             "load", "SELECT data FROM {t} WHERE brief_id = $1 AND version = $2", table
         )
+        # Followed by the brief's id as a literal, after the lock (``lock_statement``).
+        self.highest_of = q("SELECT coalesce(max(version), 0) FROM {t} WHERE brief_id = ")
         self.wire_highest = wire_statement(
             "highest", "SELECT coalesce(max(version), 0) FROM {t} WHERE brief_id = $1", table
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import itertools
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 
 from strategystore.models import StrategyDocument
 
@@ -93,6 +93,16 @@ class Primitives(abc.ABC):
     @abc.abstractmethod
     def _case_variant(self, brief_id: str) -> str | None:
         """Another stored brief whose id differs from ``brief_id`` only by case."""
+
+    @contextmanager
+    def _locked_highest(self, brief_id: str) -> Iterator[int]:
+        """Hold the brief's write lock (``_locked``) and give its highest version, read under it.
+
+        The default reads ``_highest_version`` once the lock is held; a store
+        that can ask for both at once overrides it.
+        """
+        with self._locked(brief_id):
+            yield self._highest_version(brief_id)
 
     def _highest_version(self, brief_id: str) -> int:
         """The highest stored version of a brief, 0 when it has none; reads no document.

@@ -41,11 +41,10 @@ from strategystore._pgerrors import (
     Place,
     host_of,
     libpq_connect_timeout,
-    lock_setting,
     pool_timeout,
     translate,
 )
-from strategystore._pgsql import Decoded, Results, Statements, lock_statement
+from strategystore._pgsql import Decoded, Results, Statements, take_locks
 from strategystore._pgtable import FORMAT, prepare_table, table_oid
 from strategystore._pgwire import Wire, WireStatement, connection_kwargs, wire_row
 from strategystore._primitives import BulkWriter, Loader
@@ -295,8 +294,12 @@ class PostgresStore(BaseStore):
             raise translate(exc, self._place, pool_full=self._pool_full()) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> Transaction:
+    def _begin(
+        self, keys: Sequence[int], timeout: float | None, brief_id: str, *, highest: bool = False
+    ) -> Transaction:
         """A pooled connection in a new transaction holding the advisory locks ``keys``.
+
+        With ``highest``, the brief's highest version is read with the locks.
 
         A connection that the server dropped while it waited in the pool is
         replaced once, since nothing has been sent on it that matters.
@@ -307,8 +310,8 @@ class PostgresStore(BaseStore):
             # Everything after getconn is inside the try, so that whatever
             # arrives (an error, KeyboardInterrupt) gives the connection back.
             try:
-                self._take_locks(conn, keys, timeout, brief_id, begin=True)
-                return Transaction(conn, set(keys))
+                found = self._take_locks(conn, keys, timeout, brief_id, highest=highest)
+                return Transaction(conn, set(keys), highest=found)
             except psycopg.OperationalError as exc:
                 broken = conn.broken or conn.closed
                 self._end(conn, commit=False)
@@ -330,24 +333,14 @@ class PostgresStore(BaseStore):
         timeout: float | None,
         brief_id: str,
         *,
-        begin: bool = False,
-    ) -> None:
-        """Take the advisory locks ``keys`` (in ascending order) within the transaction.
-
-        With ``begin``, the transaction is begun first, in the same statement.
-        """
+        highest: bool | None = None,
+    ) -> tuple[str, int] | None:
+        """``take_locks`` with the store's wait, unless ``timeout`` overrides it."""
         wait = self.lock_timeout if timeout is None else timeout
-        statement = lock_statement(keys, lock_setting(wait) if wait else None, begin=begin)
-        try:
-            cursor = conn.execute(statement)
-            if begin:
-                cursor.nextset()
-            if wait == 0:
-                row = cursor.fetchone()
-                if row is None or not row[0]:
-                    raise LockTimeoutError(self._lock_name(brief_id), wait)
-        except psycopg.errors.LockNotAvailable:
+        found = take_locks(conn, self._sql, keys, wait, brief_id, highest=highest)
+        if found is False:
             raise LockTimeoutError(self._lock_name(brief_id), wait) from None
+        return found
 
     def _lock_name(self, brief_id: str) -> str:
         return f"brief {brief_id!r} (advisory lock on table {self.table})"
@@ -374,7 +367,16 @@ class PostgresStore(BaseStore):
     # -- the primitives -------------------------------------------------------
 
     @contextmanager
-    def _locked(self, brief_id: str, timeout: float | None = None) -> Iterator[None]:
+    def _locked_highest(self, brief_id: str) -> Iterator[int]:
+        with self._locked(brief_id, highest=True):
+            tx: Transaction = self._local.tx
+            found, tx.highest = tx.highest, None
+            yield found[1] if found and found[0] == brief_id else self._highest_version(brief_id)
+
+    @contextmanager
+    def _locked(
+        self, brief_id: str, timeout: float | None = None, *, highest: bool = False
+    ) -> Iterator[None]:
         tx: Transaction | None = getattr(self._local, "tx", None)
         key = tx.key_of.get(brief_id) if tx is not None else None
         if key is None:
@@ -386,7 +388,7 @@ class PostgresStore(BaseStore):
                 tx.keys.add(key)
             yield
             return
-        tx = self._begin([key], timeout, brief_id)
+        tx = self._begin([key], timeout, brief_id, highest=highest)
         commit = False
         try:
             self._local.tx = tx

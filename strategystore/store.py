@@ -197,8 +197,8 @@ class BaseStore(Primitives):
             sections=[section(s) for s in sections],
             metadata=dict(metadata or {}),
         )
-        with self._hold(brief_id):
-            highest = self._highest_version(brief_id)
+        self._check_open()
+        with self._locked_highest(brief_id) as highest:
             if not highest:
                 _refuse_case_variant(brief_id, self._case_variant(brief_id))
             version = check_version(highest + 1)

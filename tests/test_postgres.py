@@ -372,3 +372,26 @@ def test_statements_deallocated_under_the_store_are_prepared_again(
         assert store.list_version_numbers("acme") == [2, 1]
         assert store.create_next("acme").version == 3
         assert store.get_strategy("acme", 3) is not None
+
+
+def test_create_next_reads_the_highest_version_with_its_lock(
+    pg_dsn: str, pg_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN, the lock and max(version) go in one round trip; then the INSERT and the COMMIT."""
+    with PostgresStore(pg_dsn, table=pg_table) as store:
+        store.create_next("acme")
+        sent: list[bytes] = []
+        real = store._wire.run
+
+        def run(conn: Any, statement: Any, params: Any) -> Any:
+            sent.append(statement.name)
+            return real(conn, statement, params)
+
+        monkeypatch.setattr(store._wire, "run", run)
+        assert store.create_next("acme").version == 2
+        assert store.create_next("ACME-other").version == 1
+        assert sent == [b"strategystore_insert", b"strategystore_insert"]
+        with store._locked("acme"):  # already in a transaction: asked on its own
+            assert store.create_next("acme").version == 3
+        assert sent[2:] == [b"strategystore_highest", b"strategystore_insert"]
+        assert store.list_version_numbers("acme") == [3, 2, 1]

@@ -87,8 +87,10 @@ class FaultyStore(PostgresStore):
             self.struck += 1
             fault(conn.info.backend_pid)
 
-    def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> Transaction:
-        tx = super()._begin(keys, timeout, brief_id)
+    def _begin(
+        self, keys: Sequence[int], timeout: float | None, brief_id: str, *, highest: bool = False
+    ) -> Transaction:
+        tx = super()._begin(keys, timeout, brief_id, highest=highest)
         if self.point == "after-lock":
             self._strike(tx.conn)
         return tx
