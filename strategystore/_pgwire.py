@@ -92,8 +92,7 @@ class Wire:
         if names is None:
             names = self._prepared.setdefault(conn, set())
         if statement.name not in names:
-            _checked(conn, pgconn.prepare(statement.name, statement.text))
-            names.add(statement.name)
+            _prepare(conn, statement, names)
         try:
             # None is SQL NULL, as psycopg itself passes it (its annotation omits it).
             result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
@@ -106,14 +105,30 @@ class Wire:
             names.clear()
             if pgconn.transaction_status != pq.TransactionStatus.IDLE:
                 raise
-        _checked(conn, pgconn.prepare(statement.name, statement.text))
-        names.add(statement.name)
+        _prepare(conn, statement, names)
         result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
         return _checked(conn, result)
 
     def command(self, conn: psycopg.Connection[Any], text: bytes) -> None:
         """Run ``text``, a statement without parameters or rows (``COMMIT``)."""
         _checked(conn, conn.pgconn.exec_(text))
+
+
+def _prepare(conn: psycopg.Connection[Any], statement: WireStatement, names: set[bytes]) -> None:
+    """Prepare ``statement`` on ``conn``, whose prepared names are ``names``.
+
+    The name is counted before the server answers: a prepare cut short (a
+    Ctrl-C) then fails its first run with "does not exist" and is prepared
+    again, where counting it after would make every later prepare a
+    duplicate. A duplicate outside a transaction is a statement the server
+    kept: it is there to run.
+    """
+    names.add(statement.name)
+    try:
+        _checked(conn, conn.pgconn.prepare(statement.name, statement.text))
+    except psycopg.errors.DuplicatePreparedStatement:
+        if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            raise
 
 
 def wire_statement(name: str, text: str, table: sql.Identifier) -> WireStatement:

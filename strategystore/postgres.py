@@ -321,8 +321,11 @@ class PostgresStore(BaseStore):
                     continue
                 with self._errors():
                     raise
-            except BaseException:
+            except BaseException as exc:
                 self._end(conn, commit=False)
+                if isinstance(exc, psycopg.Error):
+                    with self._errors():
+                        raise  # the table gone, a permission refused: as any statement's
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -339,11 +342,9 @@ class PostgresStore(BaseStore):
         wait = self.lock_timeout if timeout is None else timeout
         found = take_locks(conn, self._sql, keys, wait, brief_id, highest=highest)
         if found is False:
-            raise LockTimeoutError(self._lock_name(brief_id), wait) from None
+            name = f"brief {brief_id!r} (advisory lock on table {self.table})"
+            raise LockTimeoutError(name, wait) from None
         return found
-
-    def _lock_name(self, brief_id: str) -> str:
-        return f"brief {brief_id!r} (advisory lock on table {self.table})"
 
     def _end(self, conn: psycopg.Connection[Any], *, commit: bool) -> None:
         """Commit (raising if that fails) or roll back, and give the connection back."""

@@ -19,6 +19,7 @@ from strategystore import (
     Status,
     StoreFormatError,
     StoreUnavailableError,
+    StrategyStoreError,
     open_store,
 )
 from strategystore._dsn import split_table
@@ -395,3 +396,29 @@ def test_create_next_reads_the_highest_version_with_its_lock(
             assert store.create_next("acme").version == 3
         assert sent[2:] == [b"strategystore_highest", b"strategystore_insert"]
         assert store.list_version_numbers("acme") == [3, 2, 1]
+
+
+def test_a_statement_the_server_already_holds_is_run(pg_dsn: str, pg_table: str) -> None:
+    """A prepare cut short after the server took it (a Ctrl-C) leaves it there: it is used."""
+    with PostgresStore(pg_dsn, table=pg_table, pool_size=1) as store:
+        first = store.create_next("acme")  # prepares the insert, not the read
+        load = store._sql.wire_load
+        with store._pool.connection() as conn:
+            prepared = conn.pgconn.prepare(load.name, load.text)  # behind the store's back
+            assert prepared.status == psycopg.pq.ExecStatus.COMMAND_OK
+        assert store.get_strategy("acme", 1) == first
+        assert store.get_strategy("acme", 1) == first
+
+
+def test_create_next_on_a_dropped_table_raises_as_any_call_does(
+    pg_dsn: str, pg_table: str, sql: Sql
+) -> None:
+    with PostgresStore(pg_dsn, table=pg_table) as store:
+        store.create_next("acme")
+        sql(f"DROP TABLE {pg_table}")
+        with pytest.raises(StrategyStoreError) as reading:
+            store.list_version_numbers("acme")
+        with pytest.raises(StrategyStoreError) as writing:
+            store.create_next("acme")
+        assert type(writing.value) is type(reading.value)
+        assert pg_table in str(writing.value)
