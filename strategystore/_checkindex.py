@@ -1,9 +1,9 @@
 """What ``check`` asks of the listing index (``_index``) and tells it.
 
 A brief directory whose identity is as the index recorded it when it was
-listed, settled then, holds the entries it held: ``proved_brief`` then only
-``lstat``s its documents. ``listed`` lists a directory and takes its identity
-first, so the index can record the pair.
+listed, settled then, holds the entries it held (``ListingIndex.proven_counts``
+proves it). ``listed`` lists a directory and takes its identity first, so the
+index can record the pair.
 """
 
 from __future__ import annotations
@@ -19,38 +19,9 @@ from strategystore._findings import Finding
 from strategystore._index import LINE, PROBLEM, ListingIndex, Record, seen_of
 from strategystore._layout import document_version
 
-__all__ = ["findings_of", "listed", "open_root", "others_if_unchanged", "proved_brief"]
+__all__ = ["findings_of", "listed", "others_if_unchanged"]
 
 DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-_ROOT_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-
-
-def open_root(root: Path) -> int | None:
-    """A descriptor of the data directory (reached through links, as the user named it)."""
-    try:
-        return os.open(root, _ROOT_FLAGS)
-    except OSError:
-        return None
-
-
-def proved_brief(index: ListingIndex, root_fd: int, name: str) -> int | None:
-    """How many documents the entry ``name`` holds, if the index proves it an unchanged brief.
-
-    ``None`` unless ``name`` is a directory (never a link) with the identity
-    it was listed under, that listing named only documents, and every one of
-    them is unchanged and valid: then there is nothing in it to report.
-    """
-    if not index.knows(name):
-        return None
-    try:
-        fd = os.open(name, DIR_FLAGS, dir_fd=root_fd)
-    except OSError:
-        return None
-    try:
-        found = index.proven(name, fd, exact=True)
-    finally:
-        os.close(fd)
-    return None if found is None else found[1]
 
 
 def listed(directory: Path) -> tuple[list[str], Identity | None]:

@@ -33,7 +33,7 @@ from strategystore._index import (
     micros,
     moment,
 )
-from strategystore._layout import MARKER_NAME
+from strategystore._layout import MARKER_NAME, is_brief_name
 from strategystore._unchanged import CREATED as _SHOWN_CREATED
 from strategystore._unchanged import FIELDS, Columns
 from strategystore._unchanged import REASON as _SHOWN_REASON
@@ -125,6 +125,9 @@ class Lister:
         self._listed: set[str] | None = None
         self._rowed: set[str] = set()
         self._numbers: dict[str, list[int]] = {}
+        #: What ``briefs`` proved, by brief; ``_proved`` names every brief it tried.
+        self._proven: dict[str, Columns] = {}
+        self._proved: set[str] = set()
         if use_index is None:
             use_index = index_wanted()
         if use_index and isinstance(store, FileStore):
@@ -152,20 +155,51 @@ class Lister:
     def briefs(self) -> list[str]:
         """The briefs with at least one version, ascending (``store.list_briefs()``).
 
-        The store's read cache is first given each brief directory's listing
-        the index recorded, under the identity it was listed with and settled
-        then: the store answers from it only while an ``lstat`` of the
-        directory still gives that identity, as for a listing it made itself.
+        With the index, each brief directory it recorded is first proved
+        unchanged by its identity (``ListingIndex.proven_many``), which
+        proves it holds versions, and what ``proven_summary`` shows of it is
+        kept. The store is asked only about the other directories, given the
+        listing the index recorded of each: it answers from that only while
+        an ``lstat`` of the directory still gives the identity it was listed
+        with, as for a listing it made itself.
         """
-        if self.index is not None and isinstance(self.store, FileStore):
-            cache = self.store.cache
-            for name, identity, versions in self.index.listings():
+        index = self.index
+        if index is None or not isinstance(self.store, FileStore):
+            briefs = self.store.list_briefs()
+            self._listed = set(briefs)
+            return briefs
+        with os.scandir(self._root) as entries:
+            names = sorted(
+                e.name for e in entries if is_brief_name(e.name) and e.is_dir(follow_symlinks=False)
+            )
+        known = [name for name in names if index.knows(name)]
+        self._proven.update(index.proven_many(self._root, known))
+        self._proved.update(known)
+        cache = self.store.cache
+        listings = {name: (identity, versions) for name, identity, versions in index.listings()}
+        briefs = []
+        for name in names:
+            if name not in self._proven:
                 path = f"{self._root}/{name}"
-                if cache.listing(path) is None:
-                    cache.remember_listing(path, Listing(identity, versions))
-        briefs = self.store.list_briefs()
+                recorded = listings.get(name)
+                if recorded is not None and cache.listing(path) is None:
+                    cache.remember_listing(path, Listing(*recorded))
+                if not self._holds_versions(name):
+                    continue
+            briefs.append(name)
         self._listed = set(briefs)
         return briefs
+
+    def _holds_versions(self, name: str) -> bool:
+        """Whether the store lists the directory ``name`` among its briefs (``_briefs``)."""
+        try:
+            return bool(self.store.list_version_numbers(name))
+        except CorruptDocumentError:
+            # Still a directory: it may hold versions; reading it will say what is wrong.
+            try:
+                return stat.S_ISDIR(os.lstat(f"{self._root}/{name}").st_mode)
+            except FileNotFoundError:
+                return False
 
     def numbers(self, brief_id: str) -> list[int]:
         """A brief's version numbers, newest first (``store.list_version_numbers``).
@@ -188,14 +222,17 @@ class Lister:
         index = self.index
         if index is None:
             return None
-        try:
-            dir_fd = os.open(f"{self._root}/{brief_id}", _DIR_FLAGS)
-        except OSError:
-            return None
-        try:
-            flat = index.proven_columns(brief_id, dir_fd)
-        finally:
-            os.close(dir_fd)
+        if brief_id in self._proved:
+            flat = self._proven.pop(brief_id, None)
+        else:
+            try:
+                dir_fd = os.open(f"{self._root}/{brief_id}", _DIR_FLAGS)
+            except OSError:
+                return None
+            try:
+                flat = index.proven_columns(brief_id, dir_fd)
+            finally:
+                os.close(dir_fd)
         if flat is None:
             return None
         self._rowed.add(brief_id)

@@ -11,16 +11,16 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from strategystore import _cache
 from strategystore._against import Seen, fingerprint
 from strategystore._cache import Identity
-from strategystore._fsio import READ_FLAGS, read_all
+from strategystore._fsio import READ_FLAGS, read_all, write_all
 from strategystore._layout import DocumentFileError, decode_document_file, document_version
 from strategystore._layout import misplacement as _misplacement
 from strategystore.models import Status, brief_id_problem
@@ -35,6 +35,7 @@ __all__ = [
     "STATUS",
     "STATUSES",
     "Record",
+    "each_split",
     "judge",
     "judge_file",
     "judge_many",
@@ -43,6 +44,8 @@ __all__ = [
     "seen_of",
     "unknown_documents",
 ]
+
+_T = TypeVar("_T")
 
 #: Statuses by their code in a record; a damaged document has code -1.
 STATUSES = tuple(Status)
@@ -220,3 +223,58 @@ def judge_many(items: list[tuple[str, str, int]]) -> Iterator[tuple[str, Record]
         done.extend(pool.map(_judge_chunk, chunks))
     for chunk in done:
         yield from chunk
+
+
+#: Below this many items, ``each_split`` asks no other process.
+SPLIT_FROM = 2000
+
+
+def each_split(check: Callable[[_T], bool], items: Sequence[_T]) -> list[bool]:
+    """``check`` of each item; a forked child asks the second half while this one asks the first.
+
+    For checks that are mostly system calls (``lstat`` of many files), which
+    one Python process makes one at a time. The child only answers, as
+    bytes through a pipe: whatever it changes in its own memory is lost
+    with it. Not worth it, or not safe, with few items, one core, other
+    threads running (the review page) or no ``fork``: then this process
+    asks them all, as it does for any item the child did not answer.
+    """
+    half = len(items) // 2
+    if len(items) < SPLIT_FROM or _workers() < 2 or threading.active_count() > 1:
+        return [check(item) for item in items]
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return [check(item) for item in items]
+    try:
+        pid = os.fork()
+    except (AttributeError, OSError):
+        os.close(read_end)
+        os.close(write_end)
+        return [check(item) for item in items]
+    if pid == 0:  # pragma: no cover - the child; coverage does not follow it
+        status = 1
+        try:
+            os.close(read_end)
+            write_all(write_end, bytes(map(check, items[half:])))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        mine = [check(item) for item in items[:half]]
+        answered = _read_to_end(read_end)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    rest = items[half:]
+    if len(answered) != len(rest):
+        return mine + [check(item) for item in rest]
+    return mine + [bool(b) for b in answered]
+
+
+def _read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

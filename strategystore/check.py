@@ -30,9 +30,7 @@ from strategystore._against import Baseline, Key, Seen, fingerprint
 from strategystore._checkindex import (
     findings_of,
     listed,
-    open_root,
     others_if_unchanged,
-    proved_brief,
 )
 from strategystore._findings import (
     LINK_ADVICE,
@@ -195,28 +193,23 @@ class DataDirCheck:
         brief_dirs: list[str] = []
         names = sorted(os.listdir(self.root))
         index = self._index
-        root_fd = None
+        proven: dict[str, int] = {}
         if index is not None:
             index.judge_unknown(unknown_documents(index.knows, self.root, names))
             # (A comparison with a revision needs each version's seal.)
             if self._seen is None:
-                root_fd = open_root(self.root)
-        try:
-            for name in names:
-                self._count()
-                if index is not None and root_fd is not None:
-                    documents = proved_brief(index, root_fd, name)
-                    if documents:
-                        # An unchanged brief of valid documents and nothing else.
-                        self._count(documents)
-                        self.briefs += 1
-                        self.documents += documents
-                        brief_dirs.append(name)
-                        continue
-                yield from self._check_top_entry(name, None, brief_dirs)
-        finally:
-            if root_fd is not None:
-                os.close(root_fd)
+                proven = index.proven_counts(str(self.root), [n for n in names if index.knows(n)])
+        for name in names:
+            self._count()
+            documents = proven.get(name)
+            if documents:
+                # An unchanged brief of valid documents and nothing else.
+                self._count(documents)
+                self.briefs += 1
+                self.documents += documents
+                brief_dirs.append(name)
+                continue
+            yield from self._check_top_entry(name, None, brief_dirs)
         yield from git_files(self.root)
         yield from self._check_case_collisions(brief_dirs)
 

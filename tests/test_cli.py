@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from strategystore import FileStore, Section, Status, StrategyDocument
+from strategystore._listing import Lister
 from strategystore.cli import main
 from tests.conftest import T0, Cli, feed_stdin, make_doc, run_module
 
@@ -165,10 +166,10 @@ def test_a_closed_output_pipe_ends_the_command_quietly(
 def test_an_interrupt_ends_the_command_in_one_line_with_status_130(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def interrupted(self: FileStore) -> list[str]:
+    def interrupted(self: Lister) -> list[str]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(FileStore, "list_briefs", interrupted)
+    monkeypatch.setattr(Lister, "briefs", interrupted)
     result = cli("briefs")
     assert result.status == 130
     assert result.error_line == "strategystore: interrupted"

@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,7 +255,7 @@ def test_a_misplaced_file_is_damaged_alike(run: Callable[..., Outcome], data: Pa
 
 @pytest.fixture
 def whole_briefs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The briefs the index proved unchanged in one pass (``unchanged`` or ``proven``)."""
+    """The briefs the index proved unchanged in one pass (``unchanged`` or a ``proven``)."""
     proved: list[str] = []
 
     def counted(real: Callable[..., object]) -> Callable[..., object]:
@@ -268,6 +269,17 @@ def whole_briefs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(ListingIndex, "unchanged", counted(ListingIndex.unchanged))
     monkeypatch.setattr(ListingIndex, "proven", counted(ListingIndex.proven))
+
+    def counted_many(real: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        def counting(self: ListingIndex, root: str, names: Sequence[str]) -> dict[str, Any]:
+            found = real(self, root, names)
+            proved.extend(found)
+            return found
+
+        return counting
+
+    monkeypatch.setattr(ListingIndex, "proven_many", counted_many(ListingIndex.proven_many))
+    monkeypatch.setattr(ListingIndex, "proven_counts", counted_many(ListingIndex.proven_counts))
     return proved
 
 
@@ -917,3 +929,52 @@ def test_with_coarse_timestamps_a_file_added_to_a_settled_brief_directory_is_see
     (store.data_dir / "acme-q3" / "notes.txt").write_text("x")
     for command in COMMANDS:
         assert run(store.data_dir, *command) == run(store.data_dir, *command, index=False)
+
+
+# -- many briefs proved with a second process -------------------------------------------
+
+
+def _proofs_in_this_process(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The briefs whose files this process checked (a forked child's checks are not seen)."""
+    checked: list[str] = []
+    real = index_module._dir_proves
+
+    def counting(root: str, item: tuple[str, Any]) -> bool:
+        checked.append(item[0])
+        return real(root, item)
+
+    monkeypatch.setattr(index_module, "_dir_proves", counting)
+    monkeypatch.setattr(verdict_module, "SPLIT_FROM", 4)
+    monkeypatch.setattr(verdict_module, "_workers", lambda: 2)
+    return checked
+
+
+def test_briefs_shares_the_proof_of_many_briefs_with_a_child_and_answers_alike(
+    run: Callable[..., Outcome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _many(tmp_path)
+    run(data, "check")  # records each brief directory
+    truth = run(data, "briefs", "--json", index=False)
+    checked = _proofs_in_this_process(monkeypatch)
+    assert run(data, "briefs", "--json") == truth
+    # brief-3 holds a damaged file, so it is not proved by its directory; of
+    # the other 11, the child checked the second half.
+    assert 0 < len(checked) < 11
+    (data / "brief-7" / "6.json").write_bytes(make_doc("brief-7", 6).to_json_bytes())
+    assert run(data, "briefs", "--json") == run(data, "briefs", "--json", index=False)
+
+
+def test_when_the_child_does_not_answer_this_process_checks_its_half(
+    run: Callable[..., Outcome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _many(tmp_path)
+    run(data, "check")
+    truth = run(data, "briefs", "--json", index=False)
+    checked = _proofs_in_this_process(monkeypatch)
+
+    def broken_pipe(fd: int, data: bytes) -> None:
+        raise OSError(32, "broken pipe")
+
+    monkeypatch.setattr(verdict_module, "write_all", broken_pipe)  # the child's answer
+    assert run(data, "briefs", "--json") == truth
+    assert sorted(checked) == sorted(set(checked)) and len(checked) == 11
