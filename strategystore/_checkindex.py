@@ -16,8 +16,9 @@ from strategystore import _cache
 from strategystore._against import Key, Seen
 from strategystore._cache import Identity
 from strategystore._findings import Finding
-from strategystore._index import LINE, PROBLEM, ListingIndex, Record, seen_of
+from strategystore._index import ListingIndex
 from strategystore._layout import document_version
+from strategystore._verdict import LINE, PROBLEM, Record, seen_of
 
 __all__ = ["findings_of", "listed", "others_if_unchanged"]
 

@@ -31,7 +31,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
 import pydantic
 import pydantic_core
@@ -50,8 +49,10 @@ from strategystore._unchanged import (
     DIR_VALID,
     RECORD_FORMAT,
     Columns,
+    Proof,
+    dir_proves,
     document_names,
-    same_files,
+    files_prove,
     shown_columns,
     unchanged_brief,
 )
@@ -62,49 +63,23 @@ from strategystore._verdict import (
     _NONE,
     _SEEN,
     _VERSION,
-    CREATED,
-    FINGERPRINT,
     LINE,
     PROBLEM,
     REASON,
-    SECTIONS,
     STATUS,
     STATUSES,
-    UPDATED,
     Record,
     each_split,
-    judge,
-    judge_file,
     judge_many,
-    micros,
-    moment,
-    seen_of,
-    unknown_documents,
 )
 
 __all__ = [
-    "CREATED",
-    "FINGERPRINT",
     "INDEX_NAME",
-    "LINE",
     "MAX_INDEX_BYTES",
     "NO_INDEX_ENV",
-    "PROBLEM",
-    "REASON",
-    "SECTIONS",
-    "STATUS",
-    "STATUSES",
-    "UPDATED",
     "ListingIndex",
-    "Record",
     "index_wanted",
     "is_index_file",
-    "judge",
-    "judge_file",
-    "micros",
-    "moment",
-    "seen_of",
-    "unknown_documents",
 ]
 
 #: The index file, inside ``.locks/``.
@@ -367,7 +342,7 @@ class ListingIndex:
         ``exact`` the listing must also have named nothing but documents.
         """
         plan = self._proof(brief_id, exact=exact)
-        if plan is None or not _files_prove(plan, dir_fd):
+        if plan is None or not files_prove(plan, dir_fd):
             return None
         self._confirmed.add(brief_id)
         return plan.first, plan.records_count
@@ -394,14 +369,14 @@ class ListingIndex:
 
     def _prove_all(
         self, root: str, brief_ids: Sequence[str], *, exact: bool
-    ) -> list[tuple[str, _Proof]]:
+    ) -> list[tuple[str, Proof]]:
         plans = [(b, plan) for b in brief_ids if (plan := self._proof(b, exact=exact)) is not None]
-        found = each_split(partial(_dir_proves, root), plans)
+        found = each_split(partial(dir_proves, root), plans)
         proven = [item for item, ok in zip(plans, found, strict=True) if ok]
         self._confirmed.update(brief_id for brief_id, _ in proven)
         return proven
 
-    def _proof(self, brief_id: str, *, exact: bool) -> _Proof | None:
+    def _proof(self, brief_id: str, *, exact: bool) -> Proof | None:
         """What proving a brief by its directory must check, if the index can prove it at all."""
         entry = self._briefs.get(brief_id)
         if entry is None or brief_id in self._fresh_docs or brief_id in self._confirmed:
@@ -414,7 +389,7 @@ class ListingIndex:
         self._dir_seen.add(brief_id)
         chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
         names = document_names(chunk, count, bool(flags & DIR_DENSE))
-        return _Proof(first, count, tuple(recorded), chunk, names)
+        return Proof(first, count, tuple(recorded), chunk, names)
 
     def _shown(self, first: int, count: int) -> Columns | None:
         return shown_columns(
@@ -612,36 +587,3 @@ def _trusted_owner(uid: int) -> bool:
 
 def _is_int(value: object) -> bool:
     return type(value) is int
-
-
-class _Proof(NamedTuple):
-    """A brief to prove by its directory: its records, the directory's identity, its files."""
-
-    first: int
-    records_count: int
-    identity: tuple[int, ...]
-    records: memoryview
-    names: list[str]
-
-
-def _files_prove(plan: _Proof, dir_fd: int) -> bool:
-    """Whether the directory ``dir_fd`` and its files still have the identities ``plan`` holds."""
-    try:
-        if _cache.identity(os.fstat(dir_fd)) != plan.identity:
-            return False
-    except OSError:
-        return False
-    return same_files(plan.records, plan.names, dir_fd, _cache.identity)
-
-
-def _dir_proves(root: str, item: tuple[str, _Proof]) -> bool:
-    """``_files_prove`` of the brief directory ``root/brief`` (never through a link)."""
-    brief_id, plan = item
-    try:
-        dir_fd = os.open(f"{root}/{brief_id}", _DIR_FLAGS)
-    except OSError:
-        return False
-    try:
-        return _files_prove(plan, dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -18,21 +18,7 @@ from types import TracebackType
 from strategystore import _cache
 from strategystore._cache import Listing
 from strategystore._console import describe
-from strategystore._index import (
-    CREATED,
-    PROBLEM,
-    REASON,
-    SECTIONS,
-    STATUS,
-    STATUSES,
-    UPDATED,
-    ListingIndex,
-    Record,
-    index_wanted,
-    judge_file,
-    micros,
-    moment,
-)
+from strategystore._index import ListingIndex, index_wanted
 from strategystore._layout import MARKER_NAME, is_brief_name
 from strategystore._unchanged import CREATED as _SHOWN_CREATED
 from strategystore._unchanged import FIELDS, Columns
@@ -41,6 +27,19 @@ from strategystore._unchanged import SECTIONS as _SHOWN_SECTIONS
 from strategystore._unchanged import STATUS as _SHOWN_STATUS
 from strategystore._unchanged import UPDATED as _SHOWN_UPDATED
 from strategystore._unchanged import VERSION as _SHOWN_VERSION
+from strategystore._verdict import (
+    CREATED,
+    PROBLEM,
+    REASON,
+    SECTIONS,
+    STATUS,
+    STATUSES,
+    UPDATED,
+    Record,
+    judge_file,
+    micros,
+    moment,
+)
 from strategystore.errors import CorruptDocumentError
 from strategystore.files import FileStore
 from strategystore.models import Status, StrategyDocument

@@ -18,8 +18,11 @@ import struct
 from collections.abc import Callable, Sequence
 from functools import partial
 from operator import attrgetter, sub
+from typing import NamedTuple
 
+from strategystore import _cache
 from strategystore._cache import Identity
+from strategystore._indexfile import DIR_FLAGS
 
 __all__ = [
     "DIR_DENSE",
@@ -30,7 +33,10 @@ __all__ = [
     "FIELDS",
     "RECORD_FORMAT",
     "Columns",
+    "Proof",
+    "dir_proves",
     "document_names",
+    "files_prove",
     "in_range",
     "same_files",
     "shown_columns",
@@ -201,3 +207,36 @@ def same_files(
         return False
     # An identity made otherwise (whole seconds, say) must agree too.
     return identity(infos[0]) == recorded[0]
+
+
+class Proof(NamedTuple):
+    """A brief to prove by its directory: its records, the directory's identity, its files."""
+
+    first: int
+    records_count: int
+    identity: tuple[int, ...]
+    records: memoryview
+    names: list[str]
+
+
+def files_prove(plan: Proof, dir_fd: int) -> bool:
+    """Whether the directory ``dir_fd`` and its files still have the identities ``plan`` holds."""
+    try:
+        if _cache.identity(os.fstat(dir_fd)) != plan.identity:
+            return False
+    except OSError:
+        return False
+    return same_files(plan.records, plan.names, dir_fd, _cache.identity)
+
+
+def dir_proves(root: str, item: tuple[str, Proof]) -> bool:
+    """``_files_prove`` of the brief directory ``root/brief`` (never through a link)."""
+    brief_id, plan = item
+    try:
+        dir_fd = os.open(f"{root}/{brief_id}", DIR_FLAGS)
+    except OSError:
+        return False
+    try:
+        return files_prove(plan, dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -47,13 +47,7 @@ from strategystore._findings import (
 )
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._gitchecks import git_files, revision_findings, unmerged, version_exists
-from strategystore._index import (
-    ListingIndex,
-    index_wanted,
-    is_index_file,
-    judge,
-    unknown_documents,
-)
+from strategystore._index import ListingIndex, index_wanted, is_index_file
 from strategystore._layout import (
     FORMAT,
     LOCKS_DIR,
@@ -69,6 +63,7 @@ from strategystore._layout import (
     misplacement,
 )
 from strategystore._locks import BriefLocks, check_platform
+from strategystore._verdict import judge, unknown_documents
 from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
 from strategystore.models import MAX_VERSION, brief_id_problem
 

@@ -22,6 +22,7 @@ import pytest
 import strategystore._cache as cache_module
 from strategystore import FileStore, Section, Status
 from strategystore import _index as index_module
+from strategystore import _unchanged as unchanged_module
 from strategystore import _verdict as verdict_module
 from strategystore._index import INDEX_NAME, NO_INDEX_ENV, ListingIndex
 from strategystore._listing import Lister, VersionRow
@@ -937,13 +938,13 @@ def test_with_coarse_timestamps_a_file_added_to_a_settled_brief_directory_is_see
 def _proofs_in_this_process(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The briefs whose files this process checked (a forked child's checks are not seen)."""
     checked: list[str] = []
-    real = index_module._dir_proves
+    real = unchanged_module.dir_proves
 
     def counting(root: str, item: tuple[str, Any]) -> bool:
         checked.append(item[0])
         return real(root, item)
 
-    monkeypatch.setattr(index_module, "_dir_proves", counting)
+    monkeypatch.setattr(index_module, "dir_proves", counting)
     monkeypatch.setattr(verdict_module, "SPLIT_FROM", 4)
     monkeypatch.setattr(verdict_module, "_workers", lambda: 2)
     return checked
