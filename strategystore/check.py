@@ -422,6 +422,9 @@ class DataDirCheck:
         """Read and judge one document; a valid one is also kept for the comparison."""
         index = self._index
         if index is not None:
+            record = index.judged(brief_id, version)
+            if record is not None:
+                return findings_of(index, record, path, self._seen, (brief_id, version))
             found = mode_and_identity(path)
             if found is not None and stat.S_ISREG(found[0]):
                 record = index.lookup(brief_id, version, found[1])

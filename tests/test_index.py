@@ -662,9 +662,19 @@ def test_a_cold_check_of_many_files_spreads_over_processes_and_answers_alike(
     monkeypatch.setattr(verdict_module, "PARALLEL_FROM", 10)
     monkeypatch.setattr(verdict_module, "_CHUNK", 7)
     monkeypatch.setattr(verdict_module, "_workers", lambda: 2)
+    answered: list[object] = []
+    real = ListingIndex.judged
+
+    def judged(self: ListingIndex, brief_id: str, version: int) -> object:
+        found = real(self, brief_id, version)
+        answered.extend([found] if found is not None else [])
+        return found
+
+    monkeypatch.setattr(ListingIndex, "judged", judged)
     hits[0] = 0
     assert run(data, "check") == truth
-    assert hits[0] == 60  # every file was judged by the workers, then found in the index
+    assert len(answered) == 60  # every file was judged by the workers, and not read again
+    assert hits[0] == 0
 
 
 def test_a_cold_check_where_processes_cannot_start_answers_alike(
