@@ -208,23 +208,28 @@ def _workers() -> int:
 def judge_many(items: list[tuple[str, str, int]]) -> Iterator[tuple[str, Record]]:
     """Judge many files (``(path, brief, version)``) on every core: ``(brief, record)`` each.
 
+    This process judges a share itself while worker processes, one per
+    other core, judge the rest; only theirs travel back through pipes.
     Yields nothing when it is not worth it (few files, one core), when the
     process runs other threads (forking one is unsafe: the review page), or
     when processes cannot be started; the caller judges those files itself.
     """
-    workers = _workers()
+    workers = min(_workers(), 32)
     if len(items) < PARALLEL_FROM or workers < 2 or threading.active_count() > 1:
         return
     import multiprocessing  # noqa: PLC0415 (only a cold index needs it)
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
-    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    share = len(items) // workers
+    chunks = [items[i : i + _CHUNK] for i in range(share, len(items), _CHUNK)]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     done: list[list[tuple[str, Record]]] = []
     # A pool that cannot run leaves the work to the caller.
-    with suppress(Exception), ProcessPoolExecutor(min(workers, 32), mp_context=context) as pool:
-        done.extend(pool.map(_judge_chunk, chunks))
+    with suppress(Exception), ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+        theirs = pool.map(_judge_chunk, chunks)
+        done.append(_judge_chunk(items[:share]))
+        done.extend(theirs)
     for chunk in done:
         yield from chunk
 
