@@ -90,10 +90,22 @@ def document_version(name: str) -> int | None:
     Only plain decimal names count: ``12.json`` is version 12, ``012.json`` is
     not a document.
     """
-    if _DOCUMENT_NAME.fullmatch(name) is None:
-        return None
-    version = int(name[:-5])
-    return version if version < MAX_VERSION else None
+    # Every brief directory holds the same few names: 1.json, 2.json …
+    try:
+        return _VERSIONS[name]
+    except KeyError:
+        pass
+    version = None
+    if _DOCUMENT_NAME.fullmatch(name) is not None and int(name[:-5]) < MAX_VERSION:
+        version = int(name[:-5])
+    if len(_VERSIONS) < _VERSIONS_KEPT:
+        _VERSIONS[name] = version
+    return version
+
+
+#: What ``document_version`` said of each name it was asked about, up to a bound.
+_VERSIONS: dict[str, int | None] = {}
+_VERSIONS_KEPT = 4096
 
 
 def is_brief_name(name: str) -> bool:
