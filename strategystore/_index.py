@@ -44,8 +44,8 @@ from strategystore._layout import FORMAT, LOCKS_DIR
 from strategystore._unchanged import (
     DIR_DENSE,
     DIR_EXACT,
-    DIR_FORMAT,
     DIR_KNOWN,
+    DIR_RECORD,
     DIR_VALID,
     RECORD_FORMAT,
     Columns,
@@ -53,6 +53,7 @@ from strategystore._unchanged import (
     dir_proves,
     document_names,
     files_prove,
+    proof_of,
     shown_columns,
     unchanged_brief,
 )
@@ -94,7 +95,8 @@ MAX_INDEX_BYTES = 256 * 1024 * 1024
 #: sections, created, updated, reason, problem, line, seal, fingerprint.
 _RECORD = struct.Struct("<" + RECORD_FORMAT)
 #: A brief directory's record: its identity when listed, and ``DIR_*`` flags.
-_DIR = struct.Struct("<" + DIR_FORMAT)
+_DIR = DIR_RECORD
+_STATUS_COUNT = len(STATUSES)
 _NO_DIR = bytes(_DIR.size)
 #: The modules whose code decides what a document file holds: a change to
 #: any of them (an upgrade, an edit) makes every recorded verdict doubtful,
@@ -383,24 +385,14 @@ class ListingIndex:
         entry = self._briefs.get(brief_id)
         if entry is None or brief_id in self._fresh_docs or brief_id in self._confirmed:
             return None
-        first, count, position = entry
-        *recorded, flags = _DIR.unpack_from(self._dirs, position * _DIR.size)
-        wanted = DIR_KNOWN | DIR_VALID | (DIR_EXACT if exact else 0)
-        if flags & wanted != wanted or not count:
-            return None
-        self._dir_seen.add(brief_id)
-        chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
-        names = document_names(chunk, count, bool(flags & DIR_DENSE))
-        return Proof(first, count, tuple(recorded), chunk, names)
+        plan = proof_of(self._records, self._dirs, entry, exact=exact)
+        if plan is not None:
+            self._dir_seen.add(brief_id)
+        return plan
 
     def _shown(self, first: int, count: int) -> Columns | None:
-        return shown_columns(
-            self._records[first * _RECORD.size : (first + count) * _RECORD.size],
-            count,
-            statuses=len(STATUSES),
-            strings=len(self._strings),
-            moments=(_FIRST_US, _LAST_US),
-        )
+        chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
+        return shown_columns(chunk, count, statuses=_STATUS_COUNT, strings=len(self._strings))
 
     def proven_columns(self, brief_id: str, dir_fd: int) -> Columns | None:
         """``proven``'s brief as ``_unchanged.Columns``, if a listing can show every field."""

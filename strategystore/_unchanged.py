@@ -23,12 +23,14 @@ from typing import NamedTuple
 from strategystore import _cache
 from strategystore._cache import Identity
 from strategystore._indexfile import DIR_FLAGS
+from strategystore._verdict import _FIRST_US, _LAST_US
 
 __all__ = [
     "DIR_DENSE",
     "DIR_EXACT",
     "DIR_FORMAT",
     "DIR_KNOWN",
+    "DIR_RECORD",
     "DIR_VALID",
     "FIELDS",
     "RECORD_FORMAT",
@@ -38,6 +40,7 @@ __all__ = [
     "document_names",
     "files_prove",
     "in_range",
+    "proof_of",
     "same_files",
     "shown_columns",
     "unchanged_brief",
@@ -47,6 +50,7 @@ __all__ = [
 #: has seal, sections, created, updated, reason, problem, line, seal,
 #: fingerprint (``_index`` describes them).
 RECORD_FORMAT = "IIQQQqqqbBIqqiii32s16s"
+_RECORD_SIZE = struct.calcsize("<" + RECORD_FORMAT)
 #: The same record, reading only what a listing shows and what proves it:
 #: version, dev, ino, size, mtime, ctime, seen, status, sections, created,
 #: updated, reason, problem.
@@ -130,7 +134,12 @@ def unchanged_brief(
 
 
 def shown_columns(
-    records: memoryview, count: int, *, statuses: int, strings: int, moments: tuple[int, int]
+    records: memoryview,
+    count: int,
+    *,
+    statuses: int,
+    strings: int,
+    moments: tuple[int, int] = (_FIRST_US, _LAST_US),
 ) -> Columns | None:
     """The shown values of a brief's ``count`` records, if each is a valid document in range."""
     flat: Columns = _layout(count).unpack(records)
@@ -167,6 +176,7 @@ DIR_EXACT = 2
 DIR_DENSE = 4
 #: Every record of the brief is of a valid document.
 DIR_VALID = 8
+DIR_RECORD = struct.Struct("<" + DIR_FORMAT)
 
 #: A record's identity fields (dev, ino, size, mtime, ctime), the rest skipped.
 _IDENTITY = struct.Struct("<8xQQQqq" + f"{struct.calcsize('<' + RECORD_FORMAT) - 48}x")
@@ -240,3 +250,22 @@ def dir_proves(root: str, item: tuple[str, Proof]) -> bool:
         return files_prove(plan, dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def proof_of(
+    records: memoryview, dirs: memoryview, entry: tuple[int, int, int], *, exact: bool
+) -> Proof | None:
+    """What proving a brief by its directory must check, if its directory record allows it.
+
+    ``entry`` is the brief's first record, number of records and position
+    among the directory records; ``exact``: its listing must have named
+    nothing but documents.
+    """
+    first, count, position = entry
+    *recorded, flags = DIR_RECORD.unpack_from(dirs, position * DIR_RECORD.size)
+    wanted = DIR_KNOWN | DIR_VALID | (DIR_EXACT if exact else 0)
+    if flags & wanted != wanted or not count:
+        return None
+    chunk = records[first * _RECORD_SIZE : (first + count) * _RECORD_SIZE]
+    names = document_names(chunk, count, bool(flags & DIR_DENSE))
+    return Proof(first, count, tuple(recorded), chunk, names)
