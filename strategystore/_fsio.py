@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from strategystore import _syncfs
@@ -221,18 +222,21 @@ class Writer:
         exclusive: bool,
         durable: bool,
         staged: Staged | None = None,
+        absent: bool = False,
     ) -> bool:
         """Write ``data`` as ``<brief_id>/<name>`` atomically; ``False`` if ``exclusive`` found it.
 
         With ``durable`` the document, its directory and every directory on
         its path are durable when this returns; otherwise only the data is,
-        until ``flush``. ``staged`` is the data already written by ``stage``.
+        until ``flush``. ``staged`` is the data already written by ``stage``;
+        ``absent``: the caller, holding the lock, found no ``name`` (see ``publish``).
         """
         dir_fd = self.open_brief_dir(brief_id, make=True, durable=durable)
         assert dir_fd is not None
         where = f"{self._root}/{brief_id}"
         try:
-            before = os.fstat(dir_fd)
+            # Only a durable write makes the directories above durable, from how they are now.
+            before = os.fstat(dir_fd) if durable else None
             return self.publish(
                 dir_fd,
                 where,
@@ -241,7 +245,8 @@ class Writer:
                 exclusive=exclusive,
                 durable=durable,
                 staged=self._still_staged(dir_fd, staged),
-                then=lambda: self._make_path_durable(dir_fd, before),
+                absent=absent,
+                then=None if before is None else partial(self._make_path_durable, dir_fd, before),
             )
         except OSError as exc:
             name_document(exc, where, name)
@@ -454,6 +459,7 @@ class Writer:
         durable: bool,
         staged: str | None = None,
         then: Callable[[], None] | None = None,
+        absent: bool = False,
     ) -> bool:
         """Write ``data`` to ``name`` in the directory ``dir_fd`` (at ``where``) atomically.
 
@@ -461,6 +467,8 @@ class Writer:
         there. ``staged`` names a temporary file already holding ``data``
         durably; ``then`` runs after the directory fsync, and its failure is
         undone like that fsync's (the directories above, made durable).
+        ``absent``: the caller found no ``name`` under the lock, so no backup
+        link is tried (an undo then removes ``name``).
         """
         # Even a write made durable later (an import) has its data durable
         # before its name is published: a name can reach the disk before the
@@ -473,7 +481,7 @@ class Writer:
         try:
             try:
                 if not exclusive:
-                    if durable:
+                    if durable and not absent:
                         backup = self._keep(dir_fd, name)
                     self._step("replace", where, name)
                     os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

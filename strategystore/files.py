@@ -22,6 +22,7 @@ import errno
 import os
 import shlex
 import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Hashable, Sequence
@@ -111,6 +112,10 @@ class FileStore(BaseStore):
         self._case_insensitive = os.path.lexists(self.data_dir / MARKER_NAME.upper())
         #: What the store remembers between reads; it changes no answer, only speed.
         self.cache = ReadCache(_cache.racy_window_ns(self.data_dir))
+        # Per thread, the document path its last ``_load`` found absent (see ``_write``).
+        self._seen = _Seen()
+        # Per brief, a document this store published there (see ``_holds_documents``).
+        self._published: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return (
@@ -225,15 +230,18 @@ class FileStore(BaseStore):
     def _load(self, brief_id: str, version: int) -> tuple[StrategyDocument, bytes] | None:
         path = f"{self._root}/{brief_id}/{version}.json"
         cache = self.cache
+        seen = self._seen
         try:
             info = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             # Absent. (Through a brief directory that is a link this finds
             # nothing too; writing there is refused when the directory is opened.)
             cache.forget_document(path)
+            seen.absent = path
             return None
         except OSError:
             info = None
+        seen.absent = None
         cached = cache.document(path)
         if (
             cached is not None
@@ -401,6 +409,13 @@ class FileStore(BaseStore):
         return index
 
     def _holds_documents(self, brief_id: str) -> bool:
+        published = self._published.get(brief_id)
+        if published is not None:
+            # The document this store last published there, if still there,
+            # answers in one lstat what a listing would.
+            with suppress(OSError):
+                os.lstat(f"{self._root}/{brief_id}/{published}")
+                return True
         dir_fd = self._open_brief_dir(brief_id)
         if dir_fd is None:
             return False
@@ -414,7 +429,12 @@ class FileStore(BaseStore):
     # -- primitives: writing and locking ---------------------------------------------
 
     def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
-        return self._publish(doc, data, exclusive=exclusive, durable=self.durable)
+        # A write right after this thread's ``_load`` found the document absent,
+        # under the lock, has nothing to keep for an undo: no backup link is tried.
+        seen = self._seen
+        absent = seen.absent == f"{self._root}/{doc.brief_id}/{doc.version}.json"
+        seen.absent = None
+        return self._publish(doc, data, exclusive=exclusive, durable=self.durable, absent=absent)
 
     def _publish(
         self,
@@ -424,16 +444,24 @@ class FileStore(BaseStore):
         exclusive: bool,
         durable: bool,
         staged: Staged | None = None,
+        absent: bool = False,
     ) -> bool:
         self._forget(doc.brief_id, doc.version)
-        return self.io.write_document(
+        name = document_name(doc.version)
+        written = self.io.write_document(
             doc.brief_id,
-            document_name(doc.version),
+            name,
             data,
             exclusive=exclusive,
             durable=durable,
             staged=staged,
+            absent=absent,
         )
+        published = self._published
+        if len(published) >= _PUBLISHED_KEPT and doc.brief_id not in published:
+            published.clear()  # (atomic, unlike evicting one while other threads write)
+        published[doc.brief_id] = name
+        return written
 
     def _remove(self, brief_id: str, version: int) -> None:
         self._forget(brief_id, version)
@@ -519,6 +547,17 @@ class _StagedImport(_UnsyncedImport):
     def end_batch(self) -> None:
         self._files.io.unstage(token for queue in self._staged.values() for token in queue)
         self._staged.clear()
+
+
+class _Seen(threading.local):
+    """What one thread's last ``FileStore._load`` saw."""
+
+    #: The document path it found absent, if it did.
+    absent: str | None = None
+
+
+#: How many briefs ``FileStore._published`` remembers.
+_PUBLISHED_KEPT = 4096
 
 
 def _is_real_dir(path: str) -> bool:

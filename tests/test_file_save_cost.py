@@ -1,0 +1,120 @@
+"""FileStore only: what a save may skip, and what it must still do when it skips it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from strategystore import FileStore, InvalidBriefIdError
+from tests.conftest import make_doc
+
+
+def _count_links(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, object]]:
+    calls: list[tuple[object, object]] = []
+    real = os.link
+
+    def link(src: object, dst: object, *args: object, **kwargs: object) -> None:
+        calls.append((src, dst))
+        real(src, dst, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", link)
+    return calls
+
+
+def _fail_dir_fsync(store: FileStore) -> None:
+    def hook(step: str, path: Path) -> None:
+        if step == "dir-fsync":
+            raise OSError(5, "injected EIO")
+
+    store.on_step = hook
+
+
+def test_a_durable_save_of_a_new_version_tries_no_backup_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    calls = _count_links(monkeypatch)
+    store.save(make_doc("acme", 2))
+    assert calls == []
+    assert store.get_strategy("acme", 2) == make_doc("acme", 2)
+
+
+def test_a_durable_save_replacing_a_draft_still_keeps_a_backup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1, metadata={"n": 1}))
+    calls = _count_links(monkeypatch)
+    store.save(make_doc("acme", 1, metadata={"n": 2}))
+    assert len(calls) == 1
+
+
+def test_a_new_version_whose_directory_fsync_fails_is_removed_again(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    _fail_dir_fsync(store)
+    with pytest.raises(OSError, match="injected"):
+        store.save(make_doc("acme", 2))
+    store.on_step = None
+    assert store.list_version_numbers("acme") == [1]
+
+
+def test_a_version_found_absent_earlier_and_written_since_is_put_back_on_failure(
+    tmp_path: Path,
+) -> None:
+    # This store saw version 2 absent (an unlocked read), then another store
+    # wrote it: the save that replaces it must still keep what was there.
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    assert store.get_strategy("acme", 2) is None
+    other = FileStore(tmp_path / "data")
+    other.save(make_doc("acme", 2, metadata={"by": "other"}))
+    before = (tmp_path / "data" / "acme" / "2.json").read_bytes()
+    _fail_dir_fsync(store)
+    with pytest.raises(OSError, match="injected"):
+        store.save(make_doc("acme", 2, metadata={"by": "this"}))
+    store.on_step = None
+    assert (tmp_path / "data" / "acme" / "2.json").read_bytes() == before
+
+
+def test_an_absence_seen_by_another_thread_keeps_no_backup_from_being_made(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1, metadata={"n": 1}))
+    # Another thread's _load found version 2 absent; this thread replaces version 1.
+    seen = threading.Thread(target=store.get_strategy, args=("acme", 2))
+    seen.start()
+    seen.join()
+    before = (tmp_path / "data" / "acme" / "1.json").read_bytes()
+    _fail_dir_fsync(store)
+    with pytest.raises(OSError, match="injected"):
+        store.save(make_doc("acme", 1, metadata={"n": 2}))
+    store.on_step = None
+    assert (tmp_path / "data" / "acme" / "1.json").read_bytes() == before
+
+
+def test_a_case_variant_is_refused_right_after_its_brief_was_written(tmp_path: Path) -> None:
+    # Within the racy window the data directory's listing is not trusted, and
+    # the brief's own last document answers whether it holds any.
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    store.save(make_doc("acme", 2))
+    with pytest.raises(InvalidBriefIdError):
+        store.save(make_doc("Acme", 1))
+
+
+def test_a_brief_whose_remembered_document_is_gone_is_listed_again(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    store.save(make_doc("acme", 2))
+    # Removed behind the store's back: only version 1 is left, and still counts.
+    (tmp_path / "data" / "acme" / "2.json").unlink()
+    store.save(make_doc("acme", 3))
+    with pytest.raises(InvalidBriefIdError):
+        store.save(make_doc("ACME", 1))
+    assert store.list_version_numbers("acme") == [3, 1]
