@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
 
-from strategystore._pgsql import Results, Statements, row_of
+from strategystore._pgcopy import CopyStream
+from strategystore._pgsql import Results, Statements, batch_reads, row_of
 from strategystore._primitives import BulkWriter, Primitives
 from strategystore.models import StrategyDocument
 
 __all__ = ["BatchHost", "BatchWriter", "Transaction"]
 
 
-@dataclass
 class Transaction:
     """A write transaction of one thread: its connection and the brief locks it holds.
 
@@ -26,14 +25,43 @@ class Transaction:
     the stored ids of each case-folded brief; ``key_of`` is the lock key of
     each brief of the batch. ``highest`` is a brief's highest version, read
     with its lock when the transaction began, until it is used or the brief written.
+    ``before_use`` ends what an import has under way on the connection (a
+    ``COPY``) before anything else uses it.
     """
 
-    conn: psycopg.Connection[Any]
-    keys: set[int] = field(default_factory=set)
-    rows: dict[tuple[str, int], bytes | None] = field(default_factory=dict)
-    ids_by_fold: dict[str, set[str]] | None = None
-    key_of: dict[str, int] = field(default_factory=dict)
-    highest: tuple[str, int] | None = None
+    __slots__ = (
+        "_conn",
+        "before_use",
+        "highest",
+        "ids_by_fold",
+        "key_of",
+        "keys",
+        "rows",
+    )
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        keys: set[int] | None = None,
+        *,
+        highest: tuple[str, int] | None = None,
+    ) -> None:
+        self._conn = conn
+        self.keys: set[int] = set() if keys is None else keys
+        self.rows: dict[tuple[str, int], bytes | None] = {}
+        self.ids_by_fold: dict[str, set[str]] | None = None
+        self.key_of: dict[str, int] = {}
+        self.highest = highest
+        self.before_use: Callable[[], None] | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The transaction's connection, free for a statement: a ``COPY`` under way is ended."""
+        end = self.before_use
+        if end is not None:
+            self.before_use = None
+            end()
+        return self._conn
 
 
 class BatchHost(Protocol):
@@ -52,7 +80,15 @@ class BatchHost(Protocol):
 
 
 class BatchWriter(BulkWriter):
-    """One transaction per import batch: its briefs locked, its rows read and written at once."""
+    """One transaction per import batch: its briefs locked, its rows read and written at once.
+
+    Rows new to the table go in by binary ``COPY``, the fastest way in,
+    sent while the batch is still being worked through (``CopyStream``): the
+    batch's locks and its read-ahead say no writer of this store has them. A
+    row put there by hand, without the lock, makes the ``COPY`` fail and the
+    batch roll back. Replaced rows, and a key written twice in one batch,
+    are upserted at the end.
+    """
 
     def __init__(self, store: Primitives, host: BatchHost, results: Results | None) -> None:
         """A writer for ``store``, whose transactions ``host`` (the same store) begins and ends."""
@@ -60,27 +96,31 @@ class BatchWriter(BulkWriter):
         self._owner = host
         self._results = results
         self._tx: Transaction | None = None
+        self._stream: CopyStream | None = None
         self._pending: dict[tuple[str, int], tuple[StrategyDocument, bytes]] = {}
         self._stored: set[tuple[str, int]] = set()
+        self._streamed: set[tuple[str, int]] = set()
 
     def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
         store = self._owner
         if not items or getattr(store._local, "tx", None) is not None:
             return  # inside a caller's own write: its transaction serves
         first = items[0][0].brief_id
-        key_of = {doc.brief_id: store._lock_key(doc.brief_id) for doc, _ in items}
+        # A batch holds a few briefs, each many times: each is keyed once.
+        key_of = {brief: store._lock_key(brief) for brief in {doc.brief_id for doc, _ in items}}
         tx = store._begin(sorted(set(key_of.values())), None, first)
         tx.key_of = key_of
+        folds = sorted({doc.brief_id.lower() for doc, _ in items})
         try:
             self._tx = tx
             store._local.tx = tx
             with store._errors():
-                found = tx.conn.execute(
-                    store._sql.batch_rows,
-                    ([doc.brief_id for doc, _ in items], [doc.version for doc, _ in items]),
-                ).fetchall()
-                folds = sorted({doc.brief_id.lower() for doc, _ in items})
-                ids = tx.conn.execute(store._sql.batch_ids, (folds,)).fetchall()
+                # What is stored at the batch's keys, and the ids of its
+                # briefs in any case: both in one round trip.
+                cursor = tx.conn.execute(batch_reads(tx.conn, store._sql, items, folds))
+                found = cursor.fetchall()
+                cursor.nextset()
+                ids = cursor.fetchall()
         except BaseException:
             self._tx = tx
             self._abandon()
@@ -88,6 +128,8 @@ class BatchWriter(BulkWriter):
         tx.rows = {doc.key: None for doc, _ in items}
         tx.rows.update({(brief, version): data.encode() for brief, version, data in found})
         self._stored = {(brief, version) for brief, version, _ in found}
+        self._streamed = set()
+        self._stream = CopyStream(tx.conn, store._sql.copy_binary)
         tx.ids_by_fold = {fold: set() for fold in folds}
         for (brief,) in ids:
             tx.ids_by_fold[brief.lower()].add(brief)
@@ -97,10 +139,18 @@ class BatchWriter(BulkWriter):
         if tx is None:
             super().write(doc, data)
             return
-        self._pending[doc.key] = (doc, data)
-        tx.rows[doc.key] = data
-        assert tx.ids_by_fold is not None
+        key = doc.key
+        tx.rows[key] = data
+        assert tx.ids_by_fold is not None and self._stream is not None
         tx.ids_by_fold.setdefault(doc.brief_id.lower(), set()).add(doc.brief_id)
+        if key in self._stored or key in self._streamed:
+            self._pending[key] = (doc, data)
+            return
+        self._streamed.add(key)
+        stream = self._stream
+        stream.add(doc, data)
+        if stream.active:
+            tx.before_use = stream.finish
 
     def end_batch(self) -> None:
         tx, self._tx = self._tx, None
@@ -119,31 +169,32 @@ class BatchWriter(BulkWriter):
     def _commit(self, tx: Transaction) -> None:
         store = self._owner
         pending, self._pending = list(self._pending.values()), {}
+        stream, self._stream = self._stream, None
         store._local.tx = None
+        tx.before_use = None
         commit = False
         try:
-            # Rows new to the table go in by COPY, the fastest way in: the
-            # batch's locks and its read-ahead say no writer of this store
-            # has them. A row put there by hand, without the lock, makes the
-            # COPY fail and the batch roll back. Replaced rows are upserted.
-            fresh = [row_of(d, data) for d, data in pending if d.key not in self._stored]
-            replaced = [row_of(d, data) for d, data in pending if d.key in self._stored]
             with store._errors():
-                if fresh:
-                    with tx.conn.cursor() as cursor, cursor.copy(store._sql.copy_in) as copy:
-                        for values in fresh:
-                            copy.write_row(values)
-                if replaced:
-                    columns = [list(column) for column in zip(*replaced, strict=True)]
+                if stream is not None:
+                    stream.finish()
+                if pending:
+                    rows = [row_of(doc, data) for doc, data in pending]
+                    columns = [list(column) for column in zip(*rows, strict=True)]
                     tx.conn.execute(store._sql.upsert_many, columns)
             commit = True
+        except BaseException as exc:
+            if stream is not None:
+                stream.abort(exc)
+            raise
         finally:
             store._end(tx.conn, commit=commit)
 
     def _abandon(self) -> None:
         tx, self._tx = self._tx, None
         self._pending = {}
+        self._stream = None
         store = self._owner
         store._local.tx = None
         if tx is not None:
+            tx.before_use = None
             store._end(tx.conn, commit=False)

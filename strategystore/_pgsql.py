@@ -15,13 +15,22 @@ from psycopg import sql
 from psycopg.pq import Escaping
 
 from strategystore._cache import CACHE_BYTES, CACHE_SIZE, copy_document
+from strategystore._layout import DocumentFileError, decode_document_file, misplacement
 from strategystore._pgerrors import lock_setting
-from strategystore._pgwire import wire_statement
+from strategystore._pgwire import run_simple, wire_statement
 from strategystore._protocol import ImportOutcome, OnResult
-from strategystore.errors import StrategyStoreError
+from strategystore.errors import CorruptDocumentError, StrategyStoreError
 from strategystore.models import StrategyDocument
 
-__all__ = ["COLUMNS", "Decoded", "Results", "Statements", "row_of", "take_locks"]
+__all__ = [
+    "COLUMNS",
+    "Decoded",
+    "Results",
+    "Statements",
+    "batch_reads",
+    "row_of",
+    "take_locks",
+]
 
 COLUMNS = (
     "brief_id",
@@ -71,6 +80,26 @@ class Decoded:
         if entry is None or entry[0] != data:
             return None
         return copy_document(entry[1])
+
+    def decode(self, table: str, brief_id: str, version: int, data: bytes) -> StrategyDocument:
+        """The document of ``data``, stored in ``table`` at this key: kept, or decoded and checked.
+
+        Raises:
+            CorruptDocumentError: ``data`` is no valid document of this key.
+        """
+        known = self.get(brief_id, version, data)
+        if known is not None:
+            return known
+        where = f"table {table}, row (brief_id={brief_id!r}, version={version})"
+        try:
+            doc = decode_document_file(data)
+        except DocumentFileError as exc:
+            raise CorruptDocumentError(where, exc.reason) from exc
+        misplaced = misplacement(doc, brief_id, version)
+        if misplaced is not None:
+            raise CorruptDocumentError(where, misplaced)
+        self.remember(brief_id, version, data, doc)
+        return doc
 
     def remember(self, brief_id: str, version: int, data: bytes, doc: StrategyDocument) -> None:
         """Keep ``doc``, decoded from ``data``, pushing out the oldest entries beyond the bounds."""
@@ -138,19 +167,50 @@ def take_locks(
     setting = lock_setting(wait) if wait else None
     statement = lock_statement(keys, setting, begin=highest is not None, then=then or None)
     try:
-        cursor = conn.execute(statement)
+        results = run_simple(conn, statement)
     except psycopg.errors.LockNotAvailable:
         return False
-    if highest is not None:
-        cursor.nextset()
-    if wait == 0:
-        row = cursor.fetchone()
-        if row is None or not row[0]:
-            return False
-    if highest and cursor.nextset():
-        found = cursor.fetchone()
-        return None if found is None else (brief_id, int(found[0]))
+    taken = results[0 if highest is None else 1]
+    if wait == 0 and (taken.ntuples != 1 or taken.get_value(0, 0) != b"t"):
+        return False
+    if highest and len(results) > 2 and results[2].ntuples:
+        return brief_id, int(results[2].get_value(0, 0) or 0)
     return None
+
+
+def batch_reads(
+    conn: psycopg.Connection[Any],
+    statements: Statements,
+    items: Sequence[tuple[StrategyDocument, bytes]],
+    folds: Sequence[str],
+) -> bytes:
+    """Two queries in one statement: the rows stored at the keys of ``items``, then the ids
+    stored under each of ``folds`` (case-folded ids), in any case.
+
+    The keys go as array literals, quoted by libpq, rather than parameters:
+    without parameters, libpq sends both queries in one message and one round
+    trip, and the server plans each without a generic plan's guesses.
+    """
+    escape = Escaping(conn.pgconn).escape_literal
+    briefs = _text_array([doc.brief_id for doc, _ in items])
+    versions = ("{" + ",".join(str(int(doc.version)) for doc, _ in items) + "}").encode()
+    return b"".join(
+        [
+            b"SELECT t.brief_id, t.version, t.data FROM unnest(",
+            escape(briefs),
+            b"::text[], ",
+            escape(versions),
+            statements.batch_rows_tail,
+            escape(_text_array(folds)),
+            b"::text[])",
+        ]
+    )
+
+
+def _text_array(values: Sequence[str]) -> bytes:
+    """The text of an array literal of ``values``, each quoted (so that ``null`` is no NULL)."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return ("{" + ",".join(quoted) + "}").encode()
 
 
 def lock_statement(
@@ -238,11 +298,12 @@ class Statements:
             table,
         )
         self.copy_in = q(f"COPY {{t}} ({columns}) FROM STDIN")
-        self.batch_rows = q(
-            "SELECT t.brief_id, t.version, t.data FROM unnest(%s::text[], %s::int[]) AS k(b, v) "
-            "JOIN {t} AS t ON t.brief_id = k.b AND t.version = k.v"
+        self.copy_binary = q(f"COPY {{t}} ({columns}) FROM STDIN (FORMAT binary)")
+        # Completed by ``batch_reads`` with the batch's keys and folded ids, as literals.
+        self.batch_rows_tail = q(
+            "::int[]) AS k(b, v) JOIN {t} AS t ON t.brief_id = k.b AND t.version = k.v; "
+            "SELECT DISTINCT brief_id FROM {t} WHERE lower(brief_id) = ANY("
         )
-        self.batch_ids = q("SELECT DISTINCT brief_id FROM {t} WHERE lower(brief_id) = ANY(%s)")
 
     def create(self, comment: str) -> list[sql.Composed]:
         """The statements that create the table, its index and its format comment."""

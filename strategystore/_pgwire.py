@@ -22,6 +22,8 @@ from typing import Any
 
 import psycopg
 from psycopg import pq, sql
+from psycopg.generators import execute
+from psycopg_pool import ConnectionPool
 
 from strategystore.models import StrategyDocument
 
@@ -30,6 +32,8 @@ __all__ = [
     "Wire",
     "WireStatement",
     "connection_kwargs",
+    "open_pool",
+    "run_simple",
     "wire_row",
     "wire_statement",
 ]
@@ -54,6 +58,29 @@ def connection_kwargs(connect_timeout: int) -> dict[str, Any]:
         # (``Wire``) with them.
         "prepare_threshold": None,
     }
+
+
+def open_pool(
+    conninfo: str, kwargs: dict[str, Any], size: int, *, timeout: float, name: str
+) -> ConnectionPool[psycopg.Connection[Any]]:
+    """A pool of at most ``size`` connections opened with ``kwargs``, opening in the background."""
+    pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=size,
+        kwargs=kwargs,
+        timeout=timeout,
+        # The pool retries a failed connection in the background with a
+        # backoff that doubles up to this many seconds: after an outage
+        # of a minute, a server that came back would be out of reach
+        # for another. Giving up at once lets the next call that needs
+        # a connection try again, then and there.
+        reconnect_timeout=0,
+        name=name,
+        open=False,
+    )
+    pool.open(wait=False)
+    return pool
 
 
 class WireStatement:
@@ -112,6 +139,20 @@ class Wire:
     def command(self, conn: psycopg.Connection[Any], text: bytes) -> None:
         """Run ``text``, a statement without parameters or rows (``COMMIT``)."""
         _checked(conn, conn.pgconn.exec_(text))
+
+
+def run_simple(conn: psycopg.Connection[Any], text: bytes) -> list[pq.abc.PGresult]:
+    """The results of ``text``, statements without parameters, sent in one message.
+
+    It waits in psycopg's loop, as ``conn.execute`` does, so a Ctrl-C while the
+    server waits (for a lock) cancels the statement; but it makes no cursor
+    and no rows. The first result that failed raises, as psycopg would.
+    """
+    conn.pgconn.send_query(text)
+    results: list[pq.abc.PGresult] = conn.wait(execute(conn.pgconn))
+    for result in results:
+        _checked(conn, result)
+    return results
 
 
 def _prepare(conn: psycopg.Connection[Any], statement: WireStatement, names: set[bytes]) -> None:

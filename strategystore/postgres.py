@@ -19,7 +19,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 # First, so that without the extra the error says how to install it.
@@ -34,7 +34,6 @@ except ImportError as exc:  # pragma: no cover - the extra is installed for the 
     ) from exc
 
 from strategystore._dsn import DEFAULT_TABLE, split_table
-from strategystore._layout import DocumentFileError, decode_document_file, misplacement
 from strategystore._locks import check_timeout
 from strategystore._pgbatch import BatchWriter, Transaction
 from strategystore._pgerrors import (
@@ -46,7 +45,7 @@ from strategystore._pgerrors import (
 )
 from strategystore._pgsql import Decoded, Results, Statements, take_locks
 from strategystore._pgtable import FORMAT, prepare_table, table_oid
-from strategystore._pgwire import Wire, WireStatement, connection_kwargs, wire_row
+from strategystore._pgwire import Wire, WireStatement, connection_kwargs, open_pool, wire_row
 from strategystore._primitives import BulkWriter, Loader
 from strategystore._protocol import ImportSummary, OnResult
 from strategystore.errors import (
@@ -69,6 +68,8 @@ _TABLE_NAME = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9
 DEFAULT_POOL_SIZE = 4
 #: Seconds to wait for a connection before the server counts as unavailable.
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: The context of a lock the thread's transaction already holds: nothing to do.
+_HELD: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 class PostgresStore(BaseStore):
@@ -175,23 +176,9 @@ class PostgresStore(BaseStore):
             self._opened = self._new_pool()
 
     def _new_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
-        pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            self._conninfo,
-            min_size=1,
-            max_size=self._pool_size,
-            kwargs=self._kwargs,
-            timeout=pool_timeout(self.connect_timeout),
-            # The pool retries a failed connection in the background with a
-            # backoff that doubles up to this many seconds: after an outage
-            # of a minute, a server that came back would be out of reach
-            # for another. Giving up at once lets the next call that needs
-            # a connection try again, then and there.
-            reconnect_timeout=0,
-            name=self._place.pool_name,
-            open=False,
-        )
-        pool.open(wait=False)
-        return pool
+        timeout = pool_timeout(self.connect_timeout)
+        size, name = self._pool_size, self._place.pool_name
+        return open_pool(self._conninfo, self._kwargs, size, timeout=timeout, name=name)
 
     @property
     def _pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
@@ -374,10 +361,16 @@ class PostgresStore(BaseStore):
             found, tx.highest = tx.highest, None
             yield found[1] if found and found[0] == brief_id else self._highest_version(brief_id)
 
-    @contextmanager
     def _locked(
         self, brief_id: str, timeout: float | None = None, *, highest: bool = False
-    ) -> Iterator[None]:
+    ) -> AbstractContextManager[None]:
+        tx: Transaction | None = getattr(self._local, "tx", None)
+        if tx is not None and tx.key_of.get(brief_id) in tx.keys:
+            return _HELD  # an import's batch holds it: once per document, kept cheap
+        return self._locking(brief_id, timeout, highest=highest)
+
+    @contextmanager
+    def _locking(self, brief_id: str, timeout: float | None, *, highest: bool) -> Iterator[None]:
         tx: Transaction | None = getattr(self._local, "tx", None)
         key = tx.key_of.get(brief_id) if tx is not None else None
         if key is None:
@@ -411,19 +404,7 @@ class PostgresStore(BaseStore):
         return self._decode(brief_id, version, data), data
 
     def _decode(self, brief_id: str, version: int, data: bytes) -> StrategyDocument:
-        known = self._decoded.get(brief_id, version, data)
-        if known is not None:
-            return known
-        where = f"table {self.table}, row (brief_id={brief_id!r}, version={version})"
-        try:
-            doc = decode_document_file(data)
-        except DocumentFileError as exc:
-            raise CorruptDocumentError(where, exc.reason) from exc
-        misplaced = misplacement(doc, brief_id, version)
-        if misplaced is not None:
-            raise CorruptDocumentError(where, misplaced)
-        self._decoded.remember(brief_id, version, data, doc)
-        return doc
+        return self._decoded.decode(self.table, brief_id, version, data)
 
     def _snapshot(self, brief_id: str) -> tuple[list[int], Loader]:
         rows = self._fetch(self._sql.snapshot, (brief_id,))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -14,11 +15,13 @@ from strategystore import (
     ConcurrentUpdateError,
     ConfigurationError,
     CorruptDocumentError,
+    DuplicateVersionError,
     LockTimeoutError,
     Section,
     Status,
     StoreFormatError,
     StoreUnavailableError,
+    StrategyDocument,
     StrategyStoreError,
     open_store,
 )
@@ -84,6 +87,64 @@ def test_the_typed_columns_follow_the_document(pg_store: PostgresStore, sql: Sql
         f"FROM {pg_store.table} WHERE brief_id = 'acme' AND version = 1"
     )
     assert row == ("approved", None, T0, T0, approved.content_digest)
+
+
+def test_an_import_writes_the_same_rows_as_one_write_at_a_time(
+    pg_store: PostgresStore, sql: Sql
+) -> None:
+    """The import's rows (binary COPY) hold what ``save`` writes, column for column."""
+    later = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
+    docs = [
+        make_doc("acme", 1),
+        make_doc("acme", 2, status=Status.REJECTED, status_reason="no\0pe 東京", updated_at=later),
+        make_doc("acme", 3, sections=[Section(key="k", title="T", body='a "q" \\ b\n\tc')]),
+    ]
+    for doc in docs:
+        pg_store.save(doc)
+    columns = (
+        "brief_id, version, status, status_reason, created_at, updated_at, content_digest, data"
+    )
+    saved = sql(f"SELECT {columns} FROM {pg_store.table} ORDER BY version")
+    sql(f"DELETE FROM {pg_store.table}")
+    assert pg_store.import_documents(docs).written == 3
+    assert sql(f"SELECT {columns} FROM {pg_store.table} ORDER BY version") == saved
+    assert saved[1][3] == "no\ufffdpe 東京" and saved[1][5] == later
+
+
+def test_a_key_imported_twice_in_one_batch_keeps_the_last(pg_store: PostgresStore) -> None:
+    """The first goes in by COPY, the second replaces it in the same transaction."""
+    first = make_doc("acme", 1)
+    changed = make_doc("acme", 1, metadata={"tone": "bold"})
+    summary = pg_store.import_documents([first, changed, make_doc("acme", 2)], upsert=True)
+    assert (summary.written, summary.refused) == (3, 0)
+    assert pg_store.get_strategy("acme", 1) == changed
+    refused = pg_store.import_documents([make_doc("b", 1), make_doc("b", 1, metadata={})])
+    assert (refused.written, refused.refused) == (1, 1)
+    assert pg_store.get_strategy("b", 1) == make_doc("b", 1)
+
+
+def test_a_statement_in_the_middle_of_an_import_batch_ends_its_copy_first(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows already sent by COPY while the batch runs: any other statement still runs."""
+    from strategystore import _pgbatch  # noqa: PLC0415
+
+    write = _pgbatch.BatchWriter.write
+    seen: list[list[int]] = []
+
+    def write_then_ask(self: Any, doc: StrategyDocument, data: bytes) -> None:
+        write(self, doc, data)
+        if doc.version in (150, 151):  # past the first send of rows
+            seen.append(sorted(pg_store._versions("acme")))
+
+    monkeypatch.setattr(_pgbatch.BatchWriter, "write", write_then_ask)
+    docs = [make_doc("acme", v, metadata={"pad": "x" * 400}) for v in range(1, 201)]
+    assert pg_store.import_documents(docs).written == 200
+    # The first statement ended the COPY, so it saw every row written before it;
+    # the next row began another COPY, whose rows (like any row still held)
+    # are there by the commit.
+    assert seen == [list(range(1, 151)), list(range(1, 151))]
+    assert pg_store.list_version_numbers("acme") == list(range(200, 0, -1))
 
 
 # -- rows edited by hand -----------------------------------------------------------
@@ -396,6 +457,33 @@ def test_create_next_reads_the_highest_version_with_its_lock(
             assert store.create_next("acme").version == 3
         assert sent[2:] == [b"strategystore_highest", b"strategystore_insert"]
         assert store.list_version_numbers("acme") == [3, 2, 1]
+
+
+def test_create_next_that_finds_its_version_taken_commits_nothing_and_says_so(
+    pg_store: PostgresStore, sql: Sql, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row put in by hand, past the lock, at the version create_next chose."""
+    pg_store.create_next("acme")
+    intruder = make_doc("acme", 2, metadata={"by": "hand"})
+    write = PostgresStore._write
+
+    def insert_by_hand_first(
+        self: PostgresStore, doc: Any, data: bytes, *, exclusive: bool
+    ) -> bool:
+        sql(
+            f"INSERT INTO {pg_store.table} (brief_id, version, status, created_at, data) "
+            "VALUES (%s, 2, 'draft', now(), %s)",
+            ("acme", intruder.to_json_bytes().decode()),
+        )
+        return write(self, doc, data, exclusive=exclusive)
+
+    monkeypatch.setattr(PostgresStore, "_write", insert_by_hand_first)
+    with pytest.raises(DuplicateVersionError):
+        pg_store.create_next("acme")
+    monkeypatch.undo()
+    assert pg_store.get_strategy("acme", 2) == intruder
+    # The transaction ended cleanly: the next one takes the lock and writes.
+    assert pg_store.create_next("acme").version == 3
 
 
 def test_a_statement_the_server_already_holds_is_run(pg_dsn: str, pg_table: str) -> None:
