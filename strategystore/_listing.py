@@ -16,7 +16,7 @@ from datetime import datetime
 from types import TracebackType
 
 from strategystore import _cache
-from strategystore._cache import Listing
+from strategystore._cache import Identity, Listing
 from strategystore._console import describe
 from strategystore._index import ListingIndex, index_wanted
 from strategystore._layout import MARKER_NAME, is_brief_name
@@ -175,10 +175,12 @@ class Lister:
         self._proven.update(index.proven_many(self._root, known))
         self._proved.update(known)
         cache = self.store.cache
-        listings = {name: (identity, versions) for name, identity, versions in index.listings()}
+        listings: dict[str, tuple[Identity, tuple[int, ...]]] | None = None
         briefs = []
         for name in names:
             if name not in self._proven:
+                if listings is None:  # (only when some directory changed)
+                    listings = {b: (found, versions) for b, found, versions in index.listings()}
                 path = f"{self._root}/{name}"
                 recorded = listings.get(name)
                 if recorded is not None and cache.listing(path) is None:
