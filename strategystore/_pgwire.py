@@ -136,9 +136,20 @@ class Wire:
         result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
         return _checked(conn, result)
 
-    def command(self, conn: psycopg.Connection[Any], text: bytes) -> None:
-        """Run ``text``, a statement without parameters or rows (``COMMIT``)."""
-        _checked(conn, conn.pgconn.exec_(text))
+    def commit(self, conn: psycopg.Connection[Any]) -> None:
+        """Commit ``conn``'s transaction.
+
+        Raises:
+            psycopg.errors.InFailedSqlTransaction: the server rolled it back
+                instead, as it does when a statement in it failed, even one
+                whose error was handled; its ``COMMIT`` answers ``ROLLBACK``.
+        """
+        result = _checked(conn, conn.pgconn.exec_(b"COMMIT"))
+        if result.command_status != b"COMMIT":
+            raise psycopg.errors.InFailedSqlTransaction(
+                "the server rolled the transaction back instead of committing it: "
+                "a statement in it had failed"
+            )
 
 
 def run_simple(conn: psycopg.Connection[Any], text: bytes) -> list[pq.abc.PGresult]:

@@ -338,7 +338,7 @@ class PostgresStore(BaseStore):
         try:
             if commit:
                 with self._errors():
-                    self._wire.command(conn, b"COMMIT")
+                    self._wire.commit(conn)
             elif not conn.closed:
                 # A connection that is gone took its transaction with it.
                 with contextlib.suppress(psycopg.OperationalError, psycopg.InterfaceError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -510,3 +511,19 @@ def test_create_next_on_a_dropped_table_raises_as_any_call_does(
             store.create_next("acme")
         assert type(writing.value) is type(reading.value)
         assert pg_table in str(writing.value)
+
+
+def test_a_transaction_the_server_rolled_back_is_not_reported_as_written(
+    pg_dsn: str, pg_table: str
+) -> None:
+    """A failed statement aborts the transaction, even if its error was handled: COMMIT then
+    answers ROLLBACK, and the write says so instead of returning."""
+    with PostgresStore(pg_dsn, table=pg_table) as store:
+        failed = pytest.raises(StoreUnavailableError, match="rolled the transaction back")
+        with failed, store._locked("acme"):
+            store.save(make_doc("acme", 1))
+            with contextlib.suppress(psycopg.errors.DivisionByZero):
+                store._local.tx.conn.execute("SELECT 1/0")
+        assert store.list_version_numbers("acme") == []
+        store.save(make_doc("acme", 1))
+        assert store.list_version_numbers("acme") == [1]
