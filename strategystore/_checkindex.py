@@ -17,12 +17,11 @@ from strategystore._against import Key, Seen
 from strategystore._cache import Identity
 from strategystore._findings import Finding
 from strategystore._index import ListingIndex
+from strategystore._indexfile import DIR_FLAGS
 from strategystore._layout import document_version
 from strategystore._verdict import LINE, PROBLEM, Record, seen_of
 
 __all__ = ["findings_of", "listed", "others_if_unchanged"]
-
-DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 def listed(directory: Path) -> tuple[list[str], Identity | None]:

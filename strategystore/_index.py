@@ -52,7 +52,6 @@ from strategystore._unchanged import (
     Proof,
     dir_proves,
     document_names,
-    files_prove,
     proof_of,
     shown_columns,
     unchanged_brief,
@@ -335,27 +334,16 @@ class ListingIndex:
 
     # -- whole briefs, proved through their directory -----------------------------
 
-    def proven(self, brief_id: str, dir_fd: int, *, exact: bool) -> tuple[int, int] | None:
-        """``(first record, count)`` of a brief its directory and files prove unchanged and valid.
-
-        The directory (open as ``dir_fd``) must still have the identity it
-        was listed under, settled then: adding, removing or renaming an entry
-        changes a directory's mtime and ctime, so it holds the recorded
-        documents still. An edit in place changes only the file, so each file
-        must still have its recorded identity too, and each be valid. With
-        ``exact`` the listing must also have named nothing but documents.
-        """
-        plan = self._proof(brief_id, exact=exact)
-        if plan is None or not files_prove(plan, dir_fd):
-            return None
-        self._confirmed.add(brief_id)
-        return plan.first, plan.records_count
-
     def proven_many(self, root: str, brief_ids: Sequence[str]) -> dict[str, Columns]:
-        """``proven_columns`` of each of ``brief_ids`` (directories of ``root``) the index proves.
+        """The shown columns of each of ``brief_ids`` (directories of ``root``) the index proves.
 
-        The files' ``lstat`` calls, most of the time, are shared with a
-        forked child process when there are many (``_verdict.each_split``).
+        A brief is proved by its directory when the directory still has the
+        identity it was listed under, settled then: adding, removing or
+        renaming an entry changes a directory's mtime and ctime, so it holds
+        the recorded documents still. An edit in place changes only the file,
+        so each file must still have its recorded identity too, and each be
+        valid. The files' ``lstat`` calls, most of the time, are shared with
+        a forked child process when there are many (``_verdict.each_split``).
         """
         proven: dict[str, Columns] = {}
         for brief_id, plan in self._prove_all(root, brief_ids, exact=False):
@@ -367,7 +355,7 @@ class ListingIndex:
     def proven_counts(self, root: str, names: Sequence[str]) -> dict[str, int]:
         """How many documents each entry of ``names`` holds that the index proves an exact brief.
 
-        As ``proven`` with ``exact``, for many at once (see ``proven_many``).
+        As ``proven_many`` proves them, the listing also having named nothing but documents.
         """
         return {b: plan.records_count for b, plan in self._prove_all(root, names, exact=True)}
 
@@ -393,11 +381,6 @@ class ListingIndex:
     def _shown(self, first: int, count: int) -> Columns | None:
         chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
         return shown_columns(chunk, count, statuses=_STATUS_COUNT, strings=len(self._strings))
-
-    def proven_columns(self, brief_id: str, dir_fd: int) -> Columns | None:
-        """``proven``'s brief as ``_unchanged.Columns``, if a listing can show every field."""
-        found = self.proven(brief_id, dir_fd, exact=False)
-        return None if found is None else self._shown(*found)
 
     def listings(self) -> Iterator[tuple[str, Identity, tuple[int, ...]]]:
         """Each brief directory recorded: its name, identity when listed, versions then."""

@@ -124,9 +124,8 @@ class Lister:
         self._listed: set[str] | None = None
         self._rowed: set[str] = set()
         self._numbers: dict[str, list[int]] = {}
-        #: What ``briefs`` proved, by brief; ``_proved`` names every brief it tried.
+        #: What ``briefs`` proved, by brief, until ``proven_summary`` asks for it.
         self._proven: dict[str, Columns] = {}
-        self._proved: set[str] = set()
         if use_index is None:
             use_index = index_wanted()
         if use_index and isinstance(store, FileStore):
@@ -173,7 +172,6 @@ class Lister:
             )
         known = [name for name in names if index.knows(name)]
         self._proven.update(index.proven_many(self._root, known))
-        self._proved.update(known)
         cache = self.store.cache
         listings: dict[str, tuple[Identity, tuple[int, ...]]] | None = None
         briefs = []
@@ -185,22 +183,11 @@ class Lister:
                 recorded = listings.get(name)
                 if recorded is not None and cache.listing(path) is None:
                     cache.remember_listing(path, Listing(*recorded))
-                if not self._holds_versions(name):
+                if not self.store._lists_brief(name):
                     continue
             briefs.append(name)
         self._listed = set(briefs)
         return briefs
-
-    def _holds_versions(self, name: str) -> bool:
-        """Whether the store lists the directory ``name`` among its briefs (``_briefs``)."""
-        try:
-            return bool(self.store.list_version_numbers(name))
-        except CorruptDocumentError:
-            # Still a directory: it may hold versions; reading it will say what is wrong.
-            try:
-                return stat.S_ISDIR(os.lstat(f"{self._root}/{name}").st_mode)
-            except FileNotFoundError:
-                return False
 
     def numbers(self, brief_id: str) -> list[int]:
         """A brief's version numbers, newest first (``store.list_version_numbers``).
@@ -216,25 +203,14 @@ class Lister:
     def proven_summary(self, brief_id: str) -> BriefSummary | None:
         """What ``briefs`` shows of a brief, if its directory and files prove it unchanged.
 
-        No listing is asked for: the directory's identity, as the index
-        recorded it when it was listed, proves its versions. ``None`` when
-        anything changed or is damaged: then ask ``numbers`` and ``summary``.
+        No listing is asked for: ``briefs`` proved its versions by the
+        directory's identity, as the index recorded it when it was listed.
+        ``None`` when anything changed or is damaged, or ``briefs`` did not
+        prove it: then ask ``numbers`` and ``summary``.
         """
         index = self.index
-        if index is None:
-            return None
-        if brief_id in self._proved:
-            flat = self._proven.pop(brief_id, None)
-        else:
-            try:
-                dir_fd = os.open(f"{self._root}/{brief_id}", _DIR_FLAGS)
-            except OSError:
-                return None
-            try:
-                flat = index.proven_columns(brief_id, dir_fd)
-            finally:
-                os.close(dir_fd)
-        if flat is None:
+        flat = self._proven.pop(brief_id, None)
+        if index is None or flat is None:
             return None
         self._rowed.add(brief_id)
         index.present(brief_id, flat[_SHOWN_VERSION::FIELDS])

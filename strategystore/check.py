@@ -72,7 +72,6 @@ __all__ = ["DataDirCheck", "Finding"]
 #: Top-level names whose links are judged on their own (``_check_git_files``) or git's.
 _GIT_OWN = frozenset([".git", ".gitattributes", ".gitignore"])
 
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 #: How long check waits for a brief's lock to judge its temporary files.
 _LOCK_WAIT = 0.5

@@ -348,22 +348,28 @@ class FileStore(BaseStore):
             return None
 
     def _briefs(self) -> list[str]:
-        briefs = []
         with os.scandir(self._root) as entries:
-            for entry in entries:
-                if not is_brief_name(entry.name) or not entry.is_dir(follow_symlinks=False):
-                    continue
-                try:
-                    if self._versions(entry.name):
-                        briefs.append(entry.name)
-                except CorruptDocumentError:
-                    # Passed over only when it became a link or a file since the
-                    # scan; one that cannot be opened may hold versions, so it is
-                    # listed and reading it raises.
-                    with suppress(FileNotFoundError):
-                        if stat.S_ISDIR(os.lstat(entry.path).st_mode):
-                            briefs.append(entry.name)
-        return briefs
+            return [
+                entry.name
+                for entry in entries
+                if is_brief_name(entry.name)
+                and entry.is_dir(follow_symlinks=False)
+                and self._lists_brief(entry.name)
+            ]
+
+    def _lists_brief(self, name: str) -> bool:
+        """Whether ``list_briefs`` names the directory ``name`` (a brief's name, seen as one).
+
+        It holds a version; or it cannot be opened, and may hold versions, so
+        it is listed and reading it raises. It is passed over when it became
+        a link or a file since it was seen.
+        """
+        try:
+            return bool(self._versions(name))
+        except CorruptDocumentError:
+            with suppress(FileNotFoundError):
+                return stat.S_ISDIR(os.lstat(f"{self._root}/{name}").st_mode)
+            return False
 
     def _case_variant(self, brief_id: str) -> str | None:
         folded = brief_id.lower()

@@ -269,7 +269,6 @@ def whole_briefs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return counting
 
     monkeypatch.setattr(ListingIndex, "unchanged", counted(ListingIndex.unchanged))
-    monkeypatch.setattr(ListingIndex, "proven", counted(ListingIndex.proven))
 
     def counted_many(real: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def counting(self: ListingIndex, root: str, names: Sequence[str]) -> dict[str, Any]:
