@@ -25,6 +25,8 @@ class Transaction:
     the stored ids of each case-folded brief; ``key_of`` is the lock key of
     each brief of the batch. ``highest`` is a brief's highest version, read
     with its lock when the transaction began, until it is used or the brief written.
+    With ``commit_with_write`` the next exclusive write commits the
+    transaction as it writes (``create_next``'s, its last statement).
     ``before_use`` ends what an import has under way on the connection (a
     ``COPY``) before anything else uses it.
     """
@@ -32,6 +34,7 @@ class Transaction:
     __slots__ = (
         "_conn",
         "before_use",
+        "commit_with_write",
         "highest",
         "ids_by_fold",
         "key_of",
@@ -52,6 +55,7 @@ class Transaction:
         self.ids_by_fold: dict[str, set[str]] | None = None
         self.key_of: dict[str, int] = {}
         self.highest = highest
+        self.commit_with_write = False
         self.before_use: Callable[[], None] | None = None
 
     @property

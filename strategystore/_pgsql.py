@@ -17,7 +17,7 @@ from psycopg.pq import Escaping
 from strategystore._cache import CACHE_BYTES, CACHE_SIZE, copy_document
 from strategystore._layout import DocumentFileError, decode_document_file, misplacement
 from strategystore._pgerrors import lock_setting
-from strategystore._pgwire import run_simple, wire_statement
+from strategystore._pgwire import PIPELINE, Step, Wire, run_simple, wire_statement
 from strategystore._protocol import ImportOutcome, OnResult
 from strategystore.errors import CorruptDocumentError, StrategyStoreError
 from strategystore.models import StrategyDocument
@@ -146,28 +146,34 @@ class Results:
 
 def take_locks(
     conn: psycopg.Connection[Any],
+    wire: Wire,
     statements: Statements,
     keys: Sequence[int],
+    *,
     wait: float,
     brief_id: str,
-    *,
     highest: bool | None,
 ) -> tuple[str, int] | Literal[False] | None:
     """Take the advisory locks ``keys`` (ascending) in ``conn``'s transaction, waiting ``wait`` s.
 
     Unless ``highest`` is ``None``, the transaction is begun first, in the
-    same statement; if it is true, ``brief_id``'s highest version is read
-    after the locks, in the same statement too, and returned with the id.
+    same round trip; if it is true, ``brief_id``'s highest version is read
+    after the locks (a statement of its own, so that its snapshot is taken
+    once they are held), in the same round trip too, and returned with the id.
     ``False`` when a lock was not had within ``wait`` (at once, when it is 0).
     """
-    # libpq quotes the id as the connection's server expects.
-    then = highest and statements.highest_of + Escaping(conn.pgconn).escape_literal(
-        brief_id.encode()
-    )
     setting = lock_setting(wait) if wait else None
-    statement = lock_statement(keys, setting, begin=highest is not None, then=then or None)
     try:
-        results = run_simple(conn, statement)
+        if PIPELINE and len(keys) == 1 and highest is not None:
+            # The common case, one brief: prepared statements, one round trip.
+            results = wire.pipeline(
+                conn,
+                _lock_steps(statements, keys[0], setting, brief_id, highest=highest),
+                restartable=True,
+            )
+        else:
+            text = _lock_text(conn, statements, keys, setting, brief_id=brief_id, highest=highest)
+            results = run_simple(conn, text)
     except psycopg.errors.LockNotAvailable:
         return False
     taken = results[0 if highest is None else 1]
@@ -176,6 +182,38 @@ def take_locks(
     if highest and len(results) > 2 and results[2].ntuples:
         return brief_id, int(results[2].get_value(0, 0) or 0)
     return None
+
+
+def _lock_steps(
+    statements: Statements, key: int, setting: str | None, brief_id: str, *, highest: bool
+) -> list[Step]:
+    """BEGIN, the lock of ``key`` and, with ``highest``, the brief's highest version."""
+    lock: Step = (
+        (statements.wire_try_lock, [b"%d" % key])
+        if setting is None
+        else (statements.wire_lock, [setting.encode(), b"%d" % key])
+    )
+    steps: list[Step] = [b"BEGIN", lock]
+    if highest:
+        steps.append((statements.wire_highest, [brief_id.encode()]))
+    return steps
+
+
+def _lock_text(
+    conn: psycopg.Connection[Any],
+    statements: Statements,
+    keys: Sequence[int],
+    setting: str | None,
+    *,
+    brief_id: str,
+    highest: bool | None,
+) -> bytes:
+    """The locks as one text of statements without parameters (``lock_statement``)."""
+    # libpq quotes the id as the connection's server expects.
+    then = highest and statements.highest_of + Escaping(conn.pgconn).escape_literal(
+        brief_id.encode()
+    )
+    return lock_statement(keys, setting, begin=highest is not None, then=then or None)
 
 
 def batch_reads(
@@ -285,6 +323,14 @@ class Statements:
         self.highest_of = q("SELECT coalesce(max(version), 0) FROM {t} WHERE brief_id = ")
         self.wire_highest = wire_statement(
             "highest", "SELECT coalesce(max(version), 0) FROM {t} WHERE brief_id = $1", table
+        )
+        self.wire_lock = wire_statement(
+            "lock",
+            "SELECT set_config('lock_timeout', $1, true), pg_advisory_xact_lock($2::bigint)",
+            table,
+        )
+        self.wire_try_lock = wire_statement(
+            "try_lock", "SELECT pg_try_advisory_xact_lock($1::bigint)", table
         )
         self.wire_insert = wire_statement(
             "insert",

@@ -22,13 +22,16 @@ from typing import Any
 
 import psycopg
 from psycopg import pq, sql
-from psycopg.generators import execute
+from psycopg.abc import PQGen
+from psycopg.generators import execute, fetch, send
 from psycopg_pool import ConnectionPool
 
 from strategystore.models import StrategyDocument
 
 __all__ = [
     "CLIENT_ENCODING",
+    "PIPELINE",
+    "Step",
     "Wire",
     "WireStatement",
     "connection_kwargs",
@@ -44,6 +47,11 @@ CLIENT_ENCODING = "utf8"
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 
 Param = bytes | None
+#: One statement of a pipeline: a prepared one with its parameters, or text without any.
+Step = tuple["WireStatement", Sequence[Param]] | bytes
+
+#: Whether libpq can send several statements before their answers (libpq 14 and later).
+PIPELINE = psycopg.Pipeline.is_supported()
 
 
 def connection_kwargs(connect_timeout: int) -> dict[str, Any]:
@@ -136,6 +144,56 @@ class Wire:
         result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
         return _checked(conn, result)
 
+    def pipeline(
+        self, conn: psycopg.Connection[Any], steps: Sequence[Step], *, restartable: bool = False
+    ) -> list[pq.abc.PGresult]:
+        """The result of each of ``steps``, sent together and answered in one round trip.
+
+        The steps run in order, each with a snapshot of its own; after one
+        that fails the server skips the rest, and the first failure raises.
+        It waits in psycopg's loop, as ``run_simple`` does, so a Ctrl-C while
+        the server waits (for a lock) cancels the statement. ``restartable``
+        steps begin a transaction on an idle connection: when a prepared
+        statement turns out to be gone (a pooler's ``DEALLOCATE ALL``),
+        nothing was done, and they are rolled back and sent again at once.
+
+        Raises:
+            psycopg.OperationalError: the connection is lost.
+            psycopg.Error: the server refused a step (the class its SQLSTATE names).
+        """
+        names = self._prepared.get(conn)
+        if names is None:
+            names = self._prepared.setdefault(conn, set())
+        for attempt in (1, 2):
+            for step in steps:
+                if not isinstance(step, bytes) and step[0].name not in names:
+                    _prepare(conn, step[0], names)
+            results = _pipelined(conn, steps)
+            try:
+                for result in results:
+                    _checked(conn, result)
+                return results
+            except psycopg.errors.InvalidSqlStatementName:
+                names.clear()
+                if not restartable or attempt == 2:
+                    raise
+                _checked(conn, conn.pgconn.exec_(b"ROLLBACK"))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def run_and_commit(
+        self, conn: psycopg.Connection[Any], statement: WireStatement, params: Sequence[Param]
+    ) -> pq.abc.PGresult:
+        """The result of ``statement`` run with ``params`` as the last of ``conn``'s transaction,
+        committed with it in the same round trip.
+
+        Raises:
+            psycopg.Error: as ``run`` and ``commit``; a statement that failed
+                leaves the transaction open and failed, to be rolled back.
+        """
+        result, committed = self.pipeline(conn, [(statement, params), b"COMMIT"])
+        _committed(committed)
+        return result
+
     def commit(self, conn: psycopg.Connection[Any]) -> None:
         """Commit ``conn``'s transaction.
 
@@ -144,12 +202,16 @@ class Wire:
                 instead, as it does when a statement in it failed, even one
                 whose error was handled; its ``COMMIT`` answers ``ROLLBACK``.
         """
-        result = _checked(conn, conn.pgconn.exec_(b"COMMIT"))
-        if result.command_status != b"COMMIT":
-            raise psycopg.errors.InFailedSqlTransaction(
-                "the server rolled the transaction back instead of committing it: "
-                "a statement in it had failed"
-            )
+        _committed(_checked(conn, conn.pgconn.exec_(b"COMMIT")))
+
+
+def _committed(result: pq.abc.PGresult) -> None:
+    """Raise unless ``result``, a ``COMMIT``'s, says it committed."""
+    if result.command_status != b"COMMIT":
+        raise psycopg.errors.InFailedSqlTransaction(
+            "the server rolled the transaction back instead of committing it: "
+            "a statement in it had failed"
+        )
 
 
 def run_simple(conn: psycopg.Connection[Any], text: bytes) -> list[pq.abc.PGresult]:
@@ -164,6 +226,59 @@ def run_simple(conn: psycopg.Connection[Any], text: bytes) -> list[pq.abc.PGresu
     for result in results:
         _checked(conn, result)
     return results
+
+
+def _pipelined(conn: psycopg.Connection[Any], steps: Sequence[Step]) -> list[pq.abc.PGresult]:
+    """The results of ``steps`` sent in pipeline mode, one per step, checked by the caller.
+
+    A connection that fails on the way is closed, so that the pool never
+    hands it out again.
+    """
+    pgconn = conn.pgconn
+    pgconn.enter_pipeline_mode()
+    try:
+        for step in steps:
+            if isinstance(step, bytes):
+                pgconn.send_query_params(step, None)
+            else:
+                pgconn.send_query_prepared(step[0].name, step[1])
+        pgconn.pipeline_sync()
+        results = conn.wait(_until_sync(pgconn, len(steps)))
+    except BaseException:
+        # A Ctrl-C cancels the statement and waits for every answer before
+        # it raises: the connection can go on. Cut short otherwise (the
+        # connection lost, a second Ctrl-C), the answers still to come would
+        # be taken for those of later statements.
+        try:
+            pgconn.exit_pipeline_mode()
+        except psycopg.Error:
+            conn.close()
+        raise
+    pgconn.exit_pipeline_mode()
+    return results
+
+
+def _until_sync(pgconn: pq.abc.PGconn, count: int) -> PQGen[list[pq.abc.PGresult]]:
+    """Wait for the answers to ``count`` statements and the pipeline's end; the first of each."""
+    yield from send(pgconn)
+    results: list[pq.abc.PGresult] = []
+    ends = 0
+    while True:
+        result = yield from fetch(pgconn)
+        if result is None:
+            # The end of one statement's answers; each has one result and one end.
+            ends += 1
+            if ends > count or pgconn.status != pq.ConnStatus.OK:
+                raise psycopg.OperationalError(
+                    pgconn.error_message.decode("utf-8", "replace").strip()
+                    or "the connection was lost"
+                )
+            continue
+        if result.status == pq.ExecStatus.PIPELINE_SYNC:
+            if len(results) != count:
+                raise psycopg.OperationalError("the server's answers did not match the statements")
+            return results
+        results.append(result)
 
 
 def _prepare(conn: psycopg.Connection[Any], statement: WireStatement, names: set[bytes]) -> None:

@@ -45,7 +45,14 @@ from strategystore._pgerrors import (
 )
 from strategystore._pgsql import Decoded, Results, Statements, take_locks
 from strategystore._pgtable import FORMAT, prepare_table, table_oid
-from strategystore._pgwire import Wire, WireStatement, connection_kwargs, open_pool, wire_row
+from strategystore._pgwire import (
+    PIPELINE,
+    Wire,
+    WireStatement,
+    connection_kwargs,
+    open_pool,
+    wire_row,
+)
 from strategystore._primitives import BulkWriter, Loader
 from strategystore._protocol import ImportSummary, OnResult
 from strategystore.errors import (
@@ -70,6 +77,7 @@ DEFAULT_POOL_SIZE = 4
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: The context of a lock the thread's transaction already holds: nothing to do.
 _HELD: AbstractContextManager[None] = contextlib.nullcontext()
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 class PostgresStore(BaseStore):
@@ -327,7 +335,9 @@ class PostgresStore(BaseStore):
     ) -> tuple[str, int] | None:
         """``take_locks`` with the store's wait, unless ``timeout`` overrides it."""
         wait = self.lock_timeout if timeout is None else timeout
-        found = take_locks(conn, self._sql, keys, wait, brief_id, highest=highest)
+        found = take_locks(
+            conn, self._wire, self._sql, keys, wait=wait, brief_id=brief_id, highest=highest
+        )
         if found is False:
             name = f"brief {brief_id!r} (advisory lock on table {self.table})"
             raise LockTimeoutError(name, wait) from None
@@ -337,9 +347,12 @@ class PostgresStore(BaseStore):
         """Commit (raising if that fails) or roll back, and give the connection back."""
         try:
             if commit:
-                with self._errors():
-                    self._wire.commit(conn)
-            elif not conn.closed:
+                # An idle connection has no transaction left: it was
+                # committed with its write. A closed one raises here.
+                if conn.closed or conn.pgconn.transaction_status != _IDLE:
+                    with self._errors():
+                        self._wire.commit(conn)
+            elif not conn.closed and conn.pgconn.transaction_status != _IDLE:
                 # A connection that is gone took its transaction with it.
                 with contextlib.suppress(psycopg.OperationalError, psycopg.InterfaceError):
                     conn.execute("ROLLBACK")
@@ -359,6 +372,9 @@ class PostgresStore(BaseStore):
         with self._locked(brief_id, highest=True):
             tx: Transaction = self._local.tx
             found, tx.highest = tx.highest, None
+            # A transaction begun here ends with the block's write: the
+            # commit goes with it, in the same round trip.
+            tx.commit_with_write = found is not None
             yield found[1] if found and found[0] == brief_id else self._highest_version(brief_id)
 
     def _locked(
@@ -442,8 +458,14 @@ class PostgresStore(BaseStore):
 
     def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
         statement = self._sql.wire_insert if exclusive else self._sql.wire_upsert
-        written = self._wired(statement, wire_row(doc, data), again=False).command_tuples == 1
         tx: Transaction | None = getattr(self._local, "tx", None)
+        if tx is not None and tx.commit_with_write and exclusive and PIPELINE:
+            tx.commit_with_write = False
+            result = self._on_connection(
+                self._wire.run_and_commit, statement, wire_row(doc, data), again=False
+            )
+            return result.command_tuples == 1
+        written = self._wired(statement, wire_row(doc, data), again=False).command_tuples == 1
         if written and tx is not None:
             tx.rows.pop(doc.key, None)
         return written

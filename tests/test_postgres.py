@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -24,6 +26,7 @@ from strategystore import (
     StoreUnavailableError,
     StrategyDocument,
     StrategyStoreError,
+    _pgwire,
     open_store,
 )
 from strategystore._dsn import split_table
@@ -415,8 +418,9 @@ def test_every_call_works_after_a_refused_write_rolled_back(pg_dsn: str, pg_tabl
 def test_statements_deallocated_under_the_store_are_prepared_again(
     pg_dsn: str, pg_table: str
 ) -> None:
-    """``DEALLOCATE ALL`` (a pooler's reset, say): a read prepares again and runs at once;
-    a write that meets it mid-transaction changes nothing, and the next one works."""
+    """``DEALLOCATE ALL`` (a pooler's reset, say): a read prepares again and runs at once,
+    as does a write that meets it as its transaction begins; one that meets it
+    mid-transaction changes nothing, and the next one works."""
     with PostgresStore(pg_dsn, table=pg_table, pool_size=1) as store:
         first = make_doc("acme", 1)
         store.save(first)
@@ -430,33 +434,54 @@ def test_statements_deallocated_under_the_store_are_prepared_again(
         assert store.get_strategy("acme", 1) == first
         assert store.create_next("acme").version == 2
         deallocate()
-        with pytest.raises(StoreUnavailableError, match="changed nothing"):
-            store.create_next("acme")
-        assert store.list_version_numbers("acme") == [2, 1]
         assert store.create_next("acme").version == 3
-        assert store.get_strategy("acme", 3) is not None
+
+        def write_deallocated_mid_transaction() -> None:
+            with store._locked("acme"):
+                store._local.tx.conn.execute("DEALLOCATE ALL")
+                store.create_next("acme")
+
+        with pytest.raises(StoreUnavailableError, match="changed nothing"):
+            write_deallocated_mid_transaction()
+        assert store.list_version_numbers("acme") == [3, 2, 1]
+        assert store.create_next("acme").version == 4
+        assert store.get_strategy("acme", 4) is not None
 
 
 def test_create_next_reads_the_highest_version_with_its_lock(
     pg_dsn: str, pg_table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BEGIN, the lock and max(version) go in one round trip; then the INSERT and the COMMIT."""
+    """BEGIN, the lock and max(version) go in one round trip; then the INSERT with the COMMIT."""
     with PostgresStore(pg_dsn, table=pg_table) as store:
         store.create_next("acme")
-        sent: list[bytes] = []
-        real = store._wire.run
+        trips: list[list[bytes]] = []
+        pipelined, run = _pgwire._pipelined, store._wire.run
 
-        def run(conn: Any, statement: Any, params: Any) -> Any:
-            sent.append(statement.name)
-            return real(conn, statement, params)
+        def name(step: Any) -> bytes:
+            return step if isinstance(step, bytes) else step[0].name
 
-        monkeypatch.setattr(store._wire, "run", run)
+        def record_pipeline(conn: Any, steps: Any) -> Any:
+            trips.append([name(step) for step in steps])
+            return pipelined(conn, steps)
+
+        def record_run(conn: Any, statement: Any, params: Any) -> Any:
+            trips.append([statement.name])
+            return run(conn, statement, params)
+
+        monkeypatch.setattr(_pgwire, "_pipelined", record_pipeline)
+        monkeypatch.setattr(store._wire, "run", record_run)
         assert store.create_next("acme").version == 2
+        begin = [b"BEGIN", b"strategystore_lock", b"strategystore_highest"]
+        assert trips == [begin, [b"strategystore_insert", b"COMMIT"]]
         assert store.create_next("ACME-other").version == 1
-        assert sent == [b"strategystore_insert", b"strategystore_insert"]
+        assert trips[2:] == [begin, [b"strategystore_insert", b"COMMIT"]]
         with store._locked("acme"):  # already in a transaction: asked on its own
             assert store.create_next("acme").version == 3
-        assert sent[2:] == [b"strategystore_highest", b"strategystore_insert"]
+        assert trips[4:] == [
+            [b"BEGIN", b"strategystore_lock"],
+            [b"strategystore_highest"],
+            [b"strategystore_insert"],
+        ]
         assert store.list_version_numbers("acme") == [3, 2, 1]
 
 
@@ -527,3 +552,72 @@ def test_a_transaction_the_server_rolled_back_is_not_reported_as_written(
         assert store.list_version_numbers("acme") == []
         store.save(make_doc("acme", 1))
         assert store.list_version_numbers("acme") == [1]
+
+
+def test_a_create_next_whose_insert_is_refused_stores_nothing(
+    pg_store: PostgresStore, sql: Sql
+) -> None:
+    """The INSERT and the COMMIT go in one round trip: a refused INSERT skips the COMMIT, and
+    the transaction is rolled back."""
+    pg_store.create_next("acme")
+    sql(f"ALTER TABLE {pg_store.table} ADD CONSTRAINT two_at_most CHECK (version <= 2)")
+    assert pg_store.create_next("acme").version == 2
+    with pytest.raises(StoreUnavailableError, match="two_at_most"):
+        pg_store.create_next("acme")
+    assert pg_store.list_version_numbers("acme") == [2, 1]
+    sql(f"ALTER TABLE {pg_store.table} DROP CONSTRAINT two_at_most")
+    assert pg_store.create_next("acme").version == 3
+
+
+def test_a_create_next_whose_commit_fails_stores_nothing(pg_store: PostgresStore, sql: Sql) -> None:
+    """A constraint checked at COMMIT refuses it: the write raises rather than returning."""
+    sql(
+        "CREATE FUNCTION refuse_third() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.version = 3 THEN RAISE EXCEPTION 'no third version'; END IF; "
+        "RETURN NULL; END $$"
+    )
+    sql(
+        f"CREATE CONSTRAINT TRIGGER refuse_third AFTER INSERT ON {pg_store.table} "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_third()"
+    )
+    try:
+        pg_store.create_next("acme")
+        pg_store.create_next("acme")
+        with pytest.raises(StoreUnavailableError, match="no third version"):
+            pg_store.create_next("acme")
+        assert pg_store.list_version_numbers("acme") == [2, 1]
+        sql(f"DROP TRIGGER refuse_third ON {pg_store.table}")
+        assert pg_store.create_next("acme").version == 3
+    finally:
+        sql(f"DROP TRIGGER IF EXISTS refuse_third ON {pg_store.table}")
+        sql("DROP FUNCTION refuse_third()")
+
+
+def test_ctrl_c_while_a_write_waits_for_its_lock_cancels_the_wait(
+    pg_dsn: str, pg_table: str
+) -> None:
+    """The lock is asked for with BEGIN in one round trip; a Ctrl-C cancels it on the server,
+    and the store's next write works at once."""
+    with PostgresStore(pg_dsn, table=pg_table, pool_size=1, lock_timeout=30) as store:
+        store.create_next("acme")
+        key = store._lock_key("acme")
+        with psycopg.connect(pg_dsn, autocommit=True) as holder:
+            holder.execute("BEGIN")
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            main = threading.get_ident()
+            timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+            timer.start()
+            started = time.monotonic()
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    store.create_next("acme")
+            finally:
+                timer.cancel()
+            assert time.monotonic() - started < 10
+            waiting = holder.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            assert waiting == (0,)
+            holder.execute("ROLLBACK")
+        assert store.create_next("acme").version == 2
+        assert store.list_version_numbers("acme") == [2, 1]

@@ -27,6 +27,7 @@ from strategystore import (
     StoreUnavailableError,
 )
 from strategystore._pgbatch import Transaction
+from strategystore.models import StrategyDocument
 from strategystore.postgres import PostgresStore
 from tests import pgserver
 from tests.reliability._support import SCENARIOS, count, make_doc, seed_base, stress_factor
@@ -94,6 +95,12 @@ class FaultyStore(PostgresStore):
         if self.point == "after-lock":
             self._strike(tx.conn)
         return tx
+
+    def _write(self, doc: StrategyDocument, data: bytes, *, exclusive: bool) -> bool:
+        tx: Transaction = self._local.tx
+        if exclusive and tx.commit_with_write and self.point == "before-commit":
+            self._strike(tx.conn)  # the write that carries the COMMIT with it
+        return super()._write(doc, data, exclusive=exclusive)
 
     def _end(self, conn: psycopg.Connection[Any], *, commit: bool) -> None:
         if commit and self.point == "before-commit":
