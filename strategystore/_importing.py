@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 
 from strategystore._arguments import valid_bytes
@@ -29,13 +29,17 @@ def run_import(
 ) -> ImportSummary:
     """Import ``docs`` in batches through ``bulk``, each under ``hold(brief_id)``.
 
-    A refusal (any ``StrategyStoreError`` but a lock timeout or an unavailable
+    Every document of a batch is validated before the batch begins. A
+    refusal (any ``StrategyStoreError`` but a lock timeout or an unavailable
     server) is counted and reported, and the import goes on.
     """
     summary = ImportSummary()
+    upcoming = batches(docs)
     try:
-        for batch in batches(docs):
-            prepared = [valid_bytes(doc) for doc in batch]
+        batch = next(upcoming, [])
+        prepared = [valid_bytes(doc) for doc in batch]
+        while batch:
+            ahead = _Ahead(upcoming) if bulk.validates_ahead else None
             bulk.prepare(prepared)
             try:
                 for original, (doc, data) in zip(batch, prepared, strict=True):
@@ -43,11 +47,57 @@ def run_import(
                     setattr(summary, outcome, getattr(summary, outcome) + 1)
                     if on_result is not None:
                         on_result(original, outcome, error)
+                    if ahead is not None:
+                        ahead.step()
             finally:
                 bulk.end_batch()
+            if ahead is not None:
+                batch, prepared = ahead.take()
+            else:
+                batch = next(upcoming, [])
+                prepared = [valid_bytes(doc) for doc in batch]
     finally:
         bulk.finish()
     return summary
+
+
+class _Ahead:
+    """The next batch, read and validated a document at a time while the current one is written.
+
+    For a bulk writer whose writes the server works through while the client
+    goes on (``BulkWriter.validates_ahead``): the client's validation then
+    overlaps the server's work instead of following it. What reading or
+    validating raises is raised by ``take``, where it would have been raised
+    without reading ahead: after the batch before has ended, before the next begins.
+    """
+
+    def __init__(self, upcoming: Iterator[list[StrategyDocument]]) -> None:
+        self._upcoming = upcoming
+        self._batch: list[StrategyDocument] | None = None
+        self._prepared: list[tuple[StrategyDocument, bytes]] = []
+        self._error: Exception | None = None
+
+    def step(self) -> None:
+        """Validate one more document of the next batch, reading the batch first."""
+        if self._error is not None:
+            return
+        try:
+            if self._batch is None:
+                self._batch = next(self._upcoming, [])
+            done = len(self._prepared)
+            if done < len(self._batch):
+                self._prepared.append(valid_bytes(self._batch[done]))
+        except Exception as exc:
+            self._error = exc
+
+    def take(self) -> tuple[list[StrategyDocument], list[tuple[StrategyDocument, bytes]]]:
+        """The next batch and its documents validated; raise what reading or validating raised."""
+        if self._error is not None:
+            raise self._error
+        batch = next(self._upcoming, []) if self._batch is None else self._batch
+        prepared = self._prepared
+        prepared += [valid_bytes(doc) for doc in batch[len(prepared) :]]
+        return batch, prepared
 
 
 def _import_one(

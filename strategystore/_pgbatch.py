@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq.abc import PGresult
 
 from strategystore._pgcopy import CopyStream
 from strategystore._pgsql import Results, Statements, batch_reads, row_of
@@ -28,7 +29,8 @@ class Transaction:
     With ``commit_with_write`` the next exclusive write commits the
     transaction as it writes (``create_next``'s, its last statement).
     ``before_use`` ends what an import has under way on the connection (a
-    ``COPY``) before anything else uses it.
+    ``COPY``) before anything else uses it. ``read_ahead`` holds the results
+    of the statements run with the locks when the transaction began.
     """
 
     __slots__ = (
@@ -39,6 +41,7 @@ class Transaction:
         "ids_by_fold",
         "key_of",
         "keys",
+        "read_ahead",
         "rows",
     )
 
@@ -56,6 +59,7 @@ class Transaction:
         self.key_of: dict[str, int] = {}
         self.highest = highest
         self.commit_with_write = False
+        self.read_ahead: list[PGresult] = []
         self.before_use: Callable[[], None] | None = None
 
     @property
@@ -76,7 +80,14 @@ class BatchHost(Protocol):
 
     def _lock_key(self, brief_id: str) -> int: ...
 
-    def _begin(self, keys: Sequence[int], timeout: float | None, brief_id: str) -> Transaction: ...
+    def _begin(
+        self,
+        keys: Sequence[int],
+        timeout: float | None,
+        brief_id: str,
+        *,
+        then: Callable[[psycopg.Connection[Any]], bytes] | None = None,
+    ) -> Transaction: ...
 
     def _end(self, conn: psycopg.Connection[Any], *, commit: bool) -> None: ...
 
@@ -93,6 +104,9 @@ class BatchWriter(BulkWriter):
     batch roll back. Replaced rows, and a key written twice in one batch,
     are upserted at the end.
     """
+
+    # The server inserts the rows streamed while the client validates the next batch.
+    validates_ahead = True
 
     def __init__(self, store: Primitives, host: BatchHost, results: Results | None) -> None:
         """A writer for ``store``, whose transactions ``host`` (the same store) begins and ends."""
@@ -112,30 +126,31 @@ class BatchWriter(BulkWriter):
         first = items[0][0].brief_id
         # A batch holds a few briefs, each many times: each is keyed once.
         key_of = {brief: store._lock_key(brief) for brief in {doc.brief_id for doc, _ in items}}
-        tx = store._begin(sorted(set(key_of.values())), None, first)
-        tx.key_of = key_of
         folds = sorted({doc.brief_id.lower() for doc, _ in items})
-        try:
-            self._tx = tx
-            store._local.tx = tx
-            with store._errors():
-                # What is stored at the batch's keys, and the ids of its
-                # briefs in any case: both in one round trip.
-                cursor = tx.conn.execute(batch_reads(tx.conn, store._sql, items, folds))
-                found = cursor.fetchall()
-                cursor.nextset()
-                ids = cursor.fetchall()
-        except BaseException:
-            self._tx = tx
-            self._abandon()
-            raise
+        # What is stored at the batch's keys, and the ids of its briefs in
+        # any case: read with the locks, in the same round trip.
+        tx = store._begin(
+            sorted(set(key_of.values())),
+            None,
+            first,
+            then=lambda conn: batch_reads(conn, store._sql, items, folds),
+        )
+        tx.key_of = key_of
+        found, ids = tx.read_ahead
+        tx.read_ahead = []
         tx.rows = {doc.key: None for doc, _ in items}
-        tx.rows.update({(brief, version): data.encode() for brief, version, data in found})
-        self._stored = {(brief, version) for brief, version, _ in found}
+        stored = self._stored = set()
+        for i in range(found.ntuples):
+            key = (_text(found, i, 0), int(found.get_value(i, 1) or 0))
+            tx.rows[key] = found.get_value(i, 2)
+            stored.add(key)
+        self._tx = tx
+        store._local.tx = tx
         self._streamed = set()
-        self._stream = CopyStream(tx.conn, store._sql.copy_binary)
+        self._stream = CopyStream(tx.conn, store._sql.copy_in)
         tx.ids_by_fold = {fold: set() for fold in folds}
-        for (brief,) in ids:
+        for i in range(ids.ntuples):
+            brief = _text(ids, i, 0)
             tx.ids_by_fold[brief.lower()].add(brief)
 
     def write(self, doc: StrategyDocument, data: bytes) -> None:
@@ -202,3 +217,9 @@ class BatchWriter(BulkWriter):
         if tx is not None:
             tx.before_use = None
             store._end(tx.conn, commit=False)
+
+
+def _text(result: PGresult, row: int, column: int) -> str:
+    """A text value of ``result``, which the connection's encoding (UTF-8) sent."""
+    value = result.get_value(row, column)
+    return "" if value is None else value.decode()

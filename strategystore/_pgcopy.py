@@ -1,19 +1,20 @@
-"""An import batch's new rows, sent by binary ``COPY`` while the batch is still worked through.
+"""An import batch's new rows, sent by ``COPY`` while the batch is still worked through.
 
 The server inserts the rows already sent while the client validates and
 serialises the next ones, so its work and the client's overlap instead of
-following each other at the end of the batch. The rows are built here in
-``COPY``'s binary format: the document's bytes go as they are (text
-``COPY`` would escape every newline of them), and the server parses no
-timestamp text.
+following each other at the end of the batch. The rows go in ``COPY``'s
+text format. In the binary format the server held every row of a batch (up
+to a thousand) until the ``COPY`` ended, and inserted them only then: it
+measures the rows it buffers by the length of their text lines, which
+binary rows lack, so none of its work overlapped the client's. Escaping a
+document's bytes for the text format is a few ``bytes.replace`` calls.
 """
 
 from __future__ import annotations
 
 import contextlib
-import struct
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -22,66 +23,54 @@ from psycopg.copy import LibpqWriter
 
 from strategystore.models import StrategyDocument
 
-__all__ = ["CopyStream", "binary_row"]
+__all__ = ["CopyStream", "text_row"]
 
-#: The header of binary ``COPY`` data: its signature, no flags, no extension.
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-#: What ends binary ``COPY`` data: a row of -1 fields.
-_TRAILER = b"\xff\xff"
-_NULL = b"\xff\xff\xff\xff"
-#: PostgreSQL's timestamps count microseconds from this instant.
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 #: Rows wait in the buffer until it holds this many bytes, then go to the server.
 _SEND_AT = 64 * 1024
-
-_LENGTH = struct.Struct(">i")
-# A row's field count, then brief_id's length (its bytes follow).
-_HEAD = struct.Struct(">hi")
-# version (4 bytes), then status's length (its bytes follow).
-_VERSION = struct.Struct(">iii")
-_TIMESTAMP = struct.Struct(">iq")
+_NULL = b"\\N"
 
 
-def _timestamp(value: datetime) -> bytes:
-    delta = value - _EPOCH
-    return _TIMESTAMP.pack(8, (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+def _escaped(value: bytes) -> bytes:
+    """``value`` as a field of ``COPY``'s text format: backslash, newline, CR and tab escaped."""
+    if b"\\" in value:
+        value = value.replace(b"\\", b"\\\\")
+    if b"\n" in value:
+        value = value.replace(b"\n", b"\\n")
+    if b"\r" in value:
+        value = value.replace(b"\r", b"\\r")
+    if b"\t" in value:
+        value = value.replace(b"\t", b"\\t")
+    return value
 
 
-def binary_row(doc: StrategyDocument, data: bytes, out: bytearray) -> None:
-    """Append the store's row for ``doc``, stored as ``data``, to ``out`` in binary ``COPY`` form.
+def _timestamp(value: datetime | None) -> bytes:
+    return _NULL if value is None else value.isoformat().encode()
+
+
+def text_row(doc: StrategyDocument, data: bytes) -> bytes:
+    """The store's row for ``doc``, stored as ``data``, as a line of ``COPY``'s text format.
 
     The columns are ``COLUMNS``'s, in its order. The text is UTF-8, the store's
     connections' encoding; the reason column shows NUL as U+FFFD, as ``row_of`` does.
     """
-    brief = doc.brief_id.encode()
-    status = doc.status.value.encode()
     reason = doc.status_reason
-    updated = doc.updated_at
     digest = doc.content_digest
-    out += _HEAD.pack(8, len(brief))
-    out += brief
-    out += _VERSION.pack(4, doc.version, len(status))
-    out += status
-    if reason is None:
-        out += _NULL
-    else:
-        text = reason.replace("\0", "\ufffd").encode()
-        out += _LENGTH.pack(len(text))
-        out += text
-    out += _timestamp(doc.created_at)
-    out += _NULL if updated is None else _timestamp(updated)
-    if digest is None:
-        out += _NULL
-    else:
-        sealed = digest.encode()
-        out += _LENGTH.pack(len(sealed))
-        out += sealed
-    out += _LENGTH.pack(len(data))
-    out += data
+    return b"\t".join(
+        [
+            _escaped(doc.brief_id.encode()),
+            b"%d" % doc.version,
+            doc.status.value.encode(),
+            _NULL if reason is None else _escaped(reason.replace("\0", "\ufffd").encode()),
+            _timestamp(doc.created_at),
+            _timestamp(doc.updated_at),
+            _NULL if digest is None else digest.encode(),
+            _escaped(data) + b"\n",
+        ]
+    )
 
 
 class CopyStream:
-    """Rows for ``statement`` (a binary ``COPY … FROM STDIN``) on ``conn``, sent as they add up.
+    """Rows for ``statement`` (a ``COPY … FROM STDIN``) on ``conn``, sent as they add up.
 
     The ``COPY`` begins with the first send and ends with ``finish``; while
     it runs, ``conn`` can run nothing else. A failure while sending is kept
@@ -91,7 +80,7 @@ class CopyStream:
     def __init__(self, conn: psycopg.Connection[Any], statement: bytes) -> None:
         self._conn = conn
         self._statement = statement
-        self._buffer = bytearray(_SIGNATURE)
+        self._buffer = bytearray()
         self._rows = 0
         self._block: AbstractContextManager[Copy] | None = None
         self._copy: Copy | None = None
@@ -104,7 +93,7 @@ class CopyStream:
 
     def add(self, doc: StrategyDocument, data: bytes) -> None:
         """Add the row of ``doc``, stored as ``data``; send the rows held once they are many."""
-        binary_row(doc, data, self._buffer)
+        self._buffer += text_row(doc, data)
         self._rows += 1
         if len(self._buffer) >= _SEND_AT:
             self._send()
@@ -134,7 +123,6 @@ class CopyStream:
         """
         if not self._rows:
             return
-        self._buffer += _TRAILER
         self._send()
         block, failed = self._block, self._failed
         self._reset()
@@ -154,7 +142,7 @@ class CopyStream:
                 block.__exit__(type(exc), exc, exc.__traceback__)
 
     def _reset(self) -> None:
-        self._buffer = bytearray(_SIGNATURE)
+        self._buffer = bytearray()
         self._rows = 0
         self._block = None
         self._copy = None

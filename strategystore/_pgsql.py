@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
 from psycopg.pq import Escaping
+from psycopg.pq.abc import PGresult
 
 from strategystore._cache import CACHE_BYTES, CACHE_SIZE, copy_document
 from strategystore._layout import DocumentFileError, decode_document_file, misplacement
@@ -153,18 +154,21 @@ def take_locks(
     wait: float,
     brief_id: str,
     highest: bool | None,
-) -> tuple[str, int] | Literal[False] | None:
+    then: Callable[[psycopg.Connection[Any]], bytes] | None = None,
+) -> list[PGresult] | Literal[False]:
     """Take the advisory locks ``keys`` (ascending) in ``conn``'s transaction, waiting ``wait`` s.
 
     Unless ``highest`` is ``None``, the transaction is begun first, in the
-    same round trip; if it is true, ``brief_id``'s highest version is read
-    after the locks (a statement of its own, so that its snapshot is taken
-    once they are held), in the same round trip too, and returned with the id.
-    ``False`` when a lock was not had within ``wait`` (at once, when it is 0).
+    same round trip. If it is true, ``brief_id``'s highest version is read
+    after the locks, and ``then(conn)`` (statements without parameters) is
+    run after them, in the same round trip too: each a statement of its own,
+    so that its snapshot is taken once the locks are held. The result is
+    what those statements returned; ``False`` when a lock was not had within
+    ``wait`` (at once, when it is 0).
     """
     setting = lock_setting(wait) if wait else None
     try:
-        if PIPELINE and len(keys) == 1 and highest is not None:
+        if PIPELINE and len(keys) == 1 and highest is not None and then is None:
             # The common case, one brief: prepared statements, one round trip.
             results = wire.pipeline(
                 conn,
@@ -173,15 +177,15 @@ def take_locks(
             )
         else:
             text = _lock_text(conn, statements, keys, setting, brief_id=brief_id, highest=highest)
+            if then is not None:
+                text += b"; " + then(conn)
             results = run_simple(conn, text)
     except psycopg.errors.LockNotAvailable:
         return False
     taken = results[0 if highest is None else 1]
     if wait == 0 and (taken.ntuples != 1 or taken.get_value(0, 0) != b"t"):
         return False
-    if highest and len(results) > 2 and results[2].ntuples:
-        return brief_id, int(results[2].get_value(0, 0) or 0)
-    return None
+    return results[1 if highest is None else 2 :]
 
 
 def _lock_steps(
@@ -234,7 +238,7 @@ def batch_reads(
     versions = ("{" + ",".join(str(int(doc.version)) for doc, _ in items) + "}").encode()
     return b"".join(
         [
-            b"SELECT t.brief_id, t.version, t.data FROM unnest(",
+            b"SELECT k.b, k.v, t.data FROM unnest(",
             escape(briefs),
             b"::text[], ",
             escape(versions),
@@ -344,10 +348,12 @@ class Statements:
             table,
         )
         self.copy_in = q(f"COPY {{t}} ({columns}) FROM STDIN")
-        self.copy_binary = q(f"COPY {{t}} ({columns}) FROM STDIN (FORMAT binary)")
         # Completed by ``batch_reads`` with the batch's keys and folded ids, as literals.
         self.batch_rows_tail = q(
-            "::int[]) AS k(b, v) JOIN {t} AS t ON t.brief_id = k.b AND t.version = k.v; "
+            # OFFSET 0 keeps the subquery a lookup by primary key for each key: as a
+            # join, a table too new for statistics was hashed whole, row by row.
+            "::int[]) AS k(b, v) CROSS JOIN LATERAL (SELECT data FROM {t} "
+            "WHERE brief_id = k.b AND version = k.v OFFSET 0) AS t; "
             "SELECT DISTINCT brief_id FROM {t} WHERE lower(brief_id) = ANY("
         )
 

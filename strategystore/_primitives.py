@@ -99,7 +99,9 @@ class Primitives(abc.ABC):
         """Hold the brief's write lock (``_locked``) and give its highest version, read under it.
 
         The default reads ``_highest_version`` once the lock is held; a store
-        that can ask for both at once overrides it.
+        that can ask for both at once overrides it. The block's last write is
+        one exclusive ``_write`` (only reads follow it, when it returns
+        ``False``): a store with transactions may commit with that write.
         """
         with self._locked(brief_id):
             yield self._highest_version(brief_id)
@@ -143,6 +145,10 @@ class BulkWriter:
     to do better (a file store writes a batch's data before it takes locks
     and makes every write durable with one flush at the end).
     """
+
+    #: Whether ``import_documents`` validates the next batch while this one is
+    #: written: for a writer whose server works through a batch while the client goes on.
+    validates_ahead = False
 
     def __init__(self, store: Primitives) -> None:
         self._store = store

@@ -290,11 +290,19 @@ class PostgresStore(BaseStore):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _begin(
-        self, keys: Sequence[int], timeout: float | None, brief_id: str, *, highest: bool = False
+        self,
+        keys: Sequence[int],
+        timeout: float | None,
+        brief_id: str,
+        *,
+        highest: bool = False,
+        then: Callable[[psycopg.Connection[Any]], bytes] | None = None,
     ) -> Transaction:
         """A pooled connection in a new transaction holding the advisory locks ``keys``.
 
         With ``highest``, the brief's highest version is read with the locks.
+        ``then(conn)``, statements without parameters, runs after the locks in
+        the same round trip; its results are the transaction's ``read_ahead``.
 
         A connection that the server dropped while it waited in the pool is
         replaced once, since nothing has been sent on it that matters.
@@ -305,8 +313,13 @@ class PostgresStore(BaseStore):
             # Everything after getconn is inside the try, so that whatever
             # arrives (an error, KeyboardInterrupt) gives the connection back.
             try:
-                found = self._take_locks(conn, keys, timeout, brief_id, highest=highest)
-                return Transaction(conn, set(keys), highest=found)
+                after = self._take_locks(conn, keys, timeout, brief_id, highest=highest, then=then)
+                tx = Transaction(conn, set(keys))
+                if highest and after and after[0].ntuples:
+                    tx.highest = brief_id, int(after[0].get_value(0, 0) or 0)
+                if then is not None:
+                    tx.read_ahead = after
+                return tx
             except psycopg.OperationalError as exc:
                 broken = conn.broken or conn.closed
                 self._end(conn, commit=False)
@@ -332,16 +345,24 @@ class PostgresStore(BaseStore):
         brief_id: str,
         *,
         highest: bool | None = None,
-    ) -> tuple[str, int] | None:
+        then: Callable[[psycopg.Connection[Any]], bytes] | None = None,
+    ) -> list[PGresult]:
         """``take_locks`` with the store's wait, unless ``timeout`` overrides it."""
         wait = self.lock_timeout if timeout is None else timeout
-        found = take_locks(
-            conn, self._wire, self._sql, keys, wait=wait, brief_id=brief_id, highest=highest
+        after = take_locks(
+            conn,
+            self._wire,
+            self._sql,
+            keys,
+            wait=wait,
+            brief_id=brief_id,
+            highest=highest,
+            then=then,
         )
-        if found is False:
+        if after is False:
             name = f"brief {brief_id!r} (advisory lock on table {self.table})"
             raise LockTimeoutError(name, wait) from None
-        return found
+        return after
 
     def _end(self, conn: psycopg.Connection[Any], *, commit: bool) -> None:
         """Commit (raising if that fails) or roll back, and give the connection back."""

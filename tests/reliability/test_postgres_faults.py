@@ -89,9 +89,9 @@ class FaultyStore(PostgresStore):
             fault(conn.info.backend_pid)
 
     def _begin(
-        self, keys: Sequence[int], timeout: float | None, brief_id: str, *, highest: bool = False
+        self, keys: Sequence[int], timeout: float | None, brief_id: str, **options: Any
     ) -> Transaction:
-        tx = super()._begin(keys, timeout, brief_id, highest=highest)
+        tx = super()._begin(keys, timeout, brief_id, **options)
         if self.point == "after-lock":
             self._strike(tx.conn)
         return tx
