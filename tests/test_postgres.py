@@ -96,12 +96,21 @@ def test_the_typed_columns_follow_the_document(pg_store: PostgresStore, sql: Sql
 def test_an_import_writes_the_same_rows_as_one_write_at_a_time(
     pg_store: PostgresStore, sql: Sql
 ) -> None:
-    """The import's rows (binary COPY) hold what ``save`` writes, column for column."""
+    """The import's rows (text COPY) hold what ``save`` writes, column for column, whatever
+    the text holds of COPY's own escapes."""
     later = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
     docs = [
         make_doc("acme", 1),
         make_doc("acme", 2, status=Status.REJECTED, status_reason="no\0pe 東京", updated_at=later),
         make_doc("acme", 3, sections=[Section(key="k", title="T", body='a "q" \\ b\n\tc')]),
+        make_doc(
+            "acme",
+            4,
+            status=Status.REJECTED,
+            status_reason="\\N\ttab\r\nline \\. back\\slash",
+            updated_at=later,
+            metadata={"\\N": "\t\\", "end": "\\."},
+        ),
     ]
     for doc in docs:
         pg_store.save(doc)
@@ -110,9 +119,11 @@ def test_an_import_writes_the_same_rows_as_one_write_at_a_time(
     )
     saved = sql(f"SELECT {columns} FROM {pg_store.table} ORDER BY version")
     sql(f"DELETE FROM {pg_store.table}")
-    assert pg_store.import_documents(docs).written == 3
+    assert pg_store.import_documents(docs).written == 4
     assert sql(f"SELECT {columns} FROM {pg_store.table} ORDER BY version") == saved
     assert saved[1][3] == "no\ufffdpe 東京" and saved[1][5] == later
+    assert saved[3][3] == "\\N\ttab\r\nline \\. back\\slash"
+    assert pg_store.get_strategy("acme", 4) == docs[3]
 
 
 def test_a_key_imported_twice_in_one_batch_keeps_the_last(pg_store: PostgresStore) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
@@ -23,6 +23,7 @@ from strategystore import (
     StrategyDocument,
     VersionNotFoundError,
 )
+from strategystore._primitives import IMPORT_BATCH
 from strategystore.store import BaseStore
 from tests.conftest import T0, make_doc
 
@@ -501,6 +502,34 @@ def test_import_documents_with_upsert_replaces_drafts_but_not_approved_versions(
     assert (summary.written, summary.skipped, summary.refused) == (1, 0, 1)
     got = store.get_strategy("acme-q3", 1)
     assert got is not None and got.metadata == {"n": 1}
+
+
+def test_an_import_validates_each_batch_before_writing_any_of_it(store: BaseStore) -> None:
+    """A document that fails validation stops the import where its batch would begin: every
+    batch before it is written, nothing of its own (on every store, whether or not it
+    validates the next batch while writing one)."""
+    docs = [make_doc(brief_id=f"b{i // 10:03d}", version=i % 10 + 1) for i in range(400)]
+    broken = docs[300].model_copy(update={"updated_at": datetime(2030, 1, 1)})  # naive
+    with pytest.raises(ValidationError, match="timezone"):
+        store.import_documents([*docs[:300], broken, *docs[301:]])
+    assert sum(len(store.list_version_numbers(b)) for b in store.list_briefs()) == IMPORT_BATCH
+
+
+def test_an_import_whose_documents_stop_coming_writes_the_batches_before(
+    store: BaseStore,
+) -> None:
+    """An iterator that raises in a later batch: what came before in whole batches is written."""
+
+    def documents() -> Iterator[StrategyDocument]:
+        for i in range(300):
+            yield make_doc(brief_id=f"b{i // 10:03d}", version=i % 10 + 1)
+        raise OSError("the source went away")
+
+    heard: list[tuple[str, int]] = []
+    with pytest.raises(OSError, match="went away"):
+        store.import_documents(documents(), on_result=lambda doc, *_: heard.append(doc.key))
+    assert sum(len(store.list_version_numbers(b)) for b in store.list_briefs()) == IMPORT_BATCH
+    assert len(heard) == IMPORT_BATCH
 
 
 # -- documents that bypassed validation
