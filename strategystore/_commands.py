@@ -29,7 +29,7 @@ from strategystore._console import (
 )
 from strategystore._diff import diff
 from strategystore._layout import MARKER_NAME, describe_invalid, repeated_key
-from strategystore._listing import Lister, VersionRow
+from strategystore._listing import BriefSummary, Lister, VersionRow
 from strategystore.errors import (
     StatusChangeError,
     StrategyStoreError,
@@ -97,6 +97,9 @@ def cmd_briefs(args: argparse.Namespace) -> int:
         rows = [_brief_row(lister, brief) for brief in lister.briefs()]
     marked = [row for row in rows if "damaged" in row or "error" in row]
     if args.json:
+        for row in rows:
+            updated = row["_updated"]
+            row["updated_at"] = None if updated is None else _render.iso(updated)
         print_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
     elif not rows:
         error(f"no briefs yet in {place(args)}; add one with `{PROG} new BRIEF FILE`")
@@ -122,7 +125,13 @@ def cmd_briefs(args: argparse.Namespace) -> int:
 
 
 def _brief_row(lister: Lister, brief: str) -> dict[str, Any]:
-    """What ``briefs`` shows of one brief, its problems said on standard error as they are met."""
+    """What ``briefs`` shows of one brief, its problems said on standard error as they are met.
+
+    ``updated_at`` is filled in from ``_updated`` only for JSON, which shows it.
+    """
+    summary = lister.proven_summary(brief)
+    if summary is not None:
+        return _summary_row(brief, summary)
     row: dict[str, Any] = {
         "brief_id": brief,
         "versions": None,
@@ -132,26 +141,16 @@ def _brief_row(lister: Lister, brief: str) -> dict[str, Any]:
         "updated_at": None,
         "_updated": None,
     }
-    summary = lister.proven_summary(brief)
-    if summary is None:
-        try:
-            numbers = lister.numbers(brief)
-        except (StrategyStoreError, OSError) as exc:
-            row["error"] = describe(exc)
-            error(row["error"])
-            return row
-        summary = lister.summary(brief, numbers)
-    row["versions"] = len(numbers) if summary is None else summary.versions
-    if summary is not None:
-        latest = summary.latest
-        assert latest.status is not None
-        updated = latest.updated
-        row["latest_version"] = latest.version
-        row["latest_status"] = latest.status.value
-        row["updated_at"] = _render.iso(updated)
-        row["_updated"] = updated
-        row["latest_approved_version"] = summary.approved
+    try:
+        numbers = lister.numbers(brief)
+    except (StrategyStoreError, OSError) as exc:
+        row["error"] = describe(exc)
+        error(row["error"])
         return row
+    summary = lister.summary(brief, numbers)
+    if summary is not None:
+        return _summary_row(brief, summary)
+    row["versions"] = len(numbers)
     damaged: list[dict[str, Any]] = []
     for entry in _read_each(lister, brief, numbers):
         if entry.problem is not None:
@@ -161,15 +160,28 @@ def _brief_row(lister: Lister, brief: str) -> dict[str, Any]:
             if entry.status is None:
                 row["latest_status"] = _problem_status(entry)
             else:
-                updated = entry.updated
                 row["latest_status"] = entry.status.value
-                row["updated_at"] = _render.iso(updated)
-                row["_updated"] = updated
+                row["_updated"] = entry.updated
         if entry.status is Status.APPROVED and row["latest_approved_version"] is None:
             row["latest_approved_version"] = entry.version
     if damaged:
         row["damaged"] = damaged
     return row
+
+
+def _summary_row(brief: str, summary: BriefSummary) -> dict[str, Any]:
+    """The ``briefs`` row of a brief the index proved whole."""
+    latest = summary.latest
+    assert latest.status is not None
+    return {
+        "brief_id": brief,
+        "versions": summary.versions,
+        "latest_version": latest.version,
+        "latest_status": latest.status.value,
+        "latest_approved_version": summary.approved,
+        "updated_at": None,
+        "_updated": latest.updated,
+    }
 
 
 def _damaged_cell(row: dict[str, Any]) -> str:

@@ -44,16 +44,20 @@ from strategystore._layout import FORMAT, LOCKS_DIR
 from strategystore._unchanged import (
     DIR_DENSE,
     DIR_EXACT,
+    DIR_FLAGS_AT,
     DIR_KNOWN,
     DIR_RECORD,
     DIR_VALID,
+    NO_PROOF,
+    NOT_SHOWN,
+    PROVED,
     RECORD_FORMAT,
     Columns,
-    Proof,
-    dir_proves,
+    Shown,
     document_names,
-    proof_of,
-    shown_columns,
+    proves,
+    shown_in_range,
+    shown_of,
     unchanged_brief,
 )
 from strategystore._verdict import (
@@ -66,7 +70,6 @@ from strategystore._verdict import (
     LINE,
     PROBLEM,
     REASON,
-    STATUS,
     STATUSES,
     Record,
     each_split,
@@ -85,7 +88,7 @@ __all__ = [
 #: The index file, inside ``.locks/``.
 INDEX_NAME = "index.v1"
 #: The layout of the file; a file of another layout is ignored and replaced.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 #: Set (to anything but ``0`` or nothing) to make every command ignore the index.
 NO_INDEX_ENV = "STRATEGYSTORE_NO_INDEX"
 #: An index file larger than this is not read (some 1.5 million documents).
@@ -334,8 +337,9 @@ class ListingIndex:
 
     # -- whole briefs, proved through their directory -----------------------------
 
-    def proven_many(self, root: str, brief_ids: Sequence[str]) -> dict[str, Columns]:
-        """The shown columns of each of ``brief_ids`` (directories of ``root``) the index proves.
+    def proven_many(self, root: str, brief_ids: Sequence[str]) -> dict[str, tuple[int, Shown]]:
+        """How many versions each of ``brief_ids`` (directories of ``root``) that the index
+        proves holds, and what a list of briefs shows of it.
 
         A brief is proved by its directory when the directory still has the
         identity it was listed under, settled then: adding, removing or
@@ -345,55 +349,62 @@ class ListingIndex:
         valid. The files' ``lstat`` calls, most of the time, are shared with
         a forked child process when there are many (``_verdict.each_split``).
         """
-        proven: dict[str, Columns] = {}
-        for brief_id, plan in self._prove_all(root, brief_ids, exact=False):
-            columns = self._shown(plan.first, plan.records_count)
-            if columns is not None:
-                proven[brief_id] = columns
-        return proven
+        statuses, strings = _STATUS_COUNT, len(self._strings)
+        return {
+            brief_id: (count, shown)
+            for brief_id, count, shown in self._prove_all(root, brief_ids, exact=False)
+            if shown_in_range(shown, statuses=statuses, strings=strings)
+        }
 
     def proven_counts(self, root: str, names: Sequence[str]) -> dict[str, int]:
         """How many documents each entry of ``names`` holds that the index proves an exact brief.
 
         As ``proven_many`` proves them, the listing also having named nothing but documents.
         """
-        return {b: plan.records_count for b, plan in self._prove_all(root, names, exact=True)}
+        return {b: count for b, count, _ in self._prove_all(root, names, exact=True)}
 
     def _prove_all(
         self, root: str, brief_ids: Sequence[str], *, exact: bool
-    ) -> list[tuple[str, Proof]]:
-        plans = [(b, plan) for b in brief_ids if (plan := self._proof(b, exact=exact)) is not None]
-        found = each_split(partial(dir_proves, root), plans)
-        proven = [item for item, ok in zip(plans, found, strict=True) if ok]
-        self._confirmed.update(brief_id for brief_id, _ in proven)
+    ) -> list[tuple[str, int, Shown]]:
+        """Each of ``brief_ids`` proved by its directory, its number of records and ``Shown``.
+
+        What a proof must check is worked out, and checked, in the process
+        that checks it (``_verdict.each_split``): ``_unchanged.proves``.
+        """
+        entries = self._briefs
+        fresh, confirmed = self._fresh_docs, self._confirmed
+        candidates = [
+            (b, entry)
+            for b in brief_ids
+            if (entry := entries.get(b)) is not None and b not in fresh and b not in confirmed
+        ]
+        check = partial(proves, self._records, self._dirs, root, exact)
+        proven = []
+        dirs = self._dirs
+        for (brief_id, entry), verdict in zip(
+            candidates, each_split(check, candidates), strict=True
+        ):
+            if verdict != NO_PROOF:
+                self._dir_seen.add(brief_id)
+            if verdict == PROVED:
+                values = _DIR.unpack_from(dirs, entry[2] * _DIR.size)
+                proven.append((brief_id, entry[1], Shown._make(values[DIR_FLAGS_AT + 1 :])))
+        confirmed.update(brief_id for brief_id, _, _ in proven)
         return proven
-
-    def _proof(self, brief_id: str, *, exact: bool) -> Proof | None:
-        """What proving a brief by its directory must check, if the index can prove it at all."""
-        entry = self._briefs.get(brief_id)
-        if entry is None or brief_id in self._fresh_docs or brief_id in self._confirmed:
-            return None
-        plan = proof_of(self._records, self._dirs, entry, exact=exact)
-        if plan is not None:
-            self._dir_seen.add(brief_id)
-        return plan
-
-    def _shown(self, first: int, count: int) -> Columns | None:
-        chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
-        return shown_columns(chunk, count, statuses=_STATUS_COUNT, strings=len(self._strings))
 
     def listings(self) -> Iterator[tuple[str, Identity, tuple[int, ...]]]:
         """Each brief directory recorded: its name, identity when listed, versions then."""
         dirs = self._dirs
         for name, (first, count, position) in self._briefs.items():
-            *recorded, flags = _DIR.unpack_from(dirs, position * _DIR.size)
+            recorded = _DIR.unpack_from(dirs, position * _DIR.size)
+            flags = recorded[DIR_FLAGS_AT]
             if flags & DIR_KNOWN and count:
                 chunk = self._records[first * _RECORD.size : (first + count) * _RECORD.size]
                 if flags & DIR_DENSE:
                     versions = tuple(range(1, count + 1))
                 else:
                     versions = tuple(int(v[:-5]) for v in document_names(chunk, count, False))
-                yield name, Identity(*recorded), versions
+                yield name, Identity(*recorded[:DIR_FLAGS_AT]), versions
 
     def record_dir(
         self, brief_id: str, found: Identity, versions: Iterable[int], *, exact: bool
@@ -417,24 +428,33 @@ class ListingIndex:
         entry = self._briefs.get(brief_id)
         if entry is None:
             return None
-        *recorded, flags = _DIR.unpack_from(self._dirs, entry[2] * _DIR.size)
+        recorded = _DIR.unpack_from(self._dirs, entry[2] * _DIR.size)
+        flags = recorded[DIR_FLAGS_AT]
         if not flags & DIR_KNOWN:
             return None
-        return Identity(*recorded), frozenset(self._loaded_docs(brief_id)), bool(flags & DIR_EXACT)
+        found = Identity(*recorded[:DIR_FLAGS_AT])
+        return found, frozenset(self._loaded_docs(brief_id)), bool(flags & DIR_EXACT)
 
-    def _dir_record(self, name: str, records: dict[int, Record]) -> bytes:
-        """The directory record saved of a brief whose saved records are ``records``."""
+    def _dir_record(
+        self, name: str, records: dict[int, Record], text: Callable[[int], int]
+    ) -> bytes:
+        """The directory record saved of a brief whose saved records are ``records``.
+
+        ``text`` gives the number a string of this index has in the file saved.
+        """
         kept = self._fresh_dirs.get(name)
         if kept is None and (name not in self._dir_seen or name in self._confirmed):
             kept = self._loaded_dir(name)
         if kept is None or kept[1] != records.keys():
             return _NO_DIR
         flags = DIR_KNOWN | (DIR_EXACT if kept[2] else 0)
-        if sorted(records) == list(range(1, len(records) + 1)):
+        versions = sorted(records)
+        if versions == list(range(1, len(records) + 1)):
             flags |= DIR_DENSE
-        if all(r[PROBLEM] == _NONE and r[STATUS] >= 0 for r in records.values()):
+        shown = shown_of([records[v] for v in versions], text)
+        if shown is not NOT_SHOWN:
             flags |= DIR_VALID
-        return _DIR.pack(*kept[0], flags)
+        return _DIR.pack(*kept[0], flags, *shown)
 
     def record(self, brief_id: str, judged: Record) -> Record:
         """Keep what ``judge`` said of a file, if its identity was settled when seen.
@@ -552,7 +572,7 @@ class ListingIndex:
         for number, name in enumerate(sorted(name for name, held in docs.items() if held)):
             records = docs[name]
             briefs.append([name, len(records)])
-            dirs += self._dir_record(name, records)
+            dirs += self._dir_record(name, records, text)
             for version in sorted(records):
                 r = records[version]
                 packed += pack(number, *r[1:REASON], text(r[REASON]), text(r[PROBLEM]), *r[LINE:])

@@ -21,7 +21,7 @@ from strategystore._console import describe
 from strategystore._index import ListingIndex, index_wanted
 from strategystore._layout import MARKER_NAME, is_brief_name
 from strategystore._unchanged import CREATED as _SHOWN_CREATED
-from strategystore._unchanged import FIELDS, Columns
+from strategystore._unchanged import FIELDS, Columns, Shown
 from strategystore._unchanged import REASON as _SHOWN_REASON
 from strategystore._unchanged import SECTIONS as _SHOWN_SECTIONS
 from strategystore._unchanged import STATUS as _SHOWN_STATUS
@@ -125,7 +125,7 @@ class Lister:
         self._rowed: set[str] = set()
         self._numbers: dict[str, list[int]] = {}
         #: What ``briefs`` proved, by brief, until ``proven_summary`` asks for it.
-        self._proven: dict[str, Columns] = {}
+        self._proven: dict[str, tuple[int, Shown]] = {}
         if use_index is None:
             use_index = index_wanted()
         if use_index and isinstance(store, FileStore):
@@ -209,12 +209,20 @@ class Lister:
         prove it: then ask ``numbers`` and ``summary``.
         """
         index = self.index
-        flat = self._proven.pop(brief_id, None)
-        if index is None or flat is None:
+        proven = self._proven.pop(brief_id, None)
+        if index is None or proven is None:
             return None
         self._rowed.add(brief_id)
-        index.present(brief_id, flat[_SHOWN_VERSION::FIELDS])
-        return _summary_of(index, flat)
+        count, shown = proven
+        latest = VersionRow(
+            shown.version,
+            STATUSES[shown.status],
+            index.text(shown.reason),
+            shown.created_us,
+            shown.updated_us,
+            shown.sections,
+        )
+        return BriefSummary(count, latest, shown.approved or None)
 
     def summary(self, brief_id: str, numbers: list[int]) -> BriefSummary | None:
         """What ``briefs`` shows of a brief, if the index proves every one of ``numbers`` unchanged.

@@ -18,31 +18,64 @@ import struct
 from collections.abc import Callable, Sequence
 from functools import partial
 from operator import attrgetter, sub
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from strategystore import _cache
 from strategystore._cache import Identity
 from strategystore._indexfile import DIR_FLAGS
-from strategystore._verdict import _FIRST_US, _LAST_US
+from strategystore._verdict import (
+    _FIRST_US,
+    _LAST_US,
+    _NONE,
+    _VERSION,
+    STATUSES,
+)
+from strategystore._verdict import (
+    CREATED as _CREATED,
+)
+from strategystore._verdict import (
+    PROBLEM as _RECORD_PROBLEM,
+)
+from strategystore._verdict import (
+    REASON as _REASON,
+)
+from strategystore._verdict import (
+    SECTIONS as _SECTIONS,
+)
+from strategystore._verdict import (
+    STATUS as _STATUS,
+)
+from strategystore._verdict import (
+    UPDATED as _UPDATED,
+)
+from strategystore.models import Status
 
 __all__ = [
+    "CHANGED",
     "DIR_DENSE",
     "DIR_EXACT",
+    "DIR_FLAGS_AT",
     "DIR_FORMAT",
     "DIR_KNOWN",
     "DIR_RECORD",
     "DIR_VALID",
     "FIELDS",
+    "NOT_SHOWN",
+    "NO_PROOF",
+    "PROVED",
     "RECORD_FORMAT",
     "Columns",
     "Proof",
+    "Shown",
     "dir_proves",
     "document_names",
     "files_prove",
     "in_range",
     "proof_of",
+    "proves",
     "same_files",
-    "shown_columns",
+    "shown_in_range",
+    "shown_of",
     "unchanged_brief",
 ]
 
@@ -133,19 +166,6 @@ def unchanged_brief(
     return flat if in_range(flat, statuses=statuses, strings=strings, moments=moments) else None
 
 
-def shown_columns(
-    records: memoryview,
-    count: int,
-    *,
-    statuses: int,
-    strings: int,
-    moments: tuple[int, int] = (_FIRST_US, _LAST_US),
-) -> Columns | None:
-    """The shown values of a brief's ``count`` records, if each is a valid document in range."""
-    flat: Columns = _layout(count).unpack(records)
-    return flat if in_range(flat, statuses=statuses, strings=strings, moments=moments) else None
-
-
 def in_range(flat: Columns, *, statuses: int, strings: int, moments: tuple[int, int]) -> bool:
     """Whether every record of ``flat`` is of a valid document whose fields a listing can show."""
     shown = flat[STATUS::FIELDS]
@@ -166,8 +186,11 @@ def in_range(flat: Columns, *, statuses: int, strings: int, moments: tuple[int, 
 
 
 #: What the index remembers of a brief directory: dev, ino, size, mtime,
-#: ctime (its identity when it was listed) and the flags below.
-DIR_FORMAT = "QQQqqB"
+#: ctime (its identity when it was listed), the flags below, then what a
+#: list of briefs shows of it (``Shown``), derived from its records.
+DIR_FORMAT = "QQQqqBbIIiqqI"
+#: Where a directory record's identity ends and its flags are.
+DIR_FLAGS_AT = 5
 #: The directory record holds an identity (else it is empty).
 DIR_KNOWN = 1
 #: Its listing named only the brief's documents, no other entry.
@@ -219,14 +242,72 @@ def same_files(
     return identity(infos[0]) == recorded[0]
 
 
+class Shown(NamedTuple):
+    """What a list of briefs shows of a brief whose every record is of a valid document.
+
+    Of its newest version: the number, status code, section count, reason
+    (a string number of the index, -1 for none), created and updated
+    (microseconds since the epoch); then its newest approved version, 0
+    when none is.
+    """
+
+    version: int
+    status: int
+    sections: int
+    reason: int
+    created_us: int
+    updated_us: int
+    approved: int
+
+
+#: The ``Shown`` of a directory record that holds none.
+NOT_SHOWN = Shown(0, 0, 0, -1, 0, 0, 0)
+
+
+_APPROVED = STATUSES.index(Status.APPROVED)
+
+
+def shown_of(records: Sequence[tuple[Any, ...]], text: Callable[[int], int]) -> Shown:
+    """The ``Shown`` of a brief whose index records (``_verdict.Record``) are ``records``,
+    ascending by version; ``NOT_SHOWN`` unless each is of a valid document.
+
+    ``text`` gives the number a reason's string has where the ``Shown`` is kept.
+    """
+    if not records or any(r[_RECORD_PROBLEM] != _NONE or r[_STATUS] < 0 for r in records):
+        return NOT_SHOWN
+    latest = records[-1]
+    approved = (r[_VERSION] for r in reversed(records) if r[_STATUS] == _APPROVED)
+    return Shown(
+        latest[_VERSION],
+        latest[_STATUS],
+        latest[_SECTIONS],
+        text(latest[_REASON]),
+        latest[_CREATED],
+        latest[_UPDATED],
+        next(approved, 0),
+    )
+
+
+def shown_in_range(shown: Shown, *, statuses: int, strings: int) -> bool:
+    """Whether each value of ``shown`` is one a listing can show (a record read back whole)."""
+    return (
+        0 <= shown.status < statuses
+        and -1 <= shown.reason < strings
+        and _FIRST_US <= shown.created_us <= _LAST_US
+        and _FIRST_US <= shown.updated_us <= _LAST_US
+    )
+
+
 class Proof(NamedTuple):
-    """A brief to prove by its directory: its records, the directory's identity, its files."""
+    """A brief to prove by its directory: its records, the directory's identity, its files,
+    and what a list of briefs shows of it."""
 
     first: int
     records_count: int
     identity: tuple[int, ...]
     records: memoryview
     names: list[str]
+    shown: Shown
 
 
 def files_prove(plan: Proof, dir_fd: int) -> bool:
@@ -262,10 +343,35 @@ def proof_of(
     nothing but documents.
     """
     first, count, position = entry
-    *recorded, flags = DIR_RECORD.unpack_from(dirs, position * DIR_RECORD.size)
+    values = DIR_RECORD.unpack_from(dirs, position * DIR_RECORD.size)
+    flags = values[DIR_FLAGS_AT]
     wanted = DIR_KNOWN | DIR_VALID | (DIR_EXACT if exact else 0)
     if flags & wanted != wanted or not count:
         return None
     chunk = records[first * _RECORD_SIZE : (first + count) * _RECORD_SIZE]
     names = document_names(chunk, count, bool(flags & DIR_DENSE))
-    return Proof(first, count, tuple(recorded), chunk, names)
+    shown = Shown(*values[DIR_FLAGS_AT + 1 :])
+    return Proof(first, count, values[:DIR_FLAGS_AT], chunk, names, shown)
+
+
+#: What ``proves`` answers of a brief: nothing to prove it by, something changed, proved.
+NO_PROOF, CHANGED, PROVED = 0, 1, 2
+
+
+def proves(
+    records: memoryview,
+    dirs: memoryview,
+    root: str,
+    exact: bool,
+    item: tuple[str, tuple[int, int, int]],
+) -> int:
+    """Whether the brief of ``item`` (its id and index entry) is proved by its directory.
+
+    ``records`` and ``dirs`` are the index's records and directory records;
+    ``exact`` as for ``proof_of``.
+    """
+    brief_id, entry = item
+    plan = proof_of(records, dirs, entry, exact=exact)
+    if plan is None:
+        return NO_PROOF
+    return PROVED if dir_proves(root, (brief_id, plan)) else CHANGED

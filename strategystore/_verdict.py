@@ -238,8 +238,10 @@ def judge_many(items: list[tuple[str, str, int]]) -> Iterator[tuple[str, Record]
 SPLIT_FROM = 2000
 
 
-def each_split(check: Callable[[_T], bool], items: Sequence[_T]) -> list[bool]:
+def each_split(check: Callable[[_T], int], items: Sequence[_T]) -> list[int]:
     """``check`` of each item; a forked child asks the second half while this one asks the first.
+
+    ``check`` answers a number from 0 to 255 (a ``bool`` is one).
 
     For checks that are mostly system calls (``lstat`` of many files), which
     one Python process makes one at a time. The child only answers, as
@@ -279,7 +281,7 @@ def each_split(check: Callable[[_T], bool], items: Sequence[_T]) -> list[bool]:
     rest = items[half:]
     if len(answered) != len(rest):
         return mine + [check(item) for item in rest]
-    return mine + [bool(b) for b in answered]
+    return mine + list(answered)
 
 
 def _read_to_end(fd: int) -> bytes:

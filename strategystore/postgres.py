@@ -13,10 +13,8 @@ one instant.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -33,16 +31,14 @@ except ImportError as exc:  # pragma: no cover - the extra is installed for the 
         "PostgresStore needs psycopg 3 and psycopg_pool: pip install 'strategystore[postgres]'"
     ) from exc
 
-from strategystore._dsn import DEFAULT_TABLE, split_table
-from strategystore._locks import check_timeout
+from strategystore._dsn import DEFAULT_TABLE
 from strategystore._pgbatch import BatchWriter, Transaction
 from strategystore._pgerrors import (
-    Place,
-    host_of,
     libpq_connect_timeout,
     pool_timeout,
     translate,
 )
+from strategystore._pgsettings import checked_settings
 from strategystore._pgsql import Decoded, Results, Statements, take_locks
 from strategystore._pgtable import FORMAT, prepare_table, table_oid
 from strategystore._pgwire import (
@@ -56,7 +52,6 @@ from strategystore._pgwire import (
 from strategystore._primitives import BulkWriter, Loader
 from strategystore._protocol import ImportSummary, OnResult
 from strategystore.errors import (
-    ConfigurationError,
     CorruptDocumentError,
     LockTimeoutError,
 )
@@ -69,8 +64,6 @@ _S = TypeVar("_S")
 _P = TypeVar("_P")
 _T = TypeVar("_T")
 
-#: A table name: an identifier, optionally qualified by a schema.
-_TABLE_NAME = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}")
 #: The connections a store keeps, at most, in each process.
 DEFAULT_POOL_SIZE = 4
 #: Seconds to wait for a connection before the server counts as unavailable.
@@ -128,42 +121,20 @@ class PostgresStore(BaseStore):
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         super().__init__()
-        conninfo, named = split_table(dsn)
-        if table is not None and named is not None and table != named:
-            raise ConfigurationError(f"the URL names table {named!r} but table={table!r}")
-        # An empty name is a bad name, not a request for the default.
-        self.table = table if table is not None else named if named is not None else DEFAULT_TABLE
-        if not isinstance(self.table, str) or not _TABLE_NAME.fullmatch(self.table):
-            raise ConfigurationError(
-                f"table must be an identifier, optionally SCHEMA.NAME, not {self.table!r}"
-            )
-        try:
-            self.lock_timeout = check_timeout(lock_timeout)
-            self.connect_timeout = check_timeout(connect_timeout)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-            raise ConfigurationError(f"pool_size must be a whole number >= 1, not {pool_size!r}")
-        try:
-            params = psycopg.conninfo.conninfo_to_dict(conninfo)
-        except psycopg.ProgrammingError:
-            # libpq's reason quotes the text it stumbled on, which may be the password.
-            raise ConfigurationError(
-                "not a PostgreSQL DSN: libpq cannot parse it; give a postgresql:// URL, or "
-                "key=value pairs separated by spaces with a value holding spaces in 'quotes'"
-            ) from None
-        self.host = host_of(params)
-        self.database = str(
-            params.get("dbname") or os.environ.get("PGDATABASE") or params.get("user") or "default"
+        chosen = checked_settings(
+            dsn,
+            table=table,
+            lock_timeout=lock_timeout,
+            connect_timeout=connect_timeout,
+            pool_size=pool_size,
         )
-        self._place = Place(
-            self.host,
-            self.database,
-            str(params.get("user") or os.environ.get("PGUSER") or _os_user()),
-            self.table,
-            f"strategystore {self.table}",
-            pool_size,
+        conninfo, self._place = chosen.conninfo, chosen.place
+        self.table, self.host, self.database = (
+            chosen.place.table,
+            chosen.place.host,
+            chosen.place.database,
         )
+        self.lock_timeout, self.connect_timeout = chosen.lock_timeout, chosen.connect_timeout
         self._sql = Statements(sql.Identifier(*self.table.split(".")))
         self._local = threading.local()
         self._decoded = Decoded()
@@ -553,10 +524,3 @@ def _rows(conn: psycopg.Connection[Any], statement: bytes, params: Sequence[obje
 
 def _rowcount(conn: psycopg.Connection[Any], statement: bytes, params: Sequence[object]) -> int:
     return conn.execute(statement, params).rowcount
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no name for this uid (a container's)
-        return "the current user"
