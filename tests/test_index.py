@@ -953,7 +953,7 @@ def _proofs_in_this_process(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         checked.append(item[0])
         return real(root, item)
 
-    monkeypatch.setattr(index_module, "dir_proves", counting)
+    monkeypatch.setattr(unchanged_module, "dir_proves", counting)
     monkeypatch.setattr(verdict_module, "SPLIT_FROM", 4)
     monkeypatch.setattr(verdict_module, "_workers", lambda: 2)
     return checked
