@@ -21,6 +21,7 @@ from strategystore import _cache
 from strategystore._against import Seen, fingerprint
 from strategystore._cache import Identity
 from strategystore._fsio import READ_FLAGS, read_all, write_all
+from strategystore._indexfile import DIR_FLAGS
 from strategystore._layout import DocumentFileError, decode_document_file, document_version
 from strategystore._layout import misplacement as _misplacement
 from strategystore.models import Status, brief_id_problem
@@ -34,6 +35,7 @@ __all__ = [
     "SECTIONS",
     "STATUS",
     "STATUSES",
+    "Listed",
     "Record",
     "each_split",
     "judge",
@@ -162,21 +164,46 @@ def seen_of(record: Record) -> Seen:
     )
 
 
+#: A brief directory as listed: its names, its identity taken just before, and when.
+Listed = tuple[list[str], Identity | None, int]
+
+
 def unknown_documents(
-    known: Callable[[str], bool], root: Path, names: Iterable[str]
+    known: Callable[[str], bool],
+    root: Path,
+    names: Iterable[str],
+    listings: dict[str, Listed] | None = None,
 ) -> list[tuple[str, str, int]]:
-    """The documents of the briefs ``known`` knows nothing of: ``(path, brief, version)``."""
+    """The documents of the briefs ``known`` knows nothing of: ``(path, brief, version)``.
+
+    Each directory listed is kept in ``listings``, if given, for a walk that
+    follows to list it no second time.
+    """
     found = []
     for name in names:
         if known(name) or brief_id_problem(name) is not None:
             continue
         directory = f"{root}/{name}"
-        with suppress(OSError):
-            if stat.S_ISDIR(os.lstat(directory).st_mode):
-                for entry in os.listdir(directory):
-                    version = document_version(entry)
-                    if version is not None:
-                        found.append((f"{directory}/{entry}", name, version))
+        seen_at = time.time_ns()
+        try:
+            fd = os.open(directory, DIR_FLAGS)
+        except OSError:
+            continue  # not a directory, or gone: the walk says what it is
+        try:
+            # The identity first: a change made while listing then shows as
+            # a different identity next time.
+            identity = _cache.identity(os.fstat(fd))
+            entries = os.listdir(fd)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        if listings is not None:
+            listings[name] = (entries, identity, seen_at)
+        for entry in entries:
+            version = document_version(entry)
+            if version is not None:
+                found.append((f"{directory}/{entry}", name, version))
     return found
 
 
@@ -196,6 +223,8 @@ def _judge_chunk(items: list[tuple[str, str, int]]) -> list[tuple[str, Record]]:
 #: Below this many files to judge, one process does it all.
 PARALLEL_FROM = 2000
 _CHUNK = 500
+#: This process's part of an equal share of the files.
+_OWN_SHARE = 0.95
 
 
 def _workers() -> int:
@@ -220,18 +249,18 @@ def judge_many(items: list[tuple[str, str, int]]) -> Iterator[tuple[str, Record]
     import multiprocessing  # noqa: PLC0415 (only a cold index needs it)
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
 
-    share = len(items) // workers
+    # A little less than an equal share: the caller also takes in, in this
+    # process, what every worker judged, chunk by chunk as each arrives.
+    share = int(len(items) * _OWN_SHARE / workers)
     chunks = [items[i : i + _CHUNK] for i in range(share, len(items), _CHUNK)]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    done: list[list[tuple[str, Record]]] = []
     # A pool that cannot run leaves the work to the caller.
     with suppress(Exception), ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
         theirs = pool.map(_judge_chunk, chunks)
-        done.append(_judge_chunk(items[:share]))
-        done.extend(theirs)
-    for chunk in done:
-        yield from chunk
+        yield from _judge_chunk(items[:share])
+        for chunk in theirs:
+            yield from chunk
 
 
 #: Below this many items, ``each_split`` asks no other process.

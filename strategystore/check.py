@@ -63,7 +63,7 @@ from strategystore._layout import (
     misplacement,
 )
 from strategystore._locks import BriefLocks, check_platform
-from strategystore._verdict import judge, unknown_documents
+from strategystore._verdict import Listed, judge, unknown_documents
 from strategystore.errors import LockTimeoutError, StoreFormatError, StrategyStoreError
 from strategystore.models import MAX_VERSION, brief_id_problem
 
@@ -129,6 +129,8 @@ class DataDirCheck:
         self._locks: BriefLocks | None = None
         self._use_index = index_wanted() if use_index is None else use_index
         self._index: ListingIndex | None = None
+        #: Brief directories listed before the walk (on a cold index), until it comes to them.
+        self._listings: dict[str, Listed] = {}
         # What each version looked at holds, kept only to compare with a revision.
         self._seen: dict[Key, Seen | None] | None = None if against is None else {}
 
@@ -189,7 +191,7 @@ class DataDirCheck:
         index = self._index
         proven: dict[str, int] = {}
         if index is not None:
-            index.judge_unknown(unknown_documents(index.knows, self.root, names))
+            index.judge_unknown(unknown_documents(index.knows, self.root, names, self._listings))
             # (A comparison with a revision needs each version's seal.)
             if self._seen is None:
                 proven = index.proven_counts(str(self.root), [n for n in names if index.knows(n)])
@@ -341,22 +343,23 @@ class DataDirCheck:
         Only a directory holding a file named as a document is a brief, in the
         store's eyes too; an empty one collides with nothing.
         """
-        seen_at = time.time_ns()
-        try:
-            listing, identity = listed(directory)
-        except FileNotFoundError:
+        # Listed already, on a cold index: the index has nothing to prove it by.
+        kept = self._listings.pop(brief_id, None) if only is None else None
+        listing_of = kept or _listed_now(directory)
+        if isinstance(listing_of, FileNotFoundError):
             return False  # its last version was deleted since the listing
-        except OSError as exc:
+        if isinstance(listing_of, OSError):
             yield Finding(
                 directory,
-                f"brief directory cannot be read: {exc.strerror}; its documents "
+                f"brief directory cannot be read: {listing_of.strerror}; its documents "
                 "were not checked (fix its permissions)",
             )
             return False
+        listing, identity, seen_at = listing_of
         present = set(listing)
         documents = 0
         others = None
-        if only is None and self._index is not None and self._seen is None:
+        if only is None and self._index is not None and self._seen is None and kept is None:
             # (A comparison with a revision needs each version's seal.)
             others = others_if_unchanged(self._index, brief_id, directory, present)
         if others is not None:
@@ -580,3 +583,13 @@ def _parts_below(path: Path, lexical: Path, real: Path) -> tuple[str, ...] | Non
     with suppress(ValueError):
         return resolved.relative_to(real).parts
     return None
+
+
+def _listed_now(directory: Path) -> Listed | OSError:
+    """``listed(directory)`` and when it began, or why the directory cannot be listed."""
+    seen_at = time.time_ns()
+    try:
+        listing, identity = listed(directory)
+    except OSError as exc:
+        return exc
+    return listing, identity, seen_at
