@@ -19,9 +19,9 @@ from strategystore._findings import Finding
 from strategystore._index import ListingIndex
 from strategystore._indexfile import DIR_FLAGS
 from strategystore._layout import document_version
-from strategystore._verdict import LINE, PROBLEM, Record, seen_of
+from strategystore._verdict import LINE, PROBLEM, JudgedNow, Record, seen_of
 
-__all__ = ["findings_of", "listed", "others_if_unchanged"]
+__all__ = ["findings_of", "listed", "others_if_judged", "others_if_unchanged"]
 
 
 def listed(directory: Path) -> tuple[list[str], Identity | None]:
@@ -67,6 +67,17 @@ def others_if_unchanged(
         return None if index.unchanged(brief_id, dir_fd, complete) is None else others
     finally:
         os.close(dir_fd)
+
+
+def others_if_judged(judged: JudgedNow, brief_id: str, present: set[str]) -> set[str]:
+    """The names of a brief directory besides the documents judged valid in this run.
+
+    ``present`` names what the directory holds; the records of the valid
+    ones are taken from ``judged``.
+    """
+    versions = {name: v for name in present if (v := document_version(name)) is not None}
+    valid = judged.take_valid(brief_id, versions.values())
+    return {name for name in present if versions.get(name) not in valid}
 
 
 def findings_of(

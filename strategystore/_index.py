@@ -71,6 +71,7 @@ from strategystore._verdict import (
     PROBLEM,
     REASON,
     STATUSES,
+    JudgedNow,
     Record,
     each_split,
     judge_many,
@@ -163,8 +164,8 @@ class ListingIndex:
         self._fresh_dirs: dict[str, tuple[Identity, frozenset[int], bool]] = {}
         #: briefs whose directory was looked at: a record of it not renewed is dropped
         self._dir_seen: set[str] = set()
-        #: what judge_unknown judged in this run, by (brief, version), until asked for
-        self._judged: dict[tuple[str, int], Record] = {}
+        #: What ``judge_unknown`` judged in this run, until asked for.
+        self.judged_now = JudgedNow()
         self._strings: list[str] = []
         self._numbers: dict[str, int] = {}
         self._records = memoryview(b"")
@@ -496,18 +497,9 @@ class ListingIndex:
         Files that cannot be judged here are left to the caller, which meets
         them as misses (``_verdict.judge_many``).
         """
-        judged = self._judged
+        keep = self.judged_now.keep
         for brief_id, record in judge_many(items):
-            judged[brief_id, record[_VERSION]] = self.record(brief_id, record)
-
-    def judged(self, brief_id: str, version: int) -> Record | None:
-        """What ``judge_unknown`` judged of a document in this run, once, settled or not.
-
-        The file was read a moment ago, after the data directory was listed:
-        reading it again would learn nothing that a change made since could
-        not also have made after the second reading.
-        """
-        return self._judged.pop((brief_id, version), None)
+            keep(brief_id, self.record(brief_id, record))
 
     # -- writing the file ----------------------------------------------------
 

@@ -35,6 +35,7 @@ __all__ = [
     "SECTIONS",
     "STATUS",
     "STATUSES",
+    "JudgedNow",
     "Listed",
     "Record",
     "each_split",
@@ -162,6 +163,42 @@ def seen_of(record: Record) -> Seen:
         "sha256:" + record[_SEAL].hex() if record[_SEALED] else None,
         record[FINGERPRINT],
     )
+
+
+class JudgedNow:
+    """What was judged in this run, by brief and version, each handed out once, settled or not.
+
+    The file was read a moment ago, after the data directory was listed:
+    reading it again would learn nothing that a change made since could not
+    also have made after the second reading.
+    """
+
+    __slots__ = ("_records",)
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, int], Record] = {}
+
+    def __repr__(self) -> str:
+        return f"<JudgedNow: {len(self._records)} records not yet asked for>"
+
+    def keep(self, brief_id: str, record: Record) -> None:
+        """Keep the record of a brief's document (as the index holds it)."""
+        self._records[brief_id, record[_VERSION]] = record
+
+    def take(self, brief_id: str, version: int) -> Record | None:
+        """The record of a document, once; ``None`` if it was not judged (or was taken)."""
+        return self._records.pop((brief_id, version), None)
+
+    def take_valid(self, brief_id: str, versions: Iterable[int]) -> set[int]:
+        """Those of ``versions`` judged valid documents, their records taken; the rest left."""
+        records = self._records
+        valid = set()
+        for version in versions:
+            record = records.get((brief_id, version))
+            if record is not None and record[PROBLEM] == _NONE:
+                del records[brief_id, version]
+                valid.add(version)
+        return valid
 
 
 #: A brief directory as listed: its names, its identity taken just before, and when.

@@ -30,6 +30,7 @@ from strategystore._against import Baseline, Key, Seen, fingerprint
 from strategystore._checkindex import (
     findings_of,
     listed,
+    others_if_judged,
     others_if_unchanged,
 )
 from strategystore._findings import (
@@ -279,7 +280,8 @@ class DataDirCheck:
         if name == LOCKS_DIR:
             yield from _locks_dir_findings(path, only, self._count)
             return
-        mode = mode_of(path)
+        # A directory listed before the walk was opened as one, not through a link.
+        mode = stat.S_IFDIR if only is None and name in self._listings else mode_of(path)
         if mode is None:
             return  # removed since the listing (a delete of a last version), or never there
         if name not in _GIT_OWN and stat.S_ISLNK(mode):
@@ -359,22 +361,20 @@ class DataDirCheck:
         present = set(listing)
         documents = 0
         others = None
-        if only is None and self._index is not None and self._seen is None and kept is None:
-            # (A comparison with a revision needs each version's seal.)
-            others = others_if_unchanged(self._index, brief_id, directory, present)
-        if others is not None:
-            # Every document is as the index recorded it, valid: only the
-            # other names are left to judge.
-            documents = len(present) - len(others)
+        if only is None and self._index is not None and self._seen is None:
+            # (A comparison with a revision needs each version's seal.) What
+            # is left once the documents the index vouches for are counted:
+            # as recorded and valid, or judged valid a moment ago.
+            if kept is None:
+                others = others_if_unchanged(self._index, brief_id, directory, present)
+            else:
+                others = others_if_judged(self._index.judged_now, brief_id, present)
+        if others is None:
+            others = present if only is None else present & only
+        elif documents := len(present) - len(others):
             self._count(documents)
-            numbers: dict[str, int | None] = dict.fromkeys(others)
-            names = sorted(others)
-        else:
-            numbers = {name: document_version(name) for name in present}
-            names = sorted(
-                present if only is None else present & only,
-                key=lambda name: (numbers[name] or MAX_VERSION, name),
-            )
+        numbers = {name: document_version(name) for name in others}
+        names = sorted(others, key=lambda name: (numbers[name] or MAX_VERSION, name))
         temporaries: list[str] = []
         prefix = f"{directory}/"
         for name in names:
@@ -424,7 +424,7 @@ class DataDirCheck:
         """Read and judge one document; a valid one is also kept for the comparison."""
         index = self._index
         if index is not None:
-            record = index.judged(brief_id, version)
+            record = index.judged_now.take(brief_id, version)
             if record is not None:
                 return findings_of(index, record, path, self._seen, (brief_id, version))
             found = mode_and_identity(path)

@@ -662,14 +662,20 @@ def test_a_cold_check_of_many_files_spreads_over_processes_and_answers_alike(
     monkeypatch.setattr(verdict_module, "_CHUNK", 7)
     monkeypatch.setattr(verdict_module, "_workers", lambda: 2)
     answered: list[object] = []
-    real = ListingIndex.judged
+    take, take_valid = verdict_module.JudgedNow.take, verdict_module.JudgedNow.take_valid
 
-    def judged(self: ListingIndex, brief_id: str, version: int) -> object:
-        found = real(self, brief_id, version)
+    def taken(self: Any, brief_id: str, version: int) -> object:
+        found = take(self, brief_id, version)
         answered.extend([found] if found is not None else [])
         return found
 
-    monkeypatch.setattr(ListingIndex, "judged", judged)
+    def taken_valid(self: Any, brief_id: str, versions: Any) -> set[int]:
+        valid = take_valid(self, brief_id, versions)
+        answered.extend(valid)
+        return valid
+
+    monkeypatch.setattr(verdict_module.JudgedNow, "take", taken)
+    monkeypatch.setattr(verdict_module.JudgedNow, "take_valid", taken_valid)
     hits[0] = 0
     assert run(data, "check") == truth
     assert len(answered) == 60  # every file was judged by the workers, and not read again
