@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 from strategystore._arguments import valid_bytes
 from strategystore._primitives import BulkWriter, batches
 from strategystore._protocol import ImportOutcome, ImportSummary, OnResult
 from strategystore.errors import LockTimeoutError, StoreUnavailableError, StrategyStoreError
-from strategystore.models import StrategyDocument
+from strategystore.models import StrategyDocument, trusted_key
 
 __all__ = ["run_import"]
 
@@ -29,75 +29,46 @@ def run_import(
 ) -> ImportSummary:
     """Import ``docs`` in batches through ``bulk``, each under ``hold(brief_id)``.
 
-    Every document of a batch is validated before the batch begins. A
-    refusal (any ``StrategyStoreError`` but a lock timeout or an unavailable
+    Nothing of a batch is written unless every document of it is valid:
+    each is validated before the batch begins or, for a writer that
+    ``validates_in_batch``, just before it is written, the batch abandoned at
+    the first that fails. ``docs`` is read from only between batches. A refusal (any
+    ``StrategyStoreError`` but a lock timeout or an unavailable
     server) is counted and reported, and the import goes on.
     """
     summary = ImportSummary()
-    upcoming = batches(docs)
     try:
-        batch = next(upcoming, [])
-        prepared = [valid_bytes(doc) for doc in batch]
-        while batch:
-            ahead = _Ahead(upcoming) if bulk.validates_ahead else None
-            bulk.prepare(prepared)
+        for batch in batches(docs):
+            # A writer whose server inserts a batch's rows as they arrive
+            # validates each just before it goes, overlapping the two.
+            within = bulk.validates_in_batch and all(map(trusted_key, batch))
+            prepared: list[tuple[StrategyDocument, bytes]] = []
+            if within:
+                bulk.prepare_keys(batch)
+            else:
+                prepared = [valid_bytes(doc) for doc in batch]
+                bulk.prepare(prepared)
             try:
-                for original, (doc, data) in zip(batch, prepared, strict=True):
+                for i, original in enumerate(batch):
+                    doc, data = _validated(original, bulk) if within else prepared[i]
                     outcome, error = _import_one(doc, data, bulk, hold, put)
                     setattr(summary, outcome, getattr(summary, outcome) + 1)
                     if on_result is not None:
                         on_result(original, outcome, error)
-                    if ahead is not None:
-                        ahead.step()
             finally:
                 bulk.end_batch()
-            if ahead is not None:
-                batch, prepared = ahead.take()
-            else:
-                batch = next(upcoming, [])
-                prepared = [valid_bytes(doc) for doc in batch]
     finally:
         bulk.finish()
     return summary
 
 
-class _Ahead:
-    """The next batch, read and validated a document at a time while the current one is written.
-
-    For a bulk writer whose writes the server works through while the client
-    goes on (``BulkWriter.validates_ahead``): the client's validation then
-    overlaps the server's work instead of following it. What reading or
-    validating raises is raised by ``take``, where it would have been raised
-    without reading ahead: after the batch before has ended, before the next begins.
-    """
-
-    def __init__(self, upcoming: Iterator[list[StrategyDocument]]) -> None:
-        self._upcoming = upcoming
-        self._batch: list[StrategyDocument] | None = None
-        self._prepared: list[tuple[StrategyDocument, bytes]] = []
-        self._error: Exception | None = None
-
-    def step(self) -> None:
-        """Validate one more document of the next batch, reading the batch first."""
-        if self._error is not None:
-            return
-        try:
-            if self._batch is None:
-                self._batch = next(self._upcoming, [])
-            done = len(self._prepared)
-            if done < len(self._batch):
-                self._prepared.append(valid_bytes(self._batch[done]))
-        except Exception as exc:
-            self._error = exc
-
-    def take(self) -> tuple[list[StrategyDocument], list[tuple[StrategyDocument, bytes]]]:
-        """The next batch and its documents validated; raise what reading or validating raised."""
-        if self._error is not None:
-            raise self._error
-        batch = next(self._upcoming, []) if self._batch is None else self._batch
-        prepared = self._prepared
-        prepared += [valid_bytes(doc) for doc in batch[len(prepared) :]]
-        return batch, prepared
+def _validated(doc: StrategyDocument, bulk: BulkWriter) -> tuple[StrategyDocument, bytes]:
+    """``valid_bytes(doc)``; a document that fails abandons the batch under way first."""
+    try:
+        return valid_bytes(doc)
+    except Exception:
+        bulk.abandon()
+        raise
 
 
 def _import_one(

@@ -105,9 +105,6 @@ class BatchWriter(BulkWriter):
     are upserted at the end.
     """
 
-    # The server inserts the rows streamed while the client validates the next batch.
-    validates_ahead = True
-
     def __init__(self, store: Primitives, host: BatchHost, results: Results | None) -> None:
         """A writer for ``store``, whose transactions ``host`` (the same store) begins and ends."""
         super().__init__(store)
@@ -119,26 +116,32 @@ class BatchWriter(BulkWriter):
         self._stored: set[tuple[str, int]] = set()
         self._streamed: set[tuple[str, int]] = set()
 
+    # The server inserts the rows streamed while the client validates the next ones.
+    validates_in_batch = True
+
     def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
+        self.prepare_keys([doc for doc, _ in items])
+
+    def prepare_keys(self, docs: Sequence[StrategyDocument]) -> None:
         store = self._owner
-        if not items or getattr(store._local, "tx", None) is not None:
+        if not docs or getattr(store._local, "tx", None) is not None:
             return  # inside a caller's own write: its transaction serves
-        first = items[0][0].brief_id
+        first = docs[0].brief_id
         # A batch holds a few briefs, each many times: each is keyed once.
-        key_of = {brief: store._lock_key(brief) for brief in {doc.brief_id for doc, _ in items}}
-        folds = sorted({doc.brief_id.lower() for doc, _ in items})
+        key_of = {brief: store._lock_key(brief) for brief in {doc.brief_id for doc in docs}}
+        folds = sorted({doc.brief_id.lower() for doc in docs})
         # What is stored at the batch's keys, and the ids of its briefs in
         # any case: read with the locks, in the same round trip.
         tx = store._begin(
             sorted(set(key_of.values())),
             None,
             first,
-            then=lambda conn: batch_reads(conn, store._sql, items, folds),
+            then=lambda conn: batch_reads(conn, store._sql, docs, folds),
         )
         tx.key_of = key_of
         found, ids = tx.read_ahead
         tx.read_ahead = []
-        tx.rows = {doc.key: None for doc, _ in items}
+        tx.rows = {doc.key: None for doc in docs}
         stored = self._stored = set()
         for i in range(found.ntuples):
             key = (_text(found, i, 0), int(found.get_value(i, 1) or 0))
@@ -170,6 +173,14 @@ class BatchWriter(BulkWriter):
         stream.add(doc, data)
         if stream.active:
             tx.before_use = stream.finish
+
+    def abandon(self) -> None:
+        stream = self._stream
+        if stream is not None:
+            stream.abort(ValueError("the batch was given up: a document of it is invalid"))
+        self._abandon()
+        if self._results is not None:
+            self._results.drop()
 
     def end_batch(self) -> None:
         tx, self._tx = self._tx, None

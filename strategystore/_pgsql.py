@@ -223,10 +223,10 @@ def _lock_text(
 def batch_reads(
     conn: psycopg.Connection[Any],
     statements: Statements,
-    items: Sequence[tuple[StrategyDocument, bytes]],
+    docs: Sequence[StrategyDocument],
     folds: Sequence[str],
 ) -> bytes:
-    """Two queries in one statement: the rows stored at the keys of ``items``, then the ids
+    """Two queries in one statement: the rows stored at the keys of ``docs``, then the ids
     stored under each of ``folds`` (case-folded ids), in any case.
 
     The keys go as array literals, quoted by libpq, rather than parameters:
@@ -234,8 +234,8 @@ def batch_reads(
     trip, and the server plans each without a generic plan's guesses.
     """
     escape = Escaping(conn.pgconn).escape_literal
-    briefs = _text_array([doc.brief_id for doc, _ in items])
-    versions = ("{" + ",".join(str(int(doc.version)) for doc, _ in items) + "}").encode()
+    briefs = _text_array([doc.brief_id for doc in docs])
+    versions = ("{" + ",".join(str(int(doc.version)) for doc in docs) + "}").encode()
     return b"".join(
         [
             b"SELECT k.b, k.v, t.data FROM unnest(",

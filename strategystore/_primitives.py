@@ -146,9 +146,11 @@ class BulkWriter:
     and makes every write durable with one flush at the end).
     """
 
-    #: Whether ``import_documents`` validates the next batch while this one is
-    #: written: for a writer whose server works through a batch while the client goes on.
-    validates_ahead = False
+    #: Whether this writer can begin a batch from its documents' keys alone
+    #: (``prepare_keys``). ``import_documents`` then validates each document just
+    #: before it is written, and at the first that fails abandons the batch
+    #: (``abandon``), so that nothing of it is written, as if validated first.
+    validates_in_batch = False
 
     def __init__(self, store: Primitives) -> None:
         self._store = store
@@ -158,6 +160,14 @@ class BulkWriter:
 
     def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
         """Get ready to write these documents and canonical bytes; no lock is held."""
+
+    def prepare_keys(self, docs: Sequence[StrategyDocument]) -> None:
+        """As ``prepare``, for documents whose keys are proven valid and the rest not yet."""
+        raise NotImplementedError("only a writer that validates_in_batch is given keys alone")
+
+    def abandon(self) -> None:
+        """Give up the batch under way: nothing of it is written (``end_batch`` follows)."""
+        raise NotImplementedError("only a writer that validates_in_batch abandons a batch")
 
     def write(self, doc: StrategyDocument, data: bytes) -> None:
         """Store ``data`` for ``doc``, replacing what is stored; under the brief's lock.

@@ -100,7 +100,7 @@ def minute(moment: datetime) -> str:
 
 def second(moment: datetime) -> str:
     """``2026-01-15 09:30:00 UTC``, for a document's header."""
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+    return moment.isoformat(" ", "seconds")[:19] + " UTC"
 
 
 def text(value: object) -> str:

@@ -188,7 +188,7 @@ def in_range(flat: Columns, *, statuses: int, strings: int, moments: tuple[int, 
 #: What the index remembers of a brief directory: dev, ino, size, mtime,
 #: ctime (its identity when it was listed), the flags below, then what a
 #: list of briefs shows of it (``Shown``), derived from its records.
-DIR_FORMAT = "QQQqqBbIIiqqI"
+DIR_FORMAT = "QQQqqBIbIiqqI"
 #: Where a directory record's identity ends and its flags are.
 DIR_FLAGS_AT = 5
 #: The directory record holds an identity (else it is empty).

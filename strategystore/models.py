@@ -62,6 +62,7 @@ __all__ = [
     "renumbered",
     "seal_of",
     "trusted_json_bytes",
+    "trusted_key",
     "utc_now",
 ]
 
@@ -476,6 +477,23 @@ def _seal_problem(doc: StrategyDocument, given: object) -> str | None:
         f"{status} content changed after it was sealed: the content_digest of {where} "
         "does not match what it holds; restore the file from git, "
         "or save the change as a new version"
+    )
+
+
+def trusted_key(doc: object) -> bool:
+    """Whether ``doc`` is a document whose id and version are the very ones validation checked.
+
+    Its other fields may still have changed since: ``trusted_json_bytes`` tells.
+    """
+    if type(doc) is not StrategyDocument:
+        return False
+    private = doc.__pydantic_private__
+    validated = private.get("_validated") if private else None
+    fields = doc.__dict__
+    return (
+        validated is not None
+        and validated[0] is fields.get("brief_id")
+        and validated[1] is fields.get("version")
     )
 
 

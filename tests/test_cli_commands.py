@@ -9,11 +9,12 @@ import json
 import shlex
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from strategystore import FileStore, Section, Status, StrategyDocument
+from strategystore import FileStore, Section, Status, StrategyDocument, _render
 from strategystore.cli import main
 from tests.conftest import T0, Cli, feed_stdin, make_doc, run_module
 
@@ -824,3 +825,11 @@ def test_put_new_and_import_refuse_a_repeated_key_as_a_stored_file_would(
     result = cli("import", str(twice))
     assert result.status == 1 and "twice.json:1: the key 'status' appears twice" in result.err
     assert store.list_briefs() == []
+
+
+def test_times_of_early_years_are_shown_zero_padded_alike() -> None:
+    """A table's minute and a header's second spell the year in four digits, as RFC 3339 does."""
+    moment = datetime(999, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    assert _render.minute(moment) == "0999-05-06 07:08"
+    assert _render.second(moment) == "0999-05-06 07:08:09 UTC"
+    assert _render.second(datetime(2026, 1, 15, 9, 30, tzinfo=UTC)) == "2026-01-15 09:30:00 UTC"

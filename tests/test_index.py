@@ -295,6 +295,25 @@ def test_check_proves_an_unchanged_brief_whole_and_answers_alike(
     assert index_path(data).stat().st_mtime_ns == before  # nothing new: not rewritten
 
 
+def test_a_brief_of_hundreds_of_versions_is_kept_and_proved_by_its_directory(
+    run: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    """What ``briefs`` shows of a brief is kept with its directory, whatever its versions."""
+    store = FileStore(tmp_path / "data", durable=False)
+    store.import_documents(make_doc("long", v) for v in range(1, 301))
+    store.approve("long", 150)
+    time.sleep(SETTLE)
+    truth = run(store.data_dir, "briefs", "--json", index=False)
+    run(store.data_dir, "check")
+    assert index_path(store.data_dir).exists()
+    index = ListingIndex(store.data_dir).load()
+    assert index.loaded == 300
+    proven = index.proven_many(str(store.data_dir), ["long"])
+    assert proven["long"][0] == 300
+    assert (proven["long"][1].version, proven["long"][1].approved) == (300, 150)
+    assert run(store.data_dir, "briefs", "--json") == truth
+
+
 def test_an_edit_in_place_with_its_mtime_put_back_is_seen_in_a_whole_brief(
     run: Callable[..., Outcome], data: Path, whole_briefs: list[str]
 ) -> None:

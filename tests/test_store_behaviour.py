@@ -510,9 +510,16 @@ def test_an_import_validates_each_batch_before_writing_any_of_it(store: BaseStor
     validates the next batch while writing one)."""
     docs = [make_doc(brief_id=f"b{i // 10:03d}", version=i % 10 + 1) for i in range(400)]
     broken = docs[300].model_copy(update={"updated_at": datetime(2030, 1, 1)})  # naive
+    heard: list[tuple[str, int]] = []
     with pytest.raises(ValidationError, match="timezone"):
-        store.import_documents([*docs[:300], broken, *docs[301:]])
+        store.import_documents(
+            [*docs[:300], broken, *docs[301:]], on_result=lambda doc, *_: heard.append(doc.key)
+        )
     assert sum(len(store.list_version_numbers(b)) for b in store.list_briefs()) == IMPORT_BATCH
+    assert heard == [doc.key for doc in docs[:IMPORT_BATCH]]
+    # The store goes on as before: the rest is imported, what is there skipped.
+    summary = store.import_documents(docs)
+    assert (summary.written, summary.skipped) == (400 - IMPORT_BATCH, IMPORT_BATCH)
 
 
 def test_an_import_whose_documents_stop_coming_writes_the_batches_before(
@@ -530,6 +537,23 @@ def test_an_import_whose_documents_stop_coming_writes_the_batches_before(
         store.import_documents(documents(), on_result=lambda doc, *_: heard.append(doc.key))
     assert sum(len(store.list_version_numbers(b)) for b in store.list_briefs()) == IMPORT_BATCH
     assert len(heard) == IMPORT_BATCH
+
+
+def test_an_import_reads_its_documents_only_between_batches(store: BaseStore) -> None:
+    """The iterator runs after the batch before it is written whole, outside its transaction."""
+    seen: list[int | None] = []
+
+    def documents() -> Iterator[StrategyDocument]:
+        for i in range(IMPORT_BATCH):
+            yield make_doc(brief_id="b", version=i + 1)
+        latest = store.get_latest("b")
+        seen.append(None if latest is None else latest.version)
+        store.save(make_doc(brief_id="by-the-iterator"))
+        yield make_doc(brief_id="b", version=IMPORT_BATCH + 1)
+
+    assert store.import_documents(documents()).written == IMPORT_BATCH + 1
+    assert seen == [IMPORT_BATCH]
+    assert store.list_version_numbers("by-the-iterator") == [1]
 
 
 # -- documents that bypassed validation
