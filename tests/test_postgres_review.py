@@ -102,11 +102,11 @@ def test_a_row_put_in_by_hand_during_a_batch_rolls_the_batch_back(
 ) -> None:
     from strategystore import _pgbatch  # noqa: PLC0415
 
-    prepare = _pgbatch.BatchWriter.prepare
+    prepare = _pgbatch.BatchWriter.prepare_keys
     intruder = make_doc("b", 1)
 
-    def prepare_then_insert(self: Any, items: Any) -> None:
-        prepare(self, items)
+    def prepare_then_insert(self: Any, docs: Any) -> None:
+        prepare(self, docs)
         # A writer without the brief's lock (SQL by hand) adds a row the batch read as absent.
         _sql(
             pg_dsn,
@@ -115,7 +115,7 @@ def test_a_row_put_in_by_hand_during_a_batch_rolls_the_batch_back(
             ("b", intruder.to_json_bytes().decode()),
         )
 
-    monkeypatch.setattr(_pgbatch.BatchWriter, "prepare", prepare_then_insert)
+    monkeypatch.setattr(_pgbatch.BatchWriter, "prepare_keys", prepare_then_insert)
     with pytest.raises(StoreUnavailableError, match=pg_store.table):
         pg_store.import_documents(
             [make_doc("a", 1), make_doc("b", 1, sections=[]), make_doc("c", 1)]
