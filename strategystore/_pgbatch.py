@@ -116,8 +116,12 @@ class BatchWriter(BulkWriter):
         self._stored: set[tuple[str, int]] = set()
         self._streamed: set[tuple[str, int]] = set()
 
-    # The server inserts the rows streamed while the client validates the next ones.
-    validates_in_batch = True
+    @property
+    def validates_in_batch(self) -> bool:
+        # The server inserts the rows streamed while the client validates the
+        # next ones. Inside a caller's own write there is no transaction of
+        # the batch's to roll back: each is validated first.
+        return getattr(self._owner._local, "tx", None) is None
 
     def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
         self.prepare_keys([doc for doc, _ in items])
@@ -175,6 +179,8 @@ class BatchWriter(BulkWriter):
             tx.before_use = stream.finish
 
     def abandon(self) -> None:
+        if self._tx is None:
+            return  # no batch of its own under way
         stream = self._stream
         if stream is not None:
             stream.abort(ValueError("the batch was given up: a document of it is invalid"))

@@ -146,12 +146,6 @@ class BulkWriter:
     and makes every write durable with one flush at the end).
     """
 
-    #: Whether this writer can begin a batch from its documents' keys alone
-    #: (``prepare_keys``). ``import_documents`` then validates each document just
-    #: before it is written, and at the first that fails abandons the batch
-    #: (``abandon``), so that nothing of it is written, as if validated first.
-    validates_in_batch = False
-
     def __init__(self, store: Primitives) -> None:
         self._store = store
 
@@ -160,6 +154,16 @@ class BulkWriter:
 
     def prepare(self, items: Sequence[tuple[StrategyDocument, bytes]]) -> None:
         """Get ready to write these documents and canonical bytes; no lock is held."""
+
+    @property
+    def validates_in_batch(self) -> bool:
+        """Whether the next batch can begin from its documents' keys alone (``prepare_keys``).
+
+        ``import_documents`` then validates each document just before it is
+        written, and at the first that fails abandons the batch (``abandon``),
+        so that nothing of it is written, as if every one had been validated first.
+        """
+        return False
 
     def prepare_keys(self, docs: Sequence[StrategyDocument]) -> None:
         """As ``prepare``, for documents whose keys are proven valid and the rest not yet."""

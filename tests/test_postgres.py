@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 
 from strategystore import (
     ConcurrentUpdateError,
@@ -632,3 +633,17 @@ def test_ctrl_c_while_a_write_waits_for_its_lock_cancels_the_wait(
             holder.execute("ROLLBACK")
         assert store.create_next("acme").version == 2
         assert store.list_version_numbers("acme") == [2, 1]
+
+
+def test_an_import_inside_a_write_of_its_own_validates_each_batch_first(
+    pg_store: PostgresStore,
+) -> None:
+    """Inside the caller's transaction the batch is no transaction of its own to roll back: an
+    invalid document is found before anything of its batch goes into the caller's."""
+    docs = [make_doc("a", v) for v in range(1, 4)]
+    broken = docs[2].model_copy(update={"updated_at": datetime(2030, 1, 1)})  # naive
+    with pg_store._locked("a"):
+        with pytest.raises(ValidationError, match="timezone"):
+            pg_store.import_documents([docs[0], docs[1], broken])
+        pg_store.save(make_doc("a", 9))
+    assert pg_store.list_version_numbers("a") == [9]
