@@ -143,6 +143,22 @@ class BatchWriter(BulkWriter):
             then=lambda conn: batch_reads(conn, store._sql, docs, folds),
         )
         tx.key_of = key_of
+        # Whatever arrives from here on (a Ctrl-C) ends the transaction and
+        # gives its connection back.
+        self._tx = tx
+        store._local.tx = tx
+        try:
+            self._take_read_ahead(tx, docs, folds)
+        except BaseException:
+            self._abandon()
+            raise
+        self._streamed = set()
+        self._stream = CopyStream(tx.conn, store._sql.copy_in)
+
+    def _take_read_ahead(
+        self, tx: Transaction, docs: Sequence[StrategyDocument], folds: Sequence[str]
+    ) -> None:
+        """Keep what the batch's transaction read as it began: rows at its keys, ids by fold."""
         found, ids = tx.read_ahead
         tx.read_ahead = []
         tx.rows = {doc.key: None for doc in docs}
@@ -151,10 +167,6 @@ class BatchWriter(BulkWriter):
             key = (_text(found, i, 0), int(found.get_value(i, 1) or 0))
             tx.rows[key] = found.get_value(i, 2)
             stored.add(key)
-        self._tx = tx
-        store._local.tx = tx
-        self._streamed = set()
-        self._stream = CopyStream(tx.conn, store._sql.copy_in)
         tx.ids_by_fold = {fold: set() for fold in folds}
         for i in range(ids.ntuples):
             brief = _text(ids, i, 0)

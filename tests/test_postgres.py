@@ -647,3 +647,26 @@ def test_an_import_inside_a_write_of_its_own_validates_each_batch_first(
             pg_store.import_documents([docs[0], docs[1], broken])
         pg_store.save(make_doc("a", 9))
     assert pg_store.list_version_numbers("a") == [9]
+
+
+def test_a_ctrl_c_as_an_import_batch_takes_in_what_it_read_ends_its_transaction(
+    pg_dsn: str, pg_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's locks are held from its first round trip: an interruption right after it
+    gives the connection back with its locks released."""
+    from strategystore import _pgbatch  # noqa: PLC0415
+
+    with PostgresStore(pg_dsn, table=pg_table, pool_size=1, lock_timeout=2) as store:
+        store.save(make_doc("acme", 1))
+
+        def interrupted(*args: Any) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(_pgbatch.BatchWriter, "_take_read_ahead", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            store.import_documents([make_doc("acme", 2)])
+        monkeypatch.undo()
+        assert getattr(store._local, "tx", None) is None  # no transaction left to this thread
+        # One connection in the pool: it is back, outside any transaction, the lock free.
+        assert store.create_next("acme").version == 2
+        assert store.list_version_numbers("acme") == [2, 1]
