@@ -56,6 +56,7 @@ from strategystore._unchanged import (
     Shown,
     document_names,
     proves,
+    shown_at,
     shown_in_range,
     shown_of,
     unchanged_brief,
@@ -388,8 +389,7 @@ class ListingIndex:
             if verdict != NO_PROOF:
                 self._dir_seen.add(brief_id)
             if verdict == PROVED:
-                values = _DIR.unpack_from(dirs, entry[2] * _DIR.size)
-                proven.append((brief_id, entry[1], Shown._make(values[DIR_FLAGS_AT + 1 :])))
+                proven.append((brief_id, entry[1], shown_at(dirs, entry[2])))
         confirmed.update(brief_id for brief_id, _, _ in proven)
         return proven
 

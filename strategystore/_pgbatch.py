@@ -45,19 +45,13 @@ class Transaction:
         "rows",
     )
 
-    def __init__(
-        self,
-        conn: psycopg.Connection[Any],
-        keys: set[int] | None = None,
-        *,
-        highest: tuple[str, int] | None = None,
-    ) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], keys: set[int] | None = None) -> None:
         self._conn = conn
         self.keys: set[int] = set() if keys is None else keys
         self.rows: dict[tuple[str, int], bytes | None] = {}
         self.ids_by_fold: dict[str, set[str]] | None = None
         self.key_of: dict[str, int] = {}
-        self.highest = highest
+        self.highest: tuple[str, int] | None = None
         self.commit_with_write = False
         self.read_ahead: list[PGresult] = []
         self.before_use: Callable[[], None] | None = None

@@ -21,33 +21,10 @@ from operator import attrgetter, sub
 from typing import Any, NamedTuple
 
 from strategystore import _cache
+from strategystore import _verdict as _record
 from strategystore._cache import Identity
 from strategystore._indexfile import DIR_FLAGS
-from strategystore._verdict import (
-    _FIRST_US,
-    _LAST_US,
-    _NONE,
-    _VERSION,
-    STATUSES,
-)
-from strategystore._verdict import (
-    CREATED as _CREATED,
-)
-from strategystore._verdict import (
-    PROBLEM as _RECORD_PROBLEM,
-)
-from strategystore._verdict import (
-    REASON as _REASON,
-)
-from strategystore._verdict import (
-    SECTIONS as _SECTIONS,
-)
-from strategystore._verdict import (
-    STATUS as _STATUS,
-)
-from strategystore._verdict import (
-    UPDATED as _UPDATED,
-)
+from strategystore._verdict import _FIRST_US, _LAST_US, _NONE
 from strategystore.models import Status
 
 __all__ = [
@@ -74,6 +51,7 @@ __all__ = [
     "proof_of",
     "proves",
     "same_files",
+    "shown_at",
     "shown_in_range",
     "shown_of",
     "unchanged_brief",
@@ -264,7 +242,7 @@ class Shown(NamedTuple):
 NOT_SHOWN = Shown(0, 0, 0, -1, 0, 0, 0)
 
 
-_APPROVED = STATUSES.index(Status.APPROVED)
+_APPROVED = _record.STATUSES.index(Status.APPROVED)
 
 
 def shown_of(records: Sequence[tuple[Any, ...]], text: Callable[[int], int]) -> Shown:
@@ -273,19 +251,25 @@ def shown_of(records: Sequence[tuple[Any, ...]], text: Callable[[int], int]) -> 
 
     ``text`` gives the number a reason's string has where the ``Shown`` is kept.
     """
-    if not records or any(r[_RECORD_PROBLEM] != _NONE or r[_STATUS] < 0 for r in records):
+    status, version = _record.STATUS, _record._VERSION
+    if not records or any(r[_record.PROBLEM] != _NONE or r[status] < 0 for r in records):
         return NOT_SHOWN
     latest = records[-1]
-    approved = (r[_VERSION] for r in reversed(records) if r[_STATUS] == _APPROVED)
+    approved = (r[version] for r in reversed(records) if r[status] == _APPROVED)
     return Shown(
-        latest[_VERSION],
-        latest[_STATUS],
-        latest[_SECTIONS],
-        text(latest[_REASON]),
-        latest[_CREATED],
-        latest[_UPDATED],
+        latest[version],
+        latest[status],
+        latest[_record.SECTIONS],
+        text(latest[_record.REASON]),
+        latest[_record.CREATED],
+        latest[_record.UPDATED],
         next(approved, 0),
     )
+
+
+def shown_at(dirs: memoryview, position: int) -> Shown:
+    """The ``Shown`` kept in the directory record at ``position`` of ``dirs``."""
+    return Shown._make(DIR_RECORD.unpack_from(dirs, position * DIR_RECORD.size)[DIR_FLAGS_AT + 1 :])
 
 
 def shown_in_range(shown: Shown, *, statuses: int, strings: int) -> bool:
@@ -299,15 +283,13 @@ def shown_in_range(shown: Shown, *, statuses: int, strings: int) -> bool:
 
 
 class Proof(NamedTuple):
-    """A brief to prove by its directory: its records, the directory's identity, its files,
-    and what a list of briefs shows of it."""
+    """A brief to prove by its directory: its records, the directory's identity, its files."""
 
     first: int
     records_count: int
     identity: tuple[int, ...]
     records: memoryview
     names: list[str]
-    shown: Shown
 
 
 def files_prove(plan: Proof, dir_fd: int) -> bool:
@@ -350,8 +332,7 @@ def proof_of(
         return None
     chunk = records[first * _RECORD_SIZE : (first + count) * _RECORD_SIZE]
     names = document_names(chunk, count, bool(flags & DIR_DENSE))
-    shown = Shown(*values[DIR_FLAGS_AT + 1 :])
-    return Proof(first, count, values[:DIR_FLAGS_AT], chunk, names, shown)
+    return Proof(first, count, values[:DIR_FLAGS_AT], chunk, names)
 
 
 #: What ``proves`` answers of a brief: nothing to prove it by, something changed, proved.
