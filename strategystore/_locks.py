@@ -5,8 +5,9 @@ blocking ``flock`` in a helper thread, so the next writer gets the lock the
 moment it is released and nobody polls. Every descriptor that may come to
 hold a flock is registered, so that a forked child closes its copies and
 never keeps a parent's lock alive. A lock file made by a store holds a mark
-(its own device, inode and name), which tells it from a copy, a new file or
-another brief's lock file put in its place by hand.
+(its own device, inode, the inode's generation, its modification time and its
+name) and keeps the modification time it was given, which tells it from a
+copy, a new file or another brief's lock file put in its place by hand.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import struct
 import sys
 import threading
 import time
@@ -40,12 +42,14 @@ except ImportError:  # Windows: FileStore refuses to open there, so no lock is e
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
     "GATE_SLICE",
+    "NO_GENERATION",
     "BriefLock",
     "BriefLocks",
     "acquire",
     "check_platform",
     "check_timeout",
     "close_lock",
+    "generation",
     "is_lock_at",
     "is_marked",
     "lock_mark",
@@ -89,29 +93,82 @@ def time_left(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def lock_mark(info: os.stat_result, name: str) -> bytes:
-    """What a lock file a store made holds: its own device, inode and name."""
-    return f"{info.st_dev}:{info.st_ino}:{name}\n".encode()
+#: ``FS_IOC_GETVERSION`` (``_IOR('v', 1, long)``): an inode's generation on
+#: Linux (ext4, XFS, btrfs); a file system without one refuses it.
+_GET_GENERATION = (2 << 30) | (struct.calcsize("l") << 16) | (ord("v") << 8) | 1
+#: The mark of a lock file on a file system that says nothing of generations.
+NO_GENERATION = "-"
 
 
-def is_marked(fd: int, name: str) -> bool:
+def generation(fd: int, info: os.stat_result) -> str:
+    """What tells this inode from an earlier file that had the same inode number.
+
+    A file system hands a freed inode number out again, at once on ext4, so
+    a copy of a lock file can land on the number its mark names. The
+    generation (Linux) or birth time (macOS, BSD) differs each time.
+    """
+    birth = getattr(info, "st_birthtime", None)
+    if birth is not None:
+        return repr(birth)
+    if fcntl is None or not sys.platform.startswith("linux"):
+        return NO_GENERATION
+    try:
+        return fcntl.ioctl(fd, _GET_GENERATION, bytes(8)).hex()
+    except OSError:
+        return NO_GENERATION  # tmpfs, for one, has none (and never reuses numbers soon)
+
+
+def lock_mark(info: os.stat_result, name: str, generation: str) -> bytes:
+    """What a lock file a store made holds: its device, inode, generation, mtime and name.
+
+    The store gives the file the modification time its mark names, a time
+    before the mark was written: a copy, or a file written since, has a
+    later one.
+    """
+    return f"{info.st_dev}:{info.st_ino}:{generation}:{info.st_mtime_ns}:{name}\n".encode()
+
+
+def is_marked(fd: int, name: str, info: os.stat_result, generation: str) -> bool:
     """Whether a store made (or adopted) this lock file under this name.
 
-    A copy or a new file has another inode, and another brief's lock file
-    renamed into place another name.
+    ``info`` and ``generation`` are the descriptor's. A copy or a new file has
+    another inode, or another generation of it, and a later modification time;
+    another brief's lock file renamed into place has another name.
     """
-    return os.pread(fd, 256, 0) == lock_mark(os.fstat(fd), name)
+    return os.pread(fd, 256, 0) == lock_mark(info, name, generation)
 
 
-def mark(fd: int, name: str) -> None:
-    mark = lock_mark(os.fstat(fd), name)
-    if os.pread(fd, 256, 0) != mark:
+def mark(fd: int, name: str) -> str:
+    """Make the lock file open as ``fd`` a store's own under ``name``; returns its generation.
+
+    Raises:
+        ConfigurationError: the file system does not keep the modification time
+            the file is given.
+    """
+    info = os.fstat(fd)
+    made = generation(fd, info)
+    if is_marked(fd, name, info, made):
+        return made
+    # Whole even seconds, which every file system keeps (FAT's are two
+    # seconds apart), and before any time a later write can leave.
+    pinned = (time.time_ns() // 2_000_000_000 - 1) * 2_000_000_000
+    for _ in range(3):
         os.ftruncate(fd, 0)
-        os.pwrite(fd, mark, 0)
+        os.pwrite(fd, f"{info.st_dev}:{info.st_ino}:{made}:{pinned}:{name}\n".encode(), 0)
+        os.utime(fd, ns=(pinned, pinned))
+        if is_marked(fd, name, os.fstat(fd), made):
+            return made
+        # Touched by hand at this very moment, or a file system that does not
+        # keep the time it is given: the latter fails every time.
+    raise ConfigurationError(
+        f"{name}: this file system does not keep the modification time a lock file is "
+        "given, which tells a store's lock file from a copy; keep the data directory "
+        "on a local file system"
+    )
 
 
-def is_lock_at(fd: int, path: str, name: str) -> bool:
-    """Whether the lock file open as ``fd`` is the one at ``path``, and a store's."""
+def is_lock_at(fd: int, path: str, name: str, generation: str) -> bool:
+    """Whether the lock file open as ``fd`` (of ``generation``) is the store's one at ``path``."""
     held = os.fstat(fd)
     try:
         there = os.lstat(path)
@@ -119,7 +176,7 @@ def is_lock_at(fd: int, path: str, name: str) -> bool:
         return False
     if (held.st_dev, held.st_ino) != (there.st_dev, there.st_ino):
         return False
-    return os.pread(fd, 256, 0) == lock_mark(held, name)
+    return is_marked(fd, name, held, generation)
 
 
 #: Lock descriptors this process holds or waits with. flock belongs to the open
@@ -340,7 +397,7 @@ class BriefLocks:
         path = f"{self._root}/{LOCKS_DIR}/{name}"
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
-            fd = self._open_lock_file(name, deadline)
+            fd, made = self._open_lock_file(name, deadline)
             # On False or an exception, acquire has disposed of the descriptor.
             if not acquire(fd, time_left(deadline), path):
                 raise self._timed_out(name)
@@ -355,7 +412,7 @@ class BriefLocks:
                 close_lock(fd)
                 raise self._timed_out(name)
             try:
-                if is_lock_at(fd, path, name):
+                if is_lock_at(fd, path, name, made):
                     return fd, root_fd
             except BaseException:
                 close_lock(fd)
@@ -385,27 +442,35 @@ class BriefLocks:
         except OSError:
             return None  # the gate only makes waits fair; the data directory's lock is the proof
 
-    def _open_lock_file(self, name: str, deadline: float) -> int:
-        """Open a brief's lock file, making it (and ``.locks/``) when it is missing or stray."""
+    def _open_lock_file(self, name: str, deadline: float) -> tuple[int, str]:
+        """Open a brief's lock file, making it (and ``.locks/``) when it is missing or stray.
+
+        Returns its descriptor and the generation of its inode.
+        """
         try:
-            fd = self._open_in_locks(name, create=False)
+            fd, info = self._open_in_locks(name, create=False)
         except FileNotFoundError:
             pass
         else:
-            if is_marked(fd, name):
-                return fd
+            try:
+                made = generation(fd, info)
+                if is_marked(fd, name, info, made):
+                    return fd, made
+            except BaseException:
+                close_lock(fd)
+                raise
             close_lock(fd)  # made by hand (touched, copied back): adopt it first
         while True:
-            made = self._make_lock_file(name, deadline)
-            if made is not None:
-                return made
+            opened = self._make_lock_file(name, deadline)
+            if opened is not None:
+                return opened
             if time_left(deadline) <= 0:
                 raise self._timed_out(name)
             # A holder is slow (a long fsync, a stopped process): open the
             # gate for as long again, so writers of other briefs go on.
             time.sleep(min(GATE_SLICE, time_left(deadline)))
 
-    def _make_lock_file(self, name: str, deadline: float) -> int | None:
+    def _make_lock_file(self, name: str, deadline: float) -> tuple[int, str] | None:
         """Make (or adopt) the lock file under the exclusive lock; ``None`` if a slice ran out.
 
         The gate stays closed for at most ``GATE_SLICE`` seconds: writers in
@@ -428,14 +493,16 @@ class BriefLocks:
                 while True:
                     self.make_locks_dir()
                     with suppress(FileNotFoundError):  # .locks/ removed again at once
-                        fd = self._open_in_locks(name, create=True)
+                        fd = self._open_in_locks(name, create=True)[0]
                         break
                 try:
-                    mark(fd, name)
+                    return fd, mark(fd, name)
+                except ConfigurationError as exc:
+                    close_lock(fd)
+                    raise ConfigurationError(f"{self.data_dir / LOCKS_DIR}/{exc}") from None
                 except BaseException:
                     close_lock(fd)
                     raise
-                return fd
             finally:
                 close_lock(root_fd)
         finally:
@@ -447,8 +514,11 @@ class BriefLocks:
         with suppress(FileExistsError):
             os.mkdir(f"{self._root}/{LOCKS_DIR}")
 
-    def _open_in_locks(self, name: str, *, create: bool) -> int:
-        """Open ``.locks/<name>`` without following a link; registered for fork."""
+    def _open_in_locks(self, name: str, *, create: bool) -> tuple[int, os.stat_result]:
+        """Open ``.locks/<name>`` without following a link; registered for fork.
+
+        Returns the descriptor and what ``fstat`` says of it.
+        """
         path = f"{self._root}/{LOCKS_DIR}/{name}"
         try:
             dir_fd = os.open(f"{self._root}/{LOCKS_DIR}", DIR_FLAGS)
@@ -468,10 +538,11 @@ class BriefLocks:
             raise
         finally:
             os.close(dir_fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             close_lock(fd)
             raise CorruptDocumentError(path, "is not a regular file; remove it")
-        return fd
+        return fd, info
 
 
 class BriefLock:

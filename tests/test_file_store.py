@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import strategystore._fsio
+import strategystore._locks
 from strategystore import (
     ConfigurationError,
     CorruptDocumentError,
@@ -816,6 +817,73 @@ def test_another_briefs_lock_file_renamed_into_place_does_not_let_a_second_write
         with pytest.raises(LockTimeoutError):
             other.create_next("acme")
     assert other.create_next("acme").version == 2
+
+
+def _file_on_inode(path: Path, content: bytes, inode: int, mtime_ns: int | None = None) -> bool:
+    """Write ``path`` anew (keeping ``mtime_ns``, as ``cp -p`` does); whether it got ``inode``."""
+    path.write_bytes(content)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path.stat().st_ino == inode
+
+
+@pytest.mark.parametrize("copy", ["cp -p", "cp, on a file system without generations"])
+def test_an_old_copy_of_a_lock_file_landing_on_its_freed_inode_does_not_let_a_second_writer_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: str
+) -> None:
+    # A copy carries the mark of the file it was copied from, and the file
+    # system may give a new file the inode number of one freed since: the
+    # generation of the inode tells them apart, and where there is none, the
+    # modification time the store gave its file.
+    if copy.startswith("cp,"):
+        monkeypatch.setattr(strategystore._locks, "generation", lambda fd, info: "-")
+    store = FileStore(tmp_path / "data", durable=False)
+    store.create_next("acme")
+    locks = store.data_dir / ".locks"
+    lock = locks / "acme.lock"
+    copied, was = lock.read_bytes(), lock.stat()
+    kept = was.st_mtime_ns if copy == "cp -p" else None
+    lock.unlink()
+    if not _file_on_inode(locks / "keeps-the-inode", b"", was.st_ino):
+        pytest.skip("this file system does not hand a freed inode number out again at once")
+    other = FileStore(store.data_dir, durable=False, lock_timeout=0.3)
+    with store.locks.hold("acme"):  # a new lock file, on another inode
+        lock.unlink()  # by hand, while acme is held
+        (locks / "keeps-the-inode").unlink()
+        if not _file_on_inode(lock, copied, was.st_ino, kept):
+            pytest.skip("this file system gave the copy another inode")
+        with pytest.raises(LockTimeoutError):
+            other.create_next("acme")
+    assert other.create_next("acme").version == 2
+
+
+def test_a_lock_file_touched_in_place_is_adopted_again_and_still_excludes(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    store.create_next("acme")
+    lock = store.data_dir / ".locks" / "acme.lock"
+    inode = lock.stat().st_ino
+    other = FileStore(store.data_dir, durable=False, lock_timeout=0.3)
+    with store.locks.hold("acme"):
+        os.utime(lock)  # touched by hand: its mark no longer holds
+        with pytest.raises(LockTimeoutError):
+            other.create_next("acme")
+    assert other.create_next("acme").version == 2
+    assert lock.stat().st_ino == inode  # adopted where it was, marked anew
+    assert str(lock.stat().st_mtime_ns).encode() in lock.read_bytes()
+
+
+def test_a_file_system_that_does_not_keep_a_lock_files_time_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    monkeypatch.setattr(os, "utime", lambda fd, ns: None)
+    with pytest.raises(ConfigurationError, match="does not keep the modification time") as info:
+        store.create_next("acme")
+    assert str(store.data_dir / ".locks" / "acme.lock") in str(info.value)
+    monkeypatch.undo()
+    assert store.create_next("acme").version == 1
 
 
 def test_one_stuck_writer_does_not_hold_up_the_writers_of_other_briefs(tmp_path: Path) -> None:
