@@ -10,12 +10,19 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from strategystore import _cache
 from strategystore._cache import Identity
-from strategystore._layout import document_name, document_version, temporary_owner
+from strategystore._index import is_index_file
+from strategystore._layout import (
+    document_name,
+    document_version,
+    is_temporary,
+    temporary_owner,
+)
 from strategystore.models import MAX_VERSION
 
 __all__ = [
@@ -208,6 +215,46 @@ def check_temporary(path: Path, *, repair: bool) -> list[Finding]:
     except OSError as exc:
         return [Finding(path, f"stale temporary file, not removed: {exc.strerror}")]
     return [Finding(path, "removed stale temporary file", note=True)]
+
+
+def locks_dir_findings(
+    path: Path, only: set[str] | None, count: Callable[[], None], *, repair: bool
+) -> Iterator[Finding]:
+    """The problems of ``.locks/`` and the lock files in it (``only`` those, or all)."""
+    mode = mode_of(path)
+    if mode is None:
+        return
+    if stat.S_ISLNK(mode):
+        yield Finding(path, LINK_ADVICE)
+        return
+    if not stat.S_ISDIR(mode):
+        yield Finding(path, "should be the directory of lock files; remove it")
+        return
+    with os.scandir(path) as scan:
+        # The type the listing gives, where it gives one, spares a stat
+        # per lock file; anything but a lock file is stat-ed to judge it.
+        plain = {e.name: e.name.endswith(".lock") and plain_file(e) for e in scan}
+    for name in sorted(plain):
+        if (only is not None and name not in only) or is_index_file(name):
+            continue  # the listing index is a cache, no lock file
+        count()
+        if plain[name]:
+            continue
+        lock = path / name
+        lock_mode = mode_of(lock)
+        if lock_mode is None:
+            continue
+        if is_temporary(name) and stat.S_ISREG(lock_mode):
+            # A writer makes one (to put its own lock file in place of another
+            # user's) and renames it within one call: one its process, no
+            # longer running, left behind holds nothing.
+            if temporary_owner(name) != os.getpid():
+                yield from check_temporary(lock, repair=repair)
+            continue
+        if stat.S_ISLNK(lock_mode):
+            yield Finding(lock, LINK_ADVICE)
+        elif not name.endswith(".lock") or not stat.S_ISREG(lock_mode):
+            yield Finding(lock, "unknown file among the lock files; remove it")
 
 
 def plain_file(entry: os.DirEntry[str]) -> bool:

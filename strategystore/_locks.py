@@ -1,10 +1,7 @@
-"""Lock files and their flocks: timeouts, the waiter thread, fork hygiene.
+"""Brief locks: lock files, what proves one a store's own, and holding them.
 
-A lock is an exclusive ``flock`` on a file. Waiting with a timeout is a
-blocking ``flock`` in a helper thread, so the next writer gets the lock the
-moment it is released and nobody polls. Every descriptor that may come to
-hold a flock is registered, so that a forked child closes its copies and
-never keeps a parent's lock alive. A lock file made by a store holds a mark
+A lock is an exclusive ``flock`` on a file (``_flock`` takes it with a
+timeout and keeps it from forked children). A lock file made by a store holds a mark
 (its own device, inode, the inode's generation, its modification time and its
 name) and keeps the modification time it was given, which tells it from a
 copy, a new file or another brief's lock file put in its place by hand.
@@ -13,25 +10,41 @@ copy, a new file or another brief's lock file put in its place by hand.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
 import struct
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
+from strategystore._flock import (
+    KeptDir,
+    acquire,
+    close_lock,
+    close_locks,
+    forks,
+    open_registered,
+    time_left,
+)
 from strategystore._fsio import (
     DIR_FLAGS,
     MISSING_OPEN_FLAGS,
-    O_CLOEXEC,
     READ_FLAGS,
     ROOT_FLAGS,
     not_a_directory,
 )
-from strategystore._layout import LOCKS_DIR, MARKER_NAME, NO_LINKS, lock_name
+from strategystore._layout import (
+    LOCKS_DIR,
+    MARKER_NAME,
+    NO_LINKS,
+    lock_name,
+    temporary_name,
+)
 from strategystore.errors import ConfigurationError, CorruptDocumentError, LockTimeoutError
 
 try:
@@ -48,20 +61,20 @@ __all__ = [
     "acquire",
     "check_platform",
     "check_timeout",
-    "close_lock",
     "generation",
     "is_lock_at",
     "is_marked",
     "lock_mark",
     "mark",
-    "open_registered",
-    "time_left",
 ]
 
 
 #: Seconds a writer waits for a brief's lock unless told otherwise.
 DEFAULT_LOCK_TIMEOUT = 10.0
 _LOCK_EX = fcntl.LOCK_EX if fcntl is not None else 0
+#: A lock file: read and written, never through a link, never blocking on a pipe.
+_LOCK_FILE_FLAGS = READ_FLAGS | os.O_RDWR  # (O_RDONLY is 0)
+_CREATE_NEW = os.O_CREAT | os.O_EXCL
 
 
 def check_platform() -> None:
@@ -88,11 +101,6 @@ def check_timeout(value: object) -> float:
     return float(value)
 
 
-def time_left(deadline: float) -> float:
-    """Seconds until ``deadline`` (a ``time.monotonic()`` value), never below 0."""
-    return max(0.0, deadline - time.monotonic())
-
-
 #: ``FS_IOC_GETVERSION`` (``_IOR('v', 1, long)``): an inode's generation on
 #: Linux (ext4, XFS, btrfs); a file system without one refuses it.
 _GET_GENERATION = (2 << 30) | (struct.calcsize("l") << 16) | (ord("v") << 8) | 1
@@ -112,10 +120,29 @@ def generation(fd: int, info: os.stat_result) -> str:
         return repr(birth)
     if fcntl is None or not sys.platform.startswith("linux"):
         return NO_GENERATION
+    key = (info.st_dev, info.st_ino)
+    known = _GENERATIONS.get(key)
+    if known is not None and known[0] == info.st_ctime_ns:
+        return known[1]
     try:
-        return fcntl.ioctl(fd, _GET_GENERATION, bytes(8)).hex()
+        found = fcntl.ioctl(fd, _GET_GENERATION, bytes(8)).hex()
     except OSError:
-        return NO_GENERATION  # tmpfs, for one, has none (and never reuses numbers soon)
+        found = NO_GENERATION  # tmpfs, for one, has none (and never reuses numbers soon)
+    # Another file given this inode number once this one is freed (it is
+    # open now) has a later ctime, past the window of coarse timestamps.
+    if time.time_ns() - info.st_ctime_ns > _GENERATION_SETTLED_NS:
+        if len(_GENERATIONS) >= _GENERATIONS_KEPT:
+            _GENERATIONS.clear()
+        _GENERATIONS[key] = (info.st_ctime_ns, found)
+    return found
+
+
+#: Generations asked for: (device, inode) -> (ctime, generation), for ctimes
+#: already older than the window below when asked.
+_GENERATIONS: dict[tuple[int, int], tuple[int, str]] = {}
+_GENERATIONS_KEPT = 4096
+#: Past whole-second (and FAT's two-second) timestamps.
+_GENERATION_SETTLED_NS = 3_000_000_000
 
 
 def lock_mark(info: os.stat_result, name: str, generation: str) -> bytes:
@@ -179,164 +206,6 @@ def is_lock_at(fd: int, path: str, name: str, generation: str) -> bool:
     return is_marked(fd, name, held, generation)
 
 
-#: Lock descriptors this process holds or waits with. flock belongs to the open
-#: file description, which a forked child shares, so the child closes its
-#: copies: otherwise it would keep the parent's lock alive for its whole life.
-_LOCK_FDS: set[int] = set()
-_LOCK_FDS_GUARD = threading.Lock()
-#: Lock files with a waiting thread left behind by a timeout, and how many.
-_STUCK: dict[str, int] = {}
-
-
-def open_registered(path: str, flags: int, *, dir_fd: int | None = None) -> int:
-    """``os.open`` a descriptor that may come to hold a flock, registered for fork.
-
-    Opening and registering happen under the guard that ``fork`` takes too,
-    so no child is ever forked between the two with an unregistered copy.
-    """
-    with _LOCK_FDS_GUARD:
-        fd = os.open(path, flags, 0o666, dir_fd=dir_fd)
-        _LOCK_FDS.add(fd)
-    return fd
-
-
-def _before_fork() -> None:
-    _LOCK_FDS_GUARD.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    _LOCK_FDS_GUARD.release()
-
-
-def _close_inherited_locks() -> None:
-    global _LOCK_FDS_GUARD  # noqa: PLW0603 - a fresh guard for the child's only thread
-    _LOCK_FDS_GUARD = threading.Lock()
-    for fd in _LOCK_FDS:
-        with suppress(OSError):
-            os.close(fd)
-    _LOCK_FDS.clear()
-    _STUCK.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    # The guard is held across fork, so a child never sees a descriptor
-    # opened but not yet registered, or unregistered but not yet closed.
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_close_inherited_locks,
-    )
-
-
-def close_lock(fd: int) -> None:
-    """Close a registered lock descriptor, which releases its flock; once only."""
-    with _LOCK_FDS_GUARD:
-        if fd not in _LOCK_FDS:
-            return  # closed in a forked child already
-        _LOCK_FDS.discard(fd)
-        with suppress(OSError):
-            os.close(fd)
-
-
-def acquire(fd: int, timeout: float, key: str, mode: int = _LOCK_EX) -> bool:
-    """Take a flock (exclusive unless ``mode`` says ``LOCK_SH``) on ``fd`` within ``timeout`` s.
-
-    Returns ``True`` with the lock held, or ``False`` on timeout. On
-    ``False`` or an exception ``fd`` is no longer the caller's: it is closed,
-    or a waiting thread closes it once its blocked ``flock`` returns.
-    """
-    try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
-    except BlockingIOError:
-        pass
-    except BaseException:
-        close_lock(fd)
-        raise
-    else:
-        return True
-    if timeout <= 0:
-        close_lock(fd)
-        return False
-    if _STUCK.get(key):
-        # A thread already waits on this lock for a caller that gave up: the
-        # holder is slow or stuck, so poll rather than add a thread per retry.
-        return _poll_for_flock(fd, timeout, mode)
-    return _wait_for_flock(fd, timeout, key, mode)
-
-
-def _poll_for_flock(fd: int, timeout: float, mode: int) -> bool:
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    close_lock(fd)
-                    return False
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, 0.05)
-            else:
-                return True
-    except BaseException:
-        close_lock(fd)
-        raise
-
-
-def _wait_for_flock(fd: int, timeout: float, key: str, mode: int) -> bool:
-    # A blocking flock in a helper thread hands the lock over the moment its
-    # holder releases it, with no polling; the caller waits on an event that
-    # can time out, which flock itself cannot.
-    granted = threading.Event()
-    guard = threading.Lock()
-    abandoned = False
-    failures: list[OSError] = []
-
-    def wait() -> None:
-        try:
-            fcntl.flock(fd, mode)
-        except OSError as exc:
-            failures.append(exc)
-        with guard:
-            if not abandoned:
-                granted.set()
-                return
-        close_lock(fd)
-        with _LOCK_FDS_GUARD:
-            if _STUCK.get(key, 0) > 1:
-                _STUCK[key] -= 1
-            else:
-                _STUCK.pop(key, None)
-
-    def give_up() -> None:
-        nonlocal abandoned
-        with guard:
-            abandoned = not granted.is_set()
-            if abandoned:  # counted before the waiter can see it and count down
-                with _LOCK_FDS_GUARD:
-                    _STUCK[key] = _STUCK.get(key, 0) + 1
-
-    threading.Thread(target=wait, name="strategystore-lock-wait", daemon=True).start()
-    try:
-        # Event.wait refuses timeouts past threading.TIMEOUT_MAX (some 292
-        # years); a wait that long is a wait for as long as it takes.
-        granted.wait(None if timeout >= threading.TIMEOUT_MAX else timeout)
-    except BaseException:
-        give_up()
-        if not abandoned:
-            close_lock(fd)  # interrupted (Ctrl-C) just as the lock was granted
-        raise
-    give_up()
-    if abandoned:
-        return False
-    if failures:
-        close_lock(fd)
-        raise failures[0]
-    return True
-
-
 class BriefLocks:
     """The brief locks of one data directory: ``.locks/<brief>.lock``.
 
@@ -364,6 +233,8 @@ class BriefLocks:
         self.timeout = timeout
         self._root = str(data_dir)
         self._held = threading.local()
+        #: Every thread's kept descriptor of ``.locks/``, for ``close``.
+        self._kept: weakref.WeakSet[KeptDir] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"BriefLocks({self._root!r}, timeout={self.timeout!r})"
@@ -373,7 +244,7 @@ class BriefLocks:
         return BriefLock(self, lock_name(brief_id), timeout)
 
     def _depths(self) -> dict[str, tuple[int, int]]:
-        """This thread's held locks: name -> (depth, pid)."""
+        """This thread's held locks: name -> (depth, the forks() it was taken at)."""
         depths: dict[str, tuple[int, int]] | None = getattr(self._held, "depths", None)
         if depths is None:
             depths = self._held.depths = {}
@@ -395,6 +266,9 @@ class BriefLocks:
         lock, so that wait ends with the critical sections already begun.
         """
         path = f"{self._root}/{LOCKS_DIR}/{name}"
+        held = self._take_at_once(name, path)
+        if held is not None:
+            return held
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             fd, made = self._open_lock_file(name, deadline)
@@ -423,6 +297,64 @@ class BriefLocks:
             close_lock(fd)
             close_lock(root_fd)
 
+    def _take_at_once(self, name: str, path: str) -> tuple[int, int] | None:
+        """``take`` when nothing stands in the way, in as few system calls as it can be.
+
+        ``None`` when the lock file is missing, stray or held, the gate is
+        closed, or anything else is not as usual: ``take`` then goes the way
+        that waits, makes, adopts and says what is wrong.
+        """
+        fd = root_fd = -1
+        try:
+            kept = self._kept_locks_dir()
+            fd = open_registered(name, _LOCK_FILE_FLAGS, dir_fd=kept.fd)
+            root_fd = open_registered(self._root, ROOT_FLAGS)
+            fcntl.flock(fd, _LOCK_EX | fcntl.LOCK_NB)
+            gate = self._open_gate()
+            if gate is not None:
+                try:
+                    fcntl.flock(gate, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                finally:
+                    close_lock(gate)
+            fcntl.flock(root_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            held, there = os.fstat(fd), os.lstat(path)
+            if (
+                (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
+                and stat.S_ISREG(held.st_mode)
+                and is_marked(fd, name, held, generation(fd, held))
+            ):
+                return fd, root_fd
+        except OSError:
+            pass
+        except BaseException:
+            close_locks(fd, root_fd)
+            raise
+        close_locks(fd, root_fd)
+        # .locks/ may have been removed or replaced: the next write opens it again.
+        self._held.locks_dir = None
+        return None
+
+    def _kept_locks_dir(self) -> KeptDir:
+        """This thread's descriptor of ``.locks/``, opened once and kept between its writes.
+
+        A lock file opened in a ``.locks/`` since removed or moved aside is
+        not the one at its path, so the proof fails and the descriptor is dropped.
+        """
+        kept: KeptDir | None = getattr(self._held, "locks_dir", None)
+        if kept is None or kept.fd < 0 or kept.forks != forks():
+            kept = KeptDir(os.open(f"{self._root}/{LOCKS_DIR}", DIR_FLAGS))
+            self._held.locks_dir = kept
+            self._kept.add(kept)
+        return kept
+
+    def close(self) -> None:
+        """Close the descriptors of ``.locks/`` that threads keep between writes.
+
+        A later write opens its thread's again.
+        """
+        for kept in list(self._kept):
+            kept.close()
+
     def _timed_out(self, name: str) -> LockTimeoutError:
         return LockTimeoutError(self.data_dir / LOCKS_DIR / name, self.timeout)
 
@@ -449,8 +381,8 @@ class BriefLocks:
         """
         try:
             fd, info = self._open_in_locks(name, create=False)
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, PermissionError):
+            pass  # missing, or another user's that this one may not write: make its own
         else:
             try:
                 made = generation(fd, info)
@@ -490,24 +422,85 @@ class BriefLocks:
             if not acquire(root_fd, min(time_left(deadline), GATE_SLICE), self._root):
                 return None
             try:
-                while True:
-                    self.make_locks_dir()
-                    with suppress(FileNotFoundError):  # .locks/ removed again at once
-                        fd = self._open_in_locks(name, create=True)[0]
-                        break
-                try:
-                    return fd, mark(fd, name)
-                except ConfigurationError as exc:
-                    close_lock(fd)
-                    raise ConfigurationError(f"{self.data_dir / LOCKS_DIR}/{exc}") from None
-                except BaseException:
-                    close_lock(fd)
-                    raise
+                # None: another user's lock file, which this one may open but
+                # not give a time (only its owner may), or may not write at all.
+                return self._mark_in_place(name) or self._replace_lock_file(name)
             finally:
                 close_lock(root_fd)
         finally:
             if gate is not None:
                 close_lock(gate)
+
+    def _mark_in_place(self, name: str) -> tuple[int, str] | None:
+        """Open (making it if missing) and mark ``.locks/<name>``; its descriptor and generation.
+
+        ``None`` when this user may not write the file or give it a time.
+        """
+        while True:
+            self.make_locks_dir()
+            try:
+                fd = self._open_in_locks(name, create=True)[0]
+                break
+            except FileNotFoundError:
+                continue  # .locks/ removed again at once
+            except PermissionError:
+                return None
+        try:
+            return fd, mark(fd, name)
+        except PermissionError:
+            close_lock(fd)
+            return None
+        except ConfigurationError as exc:
+            close_lock(fd)
+            raise ConfigurationError(f"{self.data_dir / LOCKS_DIR}/{exc}") from None
+        except BaseException:
+            close_lock(fd)
+            raise
+
+    def _replace_lock_file(self, name: str) -> tuple[int, str]:
+        """Put this user's own lock file in place of ``.locks/<name>``; its descriptor, generation.
+
+        Only under the data directory's exclusive lock: nobody holds the file it replaces.
+
+        Raises:
+            PermissionError: ``.locks/`` does not let this user replace the
+                file (it is not writable, or has the sticky bit).
+        """
+        path = f"{self._root}/{LOCKS_DIR}/{name}"
+        try:
+            dir_fd = os.open(f"{self._root}/{LOCKS_DIR}", DIR_FLAGS)
+        except OSError as exc:
+            raise not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
+        fd = -1
+        try:
+            while True:
+                temp = temporary_name(name, os.getpid(), next(_TEMP_NUMBERS))
+                try:
+                    fd = open_registered(temp, _LOCK_FILE_FLAGS | _CREATE_NEW, dir_fd=dir_fd)
+                    break
+                except FileExistsError:
+                    continue  # left by a crashed process that had this pid
+            made = mark(fd, name)
+            os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except PermissionError as exc:
+            close_locks(fd)
+            with suppress(OSError):
+                os.unlink(temp, dir_fd=dir_fd)
+            raise PermissionError(
+                exc.errno,
+                "this user may not make this lock file, nor mark one another user made "
+                "(only a file's owner may give it a time), nor replace it; let every user "
+                "of the data directory write .locks/ (one group, umask 002, no sticky bit)",
+                path,
+            ) from exc
+        except BaseException:
+            close_locks(fd)
+            with suppress(OSError):
+                os.unlink(temp, dir_fd=dir_fd)
+            raise
+        finally:
+            os.close(dir_fd)
+        return fd, made
 
     def make_locks_dir(self) -> None:
         """Make ``.locks/`` if it is missing."""
@@ -527,8 +520,8 @@ class BriefLocks:
         except OSError as exc:
             raise not_a_directory(self.data_dir / LOCKS_DIR, exc) from exc
         try:
-            flags = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | O_CLOEXEC
-            fd = open_registered(name, flags | (os.O_CREAT if create else 0), dir_fd=dir_fd)
+            flags = _LOCK_FILE_FLAGS | (os.O_CREAT if create else 0)
+            fd = open_registered(name, flags, dir_fd=dir_fd)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -548,7 +541,7 @@ class BriefLocks:
 class BriefLock:
     """A brief's lock held for a ``with`` block (see ``BriefLocks.take``)."""
 
-    __slots__ = ("_fds", "_locks", "_name", "_nested", "_timeout")
+    __slots__ = ("_fds", "_forks", "_locks", "_name", "_nested", "_timeout")
 
     def __init__(self, locks: BriefLocks, name: str, timeout: float | None) -> None:
         self._locks = locks
@@ -556,25 +549,32 @@ class BriefLock:
         self._timeout = timeout
         self._fds = (-1, -1)
         self._nested = False
+        self._forks = -1
 
     def __repr__(self) -> str:
         return f"<BriefLock {self._name!r} of {self._locks._root!r}>"
 
     def __enter__(self) -> None:
         depths = self._locks._depths()
+        self._forks = forks()
         held = depths.get(self._name)
-        if held is not None and held[1] == os.getpid():
+        if held is not None and held[1] == self._forks:
             depths[self._name] = (held[0] + 1, held[1])
             self._nested = True
             return
         self._fds = self._locks.take(self._name, self._timeout)
-        depths[self._name] = (1, os.getpid())
+        depths[self._name] = (1, self._forks)
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._forks != forks():
+            # Entered before a fork, left in the child: the child holds
+            # nothing of it (its copies were closed at the fork), and these
+            # descriptor numbers may be the child's own locks by now.
+            return
         depths = self._locks._depths()
         if self._nested:
-            depth, pid = depths[self._name]
-            depths[self._name] = (depth - 1, pid)
+            depth, taken = depths[self._name]
+            depths[self._name] = (depth - 1, taken)
             return
         depths.pop(self._name, None)
         # The write is complete by now, and closing the descriptor drops the
@@ -592,5 +592,7 @@ class BriefLock:
                 close_lock(self._fds[1])
 
 
+#: Numbers for this process's temporary lock files.
+_TEMP_NUMBERS = itertools.count()
 #: The longest a writer making a lock file keeps the gate closed at a time.
 GATE_SLICE = 0.05

@@ -41,14 +41,14 @@ from strategystore._findings import (
     holds_documents,
     invalid_brief_dir,
     leftover,
+    locks_dir_findings,
     mode_and_identity,
     mode_of,
     other_entry,
-    plain_file,
 )
 from strategystore._fsio import READ_FLAGS, read_all
 from strategystore._gitchecks import git_files, revision_findings, unmerged, version_exists
-from strategystore._index import ListingIndex, index_wanted, is_index_file
+from strategystore._index import ListingIndex, index_wanted
 from strategystore._layout import (
     FORMAT,
     LOCKS_DIR,
@@ -278,7 +278,7 @@ class DataDirCheck:
         if name == MARKER_NAME:
             return
         if name == LOCKS_DIR:
-            yield from _locks_dir_findings(path, only, self._count)
+            yield from locks_dir_findings(path, only, self._count, repair=self.repair)
             return
         # A directory listed before the walk was opened as one, not through a link.
         mode = stat.S_IFDIR if only is None and name in self._listings else mode_of(path)
@@ -522,39 +522,6 @@ class DataDirCheck:
             path = self.root / change.brief_id / document_name(change.version)
             yield Finding(path, change.message, note=change.note)
         self.compared = baseline.compared
-
-
-def _locks_dir_findings(
-    path: Path, only: set[str] | None, count: Callable[[], None]
-) -> Iterator[Finding]:
-    """The problems of ``.locks/`` and the lock files in it (``only`` those, or all)."""
-    mode = mode_of(path)
-    if mode is None:
-        return
-    if stat.S_ISLNK(mode):
-        yield Finding(path, LINK_ADVICE)
-        return
-    if not stat.S_ISDIR(mode):
-        yield Finding(path, "should be the directory of lock files; remove it")
-        return
-    with os.scandir(path) as scan:
-        # The type the listing gives, where it gives one, spares a stat
-        # per lock file; anything but a lock file is stat-ed to judge it.
-        plain = {e.name: e.name.endswith(".lock") and plain_file(e) for e in scan}
-    for name in sorted(plain):
-        if (only is not None and name not in only) or is_index_file(name):
-            continue  # the listing index is a cache, no lock file
-        count()
-        if plain[name]:
-            continue
-        lock = path / name
-        lock_mode = mode_of(lock)
-        if lock_mode is None:
-            continue
-        if stat.S_ISLNK(lock_mode):
-            yield Finding(lock, LINK_ADVICE)
-        elif not name.endswith(".lock") or not stat.S_ISREG(lock_mode):
-            yield Finding(lock, "unknown file among the lock files; remove it")
 
 
 def _case_variants(root: Path, wanted: Iterable[str]) -> list[str]:

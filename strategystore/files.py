@@ -145,6 +145,7 @@ class FileStore(BaseStore):
 
     def _close(self) -> None:
         self.cache = ReadCache(self.cache.racy_ns)
+        self.locks.close()
 
     # -- opening the data directory ------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -242,6 +243,33 @@ def test_repair_removes_stale_temporary_files_and_never_a_document(
     assert not temp.exists()
     assert sorted(p for p in data_dir.rglob("*.json")) == before
     assert (data_dir / "zeta" / "1.json").read_text() == "{"
+
+
+def _lock_temporaries(data_dir: Path) -> tuple[Path, Path]:
+    """A temporary lock file of a process that has ended, and one of a process still running."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead = data_dir / ".locks" / f".acme.lock.{ended.pid}-0.tmp"
+    live = data_dir / ".locks" / f".acme.lock.{os.getppid()}-0.tmp"
+    for temp in (dead, live):
+        temp.write_bytes(b"")
+    return dead, live
+
+
+def test_a_temporary_lock_file_an_ended_process_left_is_stale_and_repair_removes_it(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dead, live = _lock_temporaries(data_dir)
+    status, out = check(data_dir, capsys)
+    assert status == 0
+    assert f"{dead}: note: stale temporary file left by an interrupted write" in out
+    assert str(live) not in out  # its process may be renaming it into place
+    assert "unknown file" not in out
+    status, out = check(data_dir, capsys, "--repair")
+    assert status == 0
+    assert f"{dead}: note: removed stale temporary file" in out
+    assert not dead.exists()
+    assert live.exists()
 
 
 def test_repair_leaves_a_temporary_file_whose_writer_holds_the_lock(

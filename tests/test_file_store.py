@@ -827,7 +827,9 @@ def _file_on_inode(path: Path, content: bytes, inode: int, mtime_ns: int | None 
     return path.stat().st_ino == inode
 
 
-@pytest.mark.parametrize("copy", ["cp -p", "cp, on a file system without generations"])
+@pytest.mark.parametrize(
+    "copy", ["cp -p", "cp -p, generations remembered", "cp, on a file system without generations"]
+)
 def test_an_old_copy_of_a_lock_file_landing_on_its_freed_inode_does_not_let_a_second_writer_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: str
 ) -> None:
@@ -837,12 +839,14 @@ def test_an_old_copy_of_a_lock_file_landing_on_its_freed_inode_does_not_let_a_se
     # modification time the store gave its file.
     if copy.startswith("cp,"):
         monkeypatch.setattr(strategystore._locks, "generation", lambda fd, info: "-")
+    if copy.endswith("remembered"):  # as if every lock file were old
+        monkeypatch.setattr(strategystore._locks, "_GENERATION_SETTLED_NS", -(10**18))
     store = FileStore(tmp_path / "data", durable=False)
     store.create_next("acme")
     locks = store.data_dir / ".locks"
     lock = locks / "acme.lock"
     copied, was = lock.read_bytes(), lock.stat()
-    kept = was.st_mtime_ns if copy == "cp -p" else None
+    kept = was.st_mtime_ns if copy.startswith("cp -p") else None
     lock.unlink()
     if not _file_on_inode(locks / "keeps-the-inode", b"", was.st_ino):
         pytest.skip("this file system does not hand a freed inode number out again at once")
@@ -855,6 +859,22 @@ def test_an_old_copy_of_a_lock_file_landing_on_its_freed_inode_does_not_let_a_se
         with pytest.raises(LockTimeoutError):
             other.create_next("acme")
     assert other.create_next("acme").version == 2
+
+
+def test_a_writer_that_wrote_before_locks_directory_was_swapped_locks_the_new_one(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False, lock_timeout=0.3)
+    store.create_next("acme")  # this thread now keeps .locks/ open between writes
+    locks = store.data_dir / ".locks"
+    locks.rename(tmp_path / "aside")
+    locks.mkdir()
+    holder = FileStore(store.data_dir, durable=False)
+    # holder makes a new lock file in the new .locks/
+    with holder.locks.hold("acme"), pytest.raises(LockTimeoutError):
+        store.create_next("acme")
+    assert store.create_next("acme").version == 2
+    assert (locks / "acme.lock").is_file()
 
 
 def test_a_lock_file_touched_in_place_is_adopted_again_and_still_excludes(
@@ -940,3 +960,40 @@ def test_a_failed_fsync_of_the_data_directory_leaves_the_previous_state(
             store.create_next("acme")
     assert sorted(p.name for p in (store.data_dir / "acme").iterdir()) == before
     assert store.create_next("acme").version == 3
+
+
+def _open_locks_dirs() -> int:
+    """How many of this process's descriptors are of a ``.locks`` directory."""
+    return sum(
+        os.path.realpath(f"/proc/self/fd/{fd}").endswith("/.locks")
+        for fd in os.listdir("/proc/self/fd")
+    )
+
+
+def test_closing_a_store_closes_the_lock_directory_every_writing_thread_kept(
+    tmp_path: Path,
+) -> None:
+    before = _open_locks_dirs()
+    store = FileStore(tmp_path / "data", durable=False)
+    for n in range(4):
+        store.create_next(f"b{n}")  # makes the lock files
+    store.create_next("b0")  # this thread now keeps .locks/ open between writes
+    written, finish = threading.Barrier(5), threading.Event()
+
+    def write(brief: str) -> None:
+        store.create_next(brief)  # and so does each of these
+        written.wait()
+        finish.wait()  # still running, as a pool's threads are
+
+    threads = [threading.Thread(target=write, args=(f"b{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        written.wait(30)
+        assert _open_locks_dirs() == before + 5
+        store.close()
+        assert _open_locks_dirs() == before
+    finally:
+        finish.set()
+        for thread in threads:
+            thread.join()

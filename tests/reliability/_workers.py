@@ -277,6 +277,25 @@ def write_as_nobody(data_dir: str, conn: Connection) -> None:
             conn.send_bytes(b"written")
 
 
+def save_as_nobody(data_dir: str, conn: Connection) -> None:
+    """As the unprivileged user ``nobody`` (umask 002), save version 2 of ``acme``.
+
+    Reports ``written``, or the exception class and message it raised.
+    """
+    store = FileStore(data_dir, create=False)
+    doc = make_doc("acme", 2)
+    store.get_strategy("acme", 1)
+    os.umask(0o002)
+    os.setgid(65534)
+    os.setuid(65534)
+    try:
+        store.save(doc)
+    except Exception as exc:  # the outcome is the report
+        conn.send_bytes(f"{type(exc).__name__}: {exc}".encode())
+    else:
+        conn.send_bytes(b"written")
+
+
 # -- racers (pool workers released together by a barrier) --------------------
 
 _RACE: dict[str, multiprocessing.synchronize.Barrier] = {}

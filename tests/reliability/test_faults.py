@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import shutil
@@ -23,7 +24,9 @@ from strategystore import (
     LockTimeoutError,
     Section,
     StrategyStoreError,
+    _locks,
 )
+from strategystore._flock import close_lock
 from strategystore.cli import main
 from tests.reliability._support import (
     SCENARIOS,
@@ -35,7 +38,13 @@ from tests.reliability._support import (
     scaled,
     temporary_files,
 )
-from tests.reliability._workers import context, hold_lock, list_as_nobody, write_as_nobody
+from tests.reliability._workers import (
+    context,
+    hold_lock,
+    list_as_nobody,
+    save_as_nobody,
+    write_as_nobody,
+)
 
 ERRNOS = (errno.ENOSPC, errno.EIO, errno.EROFS, errno.EACCES)
 
@@ -364,6 +373,95 @@ def test_a_user_without_write_permission_gets_eacces_and_the_data_stays_intact()
         assert outcomes[1:] == ["PermissionError EACCES"] * 3
         assert disk_state(data) == before
         count("fault: real EACCES errors survived", 3)
+
+
+def _open_to_everyone(data: Path) -> None:
+    for where, _dirs, files in os.walk(data):
+        Path(where).chmod(0o777)
+        for name in files:
+            (Path(where) / name).chmod(0o666)
+
+
+def _save_as_nobody(data: Path) -> str:
+    ctx = context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    worker = ctx.Process(target=save_as_nobody, args=(str(data), sender))
+    worker.start()
+    sender.close()
+    assert receiver.poll(60), "the worker never reported"
+    outcome = receiver.recv_bytes().decode()
+    worker.join(30)
+    assert worker.exitcode == 0, outcome
+    return outcome
+
+
+@pytest.mark.parametrize(
+    "lock_file",
+    ["touched by hand", "not writable by the other user"],
+)
+def test_a_lock_file_another_user_made_is_replaced_by_one_of_this_users_own(
+    lock_file: str,
+) -> None:
+    """Only a file's owner may give it a time, so a user cannot mark another's lock file."""
+    with _reachable_by_nobody() as data:
+        store = FileStore(data)
+        store.save(make_doc("acme", 1))
+        _open_to_everyone(data)
+        lock = data / ".locks" / "acme.lock"
+        if lock_file == "touched by hand":
+            os.utime(lock)
+        else:
+            lock.chmod(0o644)
+        assert _save_as_nobody(data) == "written"
+        assert lock.stat().st_uid == 65534
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            info = os.fstat(fd)
+            assert _locks.is_marked(fd, "acme.lock", info, _locks.generation(fd, info))
+        finally:
+            os.close(fd)
+        store.save(make_doc("acme", 3))  # and the first user goes on writing
+        assert store.list_version_numbers("acme") == [3, 2, 1]
+        assert lock.stat().st_uid == 65534, "a lock file root may mark was replaced"
+        assert temporary_files(data) == []
+
+
+def test_a_lock_file_another_user_made_in_a_sticky_directory_is_refused_by_name() -> None:
+    with _reachable_by_nobody() as data:
+        FileStore(data).save(make_doc("acme", 1))
+        _open_to_everyone(data)
+        (data / ".locks").chmod(0o1777)  # only a file's owner may rename it away
+        lock = data / ".locks" / "acme.lock"
+        os.utime(lock)
+        before = disk_state(data)
+        outcome = _save_as_nobody(data)
+        assert outcome.startswith("PermissionError: [Errno 1] this user may not make")
+        assert "no sticky bit" in outcome
+        assert outcome.endswith(f"'{lock}'")
+        assert disk_state(data) == before
+        assert lock.stat().st_uid == 0
+        assert temporary_files(data) == []
+
+
+def test_replacing_a_lock_file_passes_over_a_temporary_a_crashed_process_with_this_pid_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    store = FileStore(data)
+    store.save(make_doc("acme", 1))
+    monkeypatch.setattr(_locks, "_TEMP_NUMBERS", itertools.count())
+    left = data / ".locks" / f".acme.lock.{os.getpid()}-0.tmp"
+    left.write_bytes(b"")
+    fd, made = store.locks._replace_lock_file("acme.lock")
+    try:
+        info = os.fstat(fd)
+        assert (info.st_ino, made) == (os.stat(data / ".locks" / "acme.lock").st_ino, made)
+        assert _locks.is_marked(fd, "acme.lock", info, made)
+    finally:
+        close_lock(fd)
+    assert left.exists()  # check --repair removes it
+    store.save(make_doc("acme", 2))
+    assert store.list_version_numbers("acme") == [2, 1]
 
 
 # -- locks -------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import gc
 import os
 import threading
 from pathlib import Path
@@ -52,3 +54,70 @@ def test_no_fork_during_writes_leaves_a_lock_descriptor_in_the_child(tmp_path: P
     count("fork: children forked during writes", forks)
     assert store.list_version_numbers("acme"), "the writer wrote nothing while forks ran"
     assert leaked == 0
+
+
+def test_a_forked_child_never_closes_a_descriptor_for_its_parents_kept_directory(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    store.create_next("acme")  # makes the lock file
+    store.create_next("acme")  # this thread now keeps .locks/ open between writes
+    kept = store.locks._held.locks_dir
+    number = kept.fd
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            # The child gives the inherited number to a file of its own, then
+            # drops the parent's kept descriptor: its file must stay open.
+            os.close(number)
+            reused = os.open(os.devnull, os.O_RDONLY) == number
+            store.locks._held.locks_dir = None
+            del kept
+            gc.collect()
+            os.fstat(number)
+            status = 0 if reused else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    os.fstat(number)  # and the parent's own is still open
+    assert store.create_next("acme").version == 3
+
+
+def test_a_with_block_entered_before_a_fork_and_left_in_the_child_never_releases_the_childs_locks(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    store.create_next("a")
+    store.create_next("b")
+    with store.locks.hold("a"):
+        pid = os.fork()
+        if pid == 0:
+            # The fork closed the child's copies of "a"'s descriptors, so a
+            # thread of the child taking "b" may be given the same numbers.
+            held, leave, excluded = threading.Event(), threading.Event(), []
+
+            def hold_b() -> None:
+                with store.locks.hold("b"):
+                    held.set()
+                    leave.wait()
+                    other = os.open(tmp_path / "data" / ".locks" / "b.lock", os.O_RDONLY)
+                    try:
+                        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        excluded.append(True)
+                    finally:
+                        os.close(other)
+
+            holder = threading.Thread(target=hold_b)
+            holder.start()
+            held.wait()
+    if pid == 0:
+        # The child has left the block it entered as its parent.
+        leave.set()
+        holder.join()
+        os._exit(0 if excluded else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "leaving the block released the child's lock"
+    assert store.create_next("a").version == 2
