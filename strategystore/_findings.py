@@ -218,7 +218,7 @@ def check_temporary(path: Path, *, repair: bool) -> list[Finding]:
 
 
 def locks_dir_findings(
-    path: Path, only: set[str] | None, count: Callable[[], None], *, repair: bool
+    path: Path, only: set[str] | None, count: Callable[[], None]
 ) -> Iterator[Finding]:
     """The problems of ``.locks/`` and the lock files in it (``only`` those, or all)."""
     mode = mode_of(path)
@@ -246,10 +246,18 @@ def locks_dir_findings(
             continue
         if is_temporary(name) and stat.S_ISREG(lock_mode):
             # A writer makes one (to put its own lock file in place of another
-            # user's) and renames it within one call: one its process, no
-            # longer running, left behind holds nothing.
-            if temporary_owner(name) != os.getpid():
-                yield from check_temporary(lock, repair=repair)
+            # user's) and renames it within one call. One whose process is not
+            # running here holds nothing, but a writer in another PID
+            # namespace looks just so, and no brief lock covers it: it is
+            # never removed for the user.
+            owner = temporary_owner(name)
+            if owner is None or not _process_alive(owner):
+                yield Finding(
+                    lock,
+                    "temporary lock file left by an interrupted write; it holds nothing: "
+                    "remove it by hand when no writer is running",
+                    note=True,
+                )
             continue
         if stat.S_ISLNK(lock_mode):
             yield Finding(lock, LINK_ADVICE)
@@ -266,9 +274,11 @@ def plain_file(entry: os.DirEntry[str]) -> bool:
 
 
 def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False  # no process's (0 would signal this process group)
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True  # alive, under another user

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from contextlib import suppress
 
 try:
@@ -76,6 +77,13 @@ def _close_inherited_locks() -> None:
         with suppress(OSError):
             os.close(fd)
     _LOCK_FDS.clear()
+    # The forking thread's kept directories are the child's to close: it
+    # will never use them (a new fork count opens its own).
+    for kept in list(_KEPT):
+        fd, kept.fd = kept.fd, -1
+        if fd >= 0:
+            with suppress(OSError):
+                os.close(fd)
     _STUCK.clear()
 
 
@@ -89,6 +97,10 @@ if hasattr(os, "register_at_fork"):
     )
 
 
+#: Every kept directory of this process, closed in a forked child.
+_KEPT: weakref.WeakSet[KeptDir] = weakref.WeakSet()
+
+
 class KeptDir:
     """A directory descriptor one thread keeps, closed when it is dropped (or the thread ends)."""
 
@@ -97,6 +109,7 @@ class KeptDir:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.forks = forks()
+        _KEPT.add(self)
 
     def close(self) -> None:
         """Close the descriptor, once; a forked child leaves its inherited copy alone."""

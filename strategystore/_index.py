@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import struct
 import zlib
@@ -89,6 +90,8 @@ __all__ = [
 
 #: The index file, inside ``.locks/``.
 INDEX_NAME = "index.v1"
+#: ``write_atomically``'s temporary files of the index (a lock file's carry ``.lock``).
+_INDEX_TEMPORARY = re.compile(r"\.index\.v1\.[0-9]+-[0-9]+\.tmp")
 #: The layout of the file; a file of another layout is ignored and replaced.
 INDEX_FORMAT = 3
 #: Set (to anything but ``0`` or nothing) to make every command ignore the index.
@@ -118,7 +121,7 @@ _JUDGES = (
 
 def is_index_file(name: str) -> bool:
     """Whether a name in ``.locks/`` is the index or one of its temporary files."""
-    return name == INDEX_NAME or (name.startswith(f".{INDEX_NAME}.") and name.endswith(".tmp"))
+    return name == INDEX_NAME or _INDEX_TEMPORARY.fullmatch(name) is not None
 
 
 def index_wanted() -> bool:

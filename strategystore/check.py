@@ -278,7 +278,7 @@ class DataDirCheck:
         if name == MARKER_NAME:
             return
         if name == LOCKS_DIR:
-            yield from locks_dir_findings(path, only, self._count, repair=self.repair)
+            yield from locks_dir_findings(path, only, self._count)
             return
         # A directory listed before the walk was opened as one, not through a link.
         mode = stat.S_IFDIR if only is None and name in self._listings else mode_of(path)

@@ -997,3 +997,17 @@ def test_closing_a_store_closes_the_lock_directory_every_writing_thread_kept(
         finish.set()
         for thread in threads:
             thread.join()
+
+
+def test_a_lock_taken_after_the_store_closed_keeps_no_lock_directory_open(
+    tmp_path: Path,
+) -> None:
+    before = _open_locks_dirs()
+    store = FileStore(tmp_path / "data", durable=False)
+    store.create_next("acme")
+    store.create_next("acme")
+    store.close()
+    # As a write under way while the store closed would.
+    with store.locks.hold("acme"):
+        pass
+    assert _open_locks_dirs() == before

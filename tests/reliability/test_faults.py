@@ -452,14 +452,28 @@ def test_replacing_a_lock_file_passes_over_a_temporary_a_crashed_process_with_th
     monkeypatch.setattr(_locks, "_TEMP_NUMBERS", itertools.count())
     left = data / ".locks" / f".acme.lock.{os.getpid()}-0.tmp"
     left.write_bytes(b"")
-    fd, made = store.locks._replace_lock_file("acme.lock")
+    opened = store.locks._replace_lock_file("acme.lock")
+    assert opened is not None
+    fd, made = opened
     try:
         info = os.fstat(fd)
         assert (info.st_ino, made) == (os.stat(data / ".locks" / "acme.lock").st_ino, made)
         assert _locks.is_marked(fd, "acme.lock", info, made)
     finally:
         close_lock(fd)
-    assert left.exists()  # check --repair removes it
+    assert left.exists()  # check notes it, for removing by hand
+    store.save(make_doc("acme", 2))
+    assert store.list_version_numbers("acme") == [2, 1]
+
+
+def test_replacing_a_lock_file_as_lock_files_are_removed_leaves_making_it_to_the_next_try(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    store = FileStore(data)
+    store.save(make_doc("acme", 1))
+    shutil.rmtree(data / ".locks")  # git clean -X
+    assert store.locks._replace_lock_file("acme.lock") is None
     store.save(make_doc("acme", 2))
     assert store.list_version_numbers("acme") == [2, 1]
 

@@ -68,10 +68,13 @@ def test_a_forked_child_never_closes_a_descriptor_for_its_parents_kept_directory
     if pid == 0:
         status = 1
         try:
-            # The child gives the inherited number to a file of its own, then
-            # drops the parent's kept descriptor: its file must stay open.
-            os.close(number)
-            reused = os.open(os.devnull, os.O_RDONLY) == number
+            # The fork closed the child's copy; the child gives the number to
+            # a file of its own, then drops the parent's kept descriptor: its
+            # file must stay open.
+            with pytest.raises(OSError, match="Bad file descriptor"):
+                os.fstat(number)
+            own = os.open(os.devnull, os.O_RDONLY)
+            reused = own == number or os.dup2(own, number) == number
             store.locks._held.locks_dir = None
             del kept
             gc.collect()
@@ -121,3 +124,24 @@ def test_a_with_block_entered_before_a_fork_and_left_in_the_child_never_releases
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "leaving the block released the child's lock"
     assert store.create_next("a").version == 2
+
+
+def _open_locks_dirs(data: Path) -> int:
+    return sum(
+        os.path.realpath(f"/proc/self/fd/{fd}") == str(data / ".locks")
+        for fd in os.listdir("/proc/self/fd")
+    )
+
+
+def test_a_forked_child_closes_the_lock_directory_its_parent_kept(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = FileStore(data, durable=False)
+    store.create_next("acme")
+    store.create_next("acme")  # this thread now keeps .locks/ open between writes
+    assert _open_locks_dirs(data) == 1
+    pid = os.fork()
+    if pid == 0:
+        os._exit(_open_locks_dirs(data))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child still holds its parent's"
+    assert _open_locks_dirs(data) == 1
