@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import strategystore._fsio
+import strategystore._lockmark
 import strategystore._locks
 from strategystore import (
     ConfigurationError,
@@ -838,9 +839,10 @@ def test_an_old_copy_of_a_lock_file_landing_on_its_freed_inode_does_not_let_a_se
     # generation of the inode tells them apart, and where there is none, the
     # modification time the store gave its file.
     if copy.startswith("cp,"):
-        monkeypatch.setattr(strategystore._locks, "generation", lambda fd, info: "-")
+        for module in (strategystore._locks, strategystore._lockmark):
+            monkeypatch.setattr(module, "generation", lambda fd, info: "-")
     if copy.endswith("remembered"):  # as if every lock file were old
-        monkeypatch.setattr(strategystore._locks, "_GENERATION_SETTLED_NS", -(10**18))
+        monkeypatch.setattr(strategystore._lockmark, "_GENERATION_SETTLED_NS", -(10**18))
     store = FileStore(tmp_path / "data", durable=False)
     store.create_next("acme")
     locks = store.data_dir / ".locks"
