@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import weakref
 from contextlib import suppress
 
 try:
@@ -19,7 +18,15 @@ try:
 except ImportError:  # Windows: FileStore refuses to open there, so no lock is ever taken
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["acquire", "close_lock", "close_locks", "forks", "open_registered", "time_left"]
+__all__ = [
+    "acquire",
+    "close_lock",
+    "close_locks",
+    "forks",
+    "open_registered",
+    "time_left",
+    "unregister",
+]
 
 _LOCK_EX = fcntl.LOCK_EX if fcntl is not None else 0
 
@@ -77,13 +84,6 @@ def _close_inherited_locks() -> None:
         with suppress(OSError):
             os.close(fd)
     _LOCK_FDS.clear()
-    # The forking thread's kept directories are the child's to close: it
-    # will never use them (a new fork count opens its own).
-    for kept in list(_KEPT):
-        fd, kept.fd = kept.fd, -1
-        if fd >= 0:
-            with suppress(OSError):
-                os.close(fd)
     _STUCK.clear()
 
 
@@ -97,29 +97,18 @@ if hasattr(os, "register_at_fork"):
     )
 
 
-#: Every kept directory of this process, closed in a forked child.
-_KEPT: weakref.WeakSet[KeptDir] = weakref.WeakSet()
+def unregister(fd: int) -> bool:
+    """Take ``fd`` off the registry without its guard; whether it was on it.
 
-
-class KeptDir:
-    """A directory descriptor one thread keeps, closed when it is dropped (or the thread ends)."""
-
-    __slots__ = ("__weakref__", "fd", "forks")
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.forks = forks()
-        _KEPT.add(self)
-
-    def close(self) -> None:
-        """Close the descriptor, once; a forked child leaves its inherited copy alone."""
-        fd, self.fd = self.fd, -1
-        # In a forked child the number may mean something else by now.
-        if fd >= 0 and self.forks == forks():
-            with suppress(OSError):
-                os.close(fd)
-
-    __del__ = close
+    For descriptors holding no flock (a kept one, between writes), which a
+    child forked at this moment may inherit harmlessly, and for a
+    collector's ``__del__``, which may have interrupted the guard's holder.
+    """
+    try:
+        _LOCK_FDS.remove(fd)
+    except KeyError:
+        return False
+    return True
 
 
 def close_lock(fd: int) -> None:

@@ -246,7 +246,7 @@ class Writer:
                 durable=durable,
                 staged=self._still_staged(dir_fd, staged),
                 absent=absent,
-                then=None if before is None else partial(self._make_path_durable, dir_fd, before),
+                then=None if before is None else partial(self._make_path_durable, before),
             )
         except OSError as exc:
             name_document(exc, where, name)
@@ -334,7 +334,7 @@ class Writer:
             self._remember_durable((info.st_dev, info.st_ino), info.st_ctime_ns)
         return dir_fd
 
-    def _make_path_durable(self, dir_fd: int, before: os.stat_result) -> None:
+    def _make_path_durable(self, before: os.stat_result, after: os.stat_result) -> None:
         """Make the brief directory's entry durable, and the data directory's, when not known to be.
 
         Whoever made them, and however (an import that failed part-way, a
@@ -352,7 +352,7 @@ class Writer:
                 fsync_dir(self.data_dir.parent, if_readable=True)
                 self.root_durable = True
             fsync_dir(self.data_dir)
-        self._remember_durable(key, os.fstat(dir_fd).st_ctime_ns)
+        self._remember_durable(key, after.st_ctime_ns)
 
     def _remember_durable(self, key: tuple[int, int], ctime_ns: int) -> None:
         with self._lock:
@@ -458,15 +458,15 @@ class Writer:
         exclusive: bool,
         durable: bool,
         staged: str | None = None,
-        then: Callable[[], None] | None = None,
+        then: Callable[[os.stat_result], None] | None = None,
         absent: bool = False,
     ) -> bool:
         """Write ``data`` to ``name`` in the directory ``dir_fd`` (at ``where``) atomically.
 
         Returns ``False``, changing nothing, when ``exclusive`` finds ``name``
         there. ``staged`` names a temporary file already holding ``data``
-        durably; ``then`` runs after the directory fsync, and its failure is
-        undone like that fsync's (the directories above, made durable).
+        durably; ``then(fstat of the directory)`` runs after the directory fsync
+        (the fstat before it), undone like it on failure (the directories above).
         ``absent``: the caller found no ``name`` under the lock, so no backup
         link is tried (an undo then removes ``name``).
         """
@@ -503,10 +503,11 @@ class Writer:
                         os.unlink(temp, dir_fd=dir_fd)
             if durable:
                 try:
+                    published_as = None if then is None else os.fstat(dir_fd)
                     self._step("dir-fsync", where)
                     os.fsync(dir_fd)
-                    if then is not None:
-                        then()
+                    if then is not None and published_as is not None:
+                        then(published_as)
                 except OSError:
                     if published:
                         _restore(dir_fd, name, backup)

@@ -21,7 +21,6 @@ from contextlib import suppress
 from pathlib import Path
 
 from strategystore._flock import (
-    KeptDir,
     acquire,
     close_lock,
     close_locks,
@@ -36,6 +35,7 @@ from strategystore._fsio import (
     ROOT_FLAGS,
     not_a_directory,
 )
+from strategystore._kept import KeptLocks, open_kept
 from strategystore._layout import (
     LOCKS_DIR,
     MARKER_NAME,
@@ -125,8 +125,8 @@ class BriefLocks:
         self.timeout = timeout
         self._root = str(data_dir)
         self._held = threading.local()
-        #: Every thread's kept descriptor of ``.locks/``, for ``close``.
-        self._kept: weakref.WeakSet[KeptDir] = weakref.WeakSet()
+        #: Every thread's kept descriptors, for ``close``.
+        self._kept: weakref.WeakSet[KeptLocks] = weakref.WeakSet()
         self._kept_guard = threading.Lock()
         self._closed = False
 
@@ -144,8 +144,11 @@ class BriefLocks:
             depths = self._held.depths = {}
         return depths
 
-    def take(self, name: str, timeout: float | None = None) -> tuple[int, int]:
+    def take(self, name: str, timeout: float | None = None) -> tuple[int, int | KeptLocks]:
         """Hold ``.locks/<name>``; returns its descriptor and the data directory's.
+
+        Taken through the thread's kept descriptors, the second is those,
+        and the lock is given back with their ``release``.
 
         Lock files hold no data, so anyone may remove them (``git clean -X``
         removes all of ``.locks/``), even while a writer holds one: a writer
@@ -191,68 +194,91 @@ class BriefLocks:
             close_lock(fd)
             close_lock(root_fd)
 
-    def _take_at_once(self, name: str, path: str) -> tuple[int, int] | None:
-        """``take`` when nothing stands in the way, in as few system calls as it can be.
+    def _take_at_once(self, name: str, path: str) -> tuple[int, KeptLocks] | None:
+        """``take`` when nothing stands in the way, through this thread's kept descriptors.
 
         ``None`` when the lock file is missing, stray or held, the gate is
         closed, or anything else is not as usual: ``take`` then goes the way
         that waits, makes, adopts and says what is wrong.
         """
-        fd = root_fd = -1
         try:
-            kept = self._kept_locks_dir()
-            fd = open_registered(name, _LOCK_FILE_FLAGS, dir_fd=kept.fd)
-            root_fd = open_registered(self._root, ROOT_FLAGS)
-            fcntl.flock(fd, _LOCK_EX | fcntl.LOCK_NB)
-            gate = self._open_gate()
-            if gate is not None:
-                try:
-                    fcntl.flock(gate, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                finally:
-                    close_lock(gate)
-            fcntl.flock(root_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            held, there = os.fstat(fd), os.lstat(path)
-            if (
-                (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
-                and stat.S_ISREG(held.st_mode)
-                and is_marked(fd, name, held, generation(fd, held))
-            ):
-                return fd, root_fd
-        except BlockingIOError:
-            close_locks(fd, root_fd)
-            return None  # held: .locks/ is still the one kept
+            kept = self._kept_locks()
         except OSError:
-            pass
-        except BaseException:
-            close_locks(fd, root_fd)
-            raise
-        close_locks(fd, root_fd)
-        # .locks/ may have been removed or replaced: the next write opens it again.
-        self._held.locks_dir = None
+            return None
+        with kept.guard:
+            if not kept.usable:
+                return None
+            entry = kept.files.get(name)
+            fd = -1 if entry is None else entry[0]
+            locked = shared = False
+            try:
+                if fd < 0:
+                    fd = open_registered(name, _LOCK_FILE_FLAGS, dir_fd=kept.locks_dir)
+                fcntl.flock(fd, _LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+                fcntl.flock(kept.gate, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                fcntl.flock(kept.gate, fcntl.LOCK_UN)
+                if kept.depth == 0:
+                    fcntl.flock(kept.root, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                kept.depth += 1
+                shared = True
+                there = os.lstat(path)
+                key = (there.st_dev, there.st_ino)
+                if entry is not None and entry[1] == key:
+                    return fd, kept
+                held = os.fstat(fd)
+                if (
+                    (held.st_dev, held.st_ino) == key
+                    and stat.S_ISREG(held.st_mode)
+                    and is_marked(fd, name, held, generation(fd, held))
+                ):
+                    kept.keep(name, fd, key)
+                    return fd, kept
+            except BlockingIOError:
+                _give_back(kept, name, fd, entry is not None, locked=locked, shared=shared)
+                return None  # held: what is kept is still as it was
+            except OSError:
+                pass
+            except BaseException:
+                _give_back(kept, name, fd, entry is not None, locked=locked, shared=shared)
+                raise
+            _give_back(kept, name, fd, entry is not None, locked=locked, shared=shared)
+            # .locks/ or a lock file may have been removed or replaced: the
+            # next write opens everything again.
+            kept.forget(name)
+            kept.retire()
+        self._held.kept = None
         return None
 
-    def _kept_locks_dir(self) -> KeptDir:
-        """This thread's descriptor of ``.locks/``, opened once and kept between its writes.
+    def _kept_locks(self) -> KeptLocks:
+        """This thread's kept descriptors (see ``_kept``), opened at its first write.
 
         A lock file opened in a ``.locks/`` since removed or moved aside is
-        not the one at its path, so the proof fails and the descriptor is dropped.
+        not the one at its path, so the proof fails and they are dropped.
         """
-        kept: KeptDir | None = getattr(self._held, "locks_dir", None)
-        if kept is None or kept.fd < 0 or kept.forks != forks():
+        kept: KeptLocks | None = getattr(self._held, "kept", None)
+        if kept is None or not kept.usable:
             with self._kept_guard:
                 if self._closed:
                     # A write still under way as the store closed: it takes
                     # the lock the way that keeps nothing open.
                     raise OSError(errno.EBADF, "the locks are closed")
-                kept = KeptDir(os.open(f"{self._root}/{LOCKS_DIR}", DIR_FLAGS))
+                kept = open_kept(
+                    self._root,
+                    f"{self._root}/{LOCKS_DIR}",
+                    f"{self._root}/{MARKER_NAME}",
+                    dir_flags=DIR_FLAGS,
+                    read_flags=READ_FLAGS,
+                )
                 self._kept.add(kept)
-            self._held.locks_dir = kept
+            self._held.kept = kept
         return kept
 
     def close(self) -> None:
-        """Close the descriptors of ``.locks/`` that threads keep between writes.
+        """Close the descriptors that threads keep between writes.
 
-        A later write opens its thread's again.
+        Those a held lock was taken through close at its release. A later
+        write opens its thread's again.
         """
         with self._kept_guard:
             self._closed = True
@@ -459,7 +485,7 @@ class BriefLock:
         self._locks = locks
         self._name = name
         self._timeout = timeout
-        self._fds = (-1, -1)
+        self._fds: tuple[int, int | KeptLocks] = (-1, -1)
         self._nested = False
         self._forks = -1
 
@@ -498,10 +524,32 @@ class BriefLock:
                 with suppress(OSError):
                     hook("lock-release", self._locks.data_dir / LOCKS_DIR / self._name)
         finally:
-            try:
-                close_lock(self._fds[0])
-            finally:
-                close_lock(self._fds[1])
+            fd, root = self._fds
+            if isinstance(root, KeptLocks):
+                root.release(fd)
+            else:
+                try:
+                    close_lock(fd)
+                finally:
+                    close_lock(root)
+
+
+def _give_back(
+    kept: KeptLocks, name: str, fd: int, was_kept: bool, *, locked: bool, shared: bool
+) -> None:
+    """Undo a take through ``kept`` that stopped part-way; its guard is held."""
+    if shared:
+        kept.depth -= 1
+        if kept.depth == 0:
+            with suppress(OSError):
+                fcntl.flock(kept.root, fcntl.LOCK_UN)
+    if not was_kept:
+        close_locks(fd)
+    elif locked:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError:
+            kept.forget(name)
 
 
 #: Numbers for this process's temporary lock files.

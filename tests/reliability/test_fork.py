@@ -11,20 +11,7 @@ from pathlib import Path
 import pytest
 
 from strategystore import FileStore
-from tests.reliability._support import count, scaled
-
-
-def _lock_files_open(locks: str) -> int:
-    """How many of this process's descriptors are open on a lock file."""
-    found = 0
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        if target.startswith(locks + "/"):
-            found += 1
-    return found
+from tests.reliability._support import count, lock_files_open, scaled
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
@@ -44,7 +31,7 @@ def test_no_fork_during_writes_leaves_a_lock_descriptor_in_the_child(tmp_path: P
         for _ in range(scaled(800)):
             pid = os.fork()
             if pid == 0:
-                os._exit(min(_lock_files_open(locks), 100))
+                os._exit(min(lock_files_open(locks), 100))
             _, status = os.waitpid(pid, 0)
             leaked += os.waitstatus_to_exitcode(status)
             forks += 1
@@ -62,8 +49,8 @@ def test_a_forked_child_never_closes_a_descriptor_for_its_parents_kept_directory
     store = FileStore(tmp_path / "data", durable=False)
     store.create_next("acme")  # makes the lock file
     store.create_next("acme")  # this thread now keeps .locks/ open between writes
-    kept = store.locks._held.locks_dir
-    number = kept.fd
+    kept = store.locks._held.kept
+    number = kept.locks_dir
     pid = os.fork()
     if pid == 0:
         status = 1
@@ -75,7 +62,7 @@ def test_a_forked_child_never_closes_a_descriptor_for_its_parents_kept_directory
                 os.fstat(number)
             own = os.open(os.devnull, os.O_RDONLY)
             reused = own == number or os.dup2(own, number) == number
-            store.locks._held.locks_dir = None
+            store.locks._held.kept = None
             del kept
             gc.collect()
             os.fstat(number)
