@@ -3,6 +3,15 @@
 * The raw floor: the same canonical bytes written as temporary file + write
   (+ fsync) + rename (+ directory fsync), the same file read with ``open`` +
   ``read`` + ``json.loads``, ``os.listdir`` + parse for a brief.
+* The locked floor: the least a write with the store's guarantees does,
+  inlined, with every descriptor it can keep opened once: the checked
+  canonical bytes, the brief's lock (its ``flock``, the gate, the data
+  directory's shared ``flock``, an ``lstat`` proving the lock file), an
+  ``lstat`` for an existing version and one of the data directory (the case
+  check), the brief directory opened without following links and its
+  ``fstat``, then the raw floor's write published with ``link`` (insert-only)
+  and ``unlink``, and the lock's release. What the store costs above it is
+  its own code, not its guarantees.
 * SQLite from the standard library (WAL; ``synchronous=FULL`` for durable
   writes, ``NORMAL`` otherwise): one insert per transaction, ``SELECT`` by key
   plus ``model_validate_json``, versions of a brief through the primary key.
@@ -13,15 +22,18 @@ extra is installed, through its own API.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
 from pathlib import Path
 
+from strategystore._arguments import valid_bytes
 from strategystore._fsio import write_all
 from strategystore.models import StrategyDocument
 
 __all__ = [
+    "LockedFloor",
     "RawFiles",
     "Sqlite",
     "raw_read",
@@ -29,6 +41,17 @@ __all__ = [
     "raw_version_numbers",
     "raw_versions",
 ]
+
+
+def write_new(dir_fd: int, name: str, data: bytes, *, durable: bool, flags: int = 0) -> None:
+    """Create the file ``name`` in ``dir_fd`` holding ``data`` (fsynced, if ``durable``)."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | flags, 0o666, dir_fd=dir_fd)
+    try:
+        write_all(fd, data)
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class RawFiles:
@@ -43,13 +66,7 @@ class RawFiles:
     def write(self, name: str, data: bytes) -> None:
         """Replace the file ``name`` with ``data`` atomically (and durably, if so made)."""
         temp = f".{name}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=self._dir_fd)
-        try:
-            write_all(fd, data)
-            if self.durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_new(self._dir_fd, temp, data, durable=self.durable)
         os.replace(temp, name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         if self.durable:
             os.fsync(self._dir_fd)
@@ -57,6 +74,67 @@ class RawFiles:
     def close(self) -> None:
         """Close the directory's descriptor."""
         os.close(self._dir_fd)
+
+
+class LockedFloor:
+    """The least a validated, locked, insert-only write does: see the module's docstring."""
+
+    def __init__(self, directory: Path, brief_id: str, *, durable: bool) -> None:
+        (directory / ".locks").mkdir(parents=True, exist_ok=True)
+        (directory / brief_id).mkdir(exist_ok=True)
+        (directory / "strategystore.json").write_bytes(b"{}\n")
+        self.durable = durable
+        self._root = str(directory)
+        self._lock_path = f"{directory}/.locks/{brief_id}.lock"
+        self._root_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        self._gate = os.open(directory / "strategystore.json", os.O_RDONLY)
+        self._lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        info = os.fstat(self._lock)
+        self._lock_id = (info.st_dev, info.st_ino)
+        self._written = 0
+
+    def save(self, doc: StrategyDocument) -> None:
+        """Write ``doc`` as a new version under its brief's lock."""
+        data = valid_bytes(doc)[1]
+        brief_id = doc.brief_id
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._gate, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(self._gate, fcntl.LOCK_UN)
+            fcntl.flock(self._root_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            try:
+                proof = os.lstat(self._lock_path)
+                if (proof.st_dev, proof.st_ino) != self._lock_id:
+                    raise RuntimeError(f"{self._lock_path} was replaced")
+                self._publish(brief_id, f"{doc.version}.json", data)
+            finally:
+                fcntl.flock(self._root_fd, fcntl.LOCK_UN)
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+    def _publish(self, brief_id: str, name: str, data: bytes) -> None:
+        if os.path.lexists(f"{self._root}/{brief_id}/{name}"):
+            raise FileExistsError(name)
+        os.lstat(self._root)
+        dir_fd = os.open(
+            brief_id, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=self._root_fd
+        )
+        try:
+            os.fstat(dir_fd)
+            self._written += 1
+            temp = f".{name}.{self._written}.tmp"
+            write_new(dir_fd, temp, data, durable=self.durable, flags=os.O_NOFOLLOW)
+            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+            os.unlink(temp, dir_fd=dir_fd)
+            if self.durable:
+                os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        """Close the descriptors it kept."""
+        for fd in (self._lock, self._gate, self._root_fd):
+            os.close(fd)
 
 
 class Sqlite:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
-from strategystore.bench._contenders import RawFiles, Sqlite
+from strategystore.bench._contenders import LockedFloor, RawFiles, Sqlite
 from strategystore.bench._context import Context
 from strategystore.bench._document import (
     BRIEF_VERSIONS,
@@ -32,6 +33,8 @@ def measure_save(ctx: Context, *, durable: bool) -> None:
     sql = Sqlite(ctx.root / f"save-{durable}.sqlite3", durable=durable)
     ctx.cleanup.callback(sql.close)
     brief = f"save-{'durable' if durable else 'fast'}"
+    floor = LockedFloor(ctx.root / "locked" / f"save-{durable}", brief, durable=durable)
+    ctx.cleanup.callback(floor.close)
 
     def batch(r: int, brief: str = brief, make: Maker = document) -> list[StrategyDocument]:
         return [make(brief, r * count + i + 1) for i in range(count)]
@@ -53,21 +56,37 @@ def measure_save(ctx: Context, *, durable: bool) -> None:
             raw.write(name, data)
         return (time.perf_counter() - start) / count
 
-    def run_sql(r: int) -> float:
-        docs = batch(r)
-        start = time.perf_counter()
-        for doc in docs:
-            sql.insert(doc)
-        return (time.perf_counter() - start) / count
+    def each(write: Callable[[StrategyDocument], None]) -> Contender:
+        def run(r: int) -> float:
+            docs = batch(r)
+            start = time.perf_counter()
+            for doc in docs:
+                write(doc)
+            return (time.perf_counter() - start) / count
 
-    st, rw, sq, copied = ctx.interleave(
+        return run
+
+    st, rw, sq, copied, least = ctx.interleave(
         f"save, {mode}",
         [
             saving(brief, document),
             run_raw,
-            run_sql,
+            each(sql.insert),
             saving(f"{brief}-copied", unvalidated_document),
+            each(floor.save),
         ],
+    )
+    ctx.compare(
+        f"save_{'durable' if durable else 'nondurable'}_vs_locked_floor",
+        f"save, {mode} / the least a validated, locked, insert-only write does",
+        st,
+        least,
+    )
+    ctx.compare(
+        f"locked_floor_{'durable' if durable else 'nondurable'}_vs_raw",
+        f"that least write, {mode} / raw {'durable floor' if durable else 'floor without fsync'}",
+        least,
+        rw,
     )
     if durable:
         ctx.fsync_spread = relative_spread(rw)
