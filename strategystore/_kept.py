@@ -7,7 +7,11 @@ the last few briefs it wrote, and releases a lock with ``LOCK_UN`` rather
 than ``close``. A kept lock file needs no second look at its mark: the open
 descriptor keeps its inode from being freed, so the file at its path with
 the same device and inode is the very file proved a store's own when it was
-first kept.
+first kept. The data directory and the marker are trusted only while the
+entries at their paths are the ones opened (``keys``): a directory put in
+its place, or a marker rewritten by ``migrate``, ``git checkout`` or an
+editor, makes the thread open everything again. A lock file a thread holds
+is never closed to make room for another, however many briefs it holds.
 
 Every flock-holding descriptor here is registered with ``_flock``, so a
 forked child closes its copies; the child's thread then keeps its own.
@@ -50,6 +54,8 @@ class KeptLocks:
         "forks",
         "gate",
         "guard",
+        "held",
+        "keys",
         "locks_dir",
         "root",
     )
@@ -58,6 +64,10 @@ class KeptLocks:
         self.locks_dir = locks_dir
         self.root = root
         self.gate = gate
+        #: (device, inode) of the data directory and of the marker, as opened.
+        self.keys = (_key(os.fstat(root)), _key(os.fstat(gate)))
+        #: The kept lock files held now: never closed to make room.
+        self.held: set[int] = set()
         #: Lock file name -> (descriptor, (device, inode) proved), oldest first.
         self.files: dict[str, tuple[int, tuple[int, int]]] = {}
         #: Locks held through ``root``'s shared flock.
@@ -77,14 +87,28 @@ class KeptLocks:
         return not self.closed and self.forks == forks()
 
     def keep(self, name: str, fd: int, key: tuple[int, int]) -> None:
-        """Keep the proved lock file ``name`` open as ``fd``, closing the oldest past the bound."""
+        """Keep the proved and now held lock file ``name`` open as ``fd``, as the newest."""
         files = self.files
         old = files.pop(name, None)
         if old is not None and old[0] != fd:
             _close(old[0])
         files[name] = (fd, key)
+        self.held.add(fd)
+        self._trim()
+
+    def again(self, name: str, fd: int) -> None:
+        """The kept lock file ``name``, proved again and now held: the newest."""
+        self.files[name] = self.files.pop(name)
+        self.held.add(fd)
+
+    def _trim(self) -> None:
+        """Close the least recently written unheld lock files past the bound."""
+        files = self.files
         while len(files) > KEPT_LOCK_FILES:
-            _close(files.pop(next(iter(files)))[0])
+            unheld = next((name for name, (fd, _) in files.items() if fd not in self.held), None)
+            if unheld is None:
+                return  # every one held: trimmed at a release
+            _close(files.pop(unheld)[0])
 
     def forget(self, name: str) -> None:
         """Close the kept lock file ``name``, if one is kept."""
@@ -95,12 +119,14 @@ class KeptLocks:
     def release(self, fd: int) -> None:
         """Release a lock taken through these: the lock file's flock, and the shared one last."""
         with self.guard:
+            self.held.discard(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             except OSError:
                 # Closing drops the flock whatever went wrong.
                 self._drop_file(fd)
             self.depth -= 1
+            self._trim()
             if self.depth == 0:
                 try:
                     fcntl.flock(self.root, fcntl.LOCK_UN)
@@ -130,6 +156,7 @@ class KeptLocks:
 
     def _close_all(self) -> None:
         files, self.files = self.files, {}
+        self.held = set()
         for fd, _ in files.values():
             _close(fd)
         root, gate, self.root, self.gate = self.root, self.gate, -1, -1
@@ -144,9 +171,12 @@ class KeptLocks:
         # Dropped with its thread or its store: nothing can be held through
         # them any more. Closed without the registry's guard, which the
         # collector may have interrupted a holder of.
-        if self.forks == forks() and not self.closed:
-            self.closed = True
-            self._close_all()
+        try:
+            if self.forks == forks() and not self.closed:
+                self.closed = True
+                self._close_all()
+        except (TypeError, AttributeError):
+            pass  # at interpreter exit, with this module's names already gone
 
 
 def open_kept(root: str, locks_dir: str, marker: str, dir_flags: int, read_flags: int) -> KeptLocks:
@@ -164,6 +194,10 @@ def open_kept(root: str, locks_dir: str, marker: str, dir_flags: int, read_flags
             _close(fd)
         raise
     return KeptLocks(*opened)
+
+
+def _key(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
 
 
 def _close(fd: int) -> None:

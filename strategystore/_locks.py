@@ -124,10 +124,12 @@ class BriefLocks:
         self.data_dir = data_dir
         self.timeout = timeout
         self._root = str(data_dir)
+        self._marker = f"{self._root}/{MARKER_NAME}"
         self._held = threading.local()
         #: Every thread's kept descriptors, for ``close``.
         self._kept: weakref.WeakSet[KeptLocks] = weakref.WeakSet()
         self._kept_guard = threading.Lock()
+        self._guard_forks = forks()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -210,6 +212,7 @@ class BriefLocks:
                 return None
             entry = kept.files.get(name)
             fd = -1 if entry is None else entry[0]
+            depth = kept.depth
             locked = shared = False
             try:
                 if fd < 0:
@@ -218,13 +221,18 @@ class BriefLocks:
                 locked = True
                 fcntl.flock(kept.gate, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 fcntl.flock(kept.gate, fcntl.LOCK_UN)
-                if kept.depth == 0:
+                if depth == 0:
                     fcntl.flock(kept.root, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                kept.depth += 1
+                kept.depth = depth + 1
                 shared = True
+                # The shared lock is on the data directory at the path only
+                # while the kept one is it, and the gate is the marker there.
+                if (_key(os.stat(self._root)), _key(os.lstat(self._marker))) != kept.keys:
+                    raise OSError(errno.ESTALE, "the data directory or its marker was replaced")
                 there = os.lstat(path)
                 key = (there.st_dev, there.st_ino)
                 if entry is not None and entry[1] == key:
+                    kept.again(name, fd)
                     return fd, kept
                 held = os.fstat(fd)
                 if (
@@ -240,7 +248,9 @@ class BriefLocks:
             except OSError:
                 pass
             except BaseException:
-                _give_back(kept, name, fd, entry is not None, locked=locked, shared=shared)
+                # An interrupt (Ctrl-C, a signal handler) may land between any
+                # flock and the flag after it: undo every one, whatever the flags.
+                _give_back_interrupted(kept, name, fd, entry is not None, depth)
                 raise
             _give_back(kept, name, fd, entry is not None, locked=locked, shared=shared)
             # .locks/ or a lock file may have been removed or replaced: the
@@ -258,6 +268,10 @@ class BriefLocks:
         """
         kept: KeptLocks | None = getattr(self._held, "kept", None)
         if kept is None or not kept.usable:
+            if self._guard_forks != forks():
+                # A forked child: another thread of the parent may have held
+                # the guard at the fork, and no thread here will release it.
+                self._kept_guard, self._guard_forks = threading.Lock(), forks()
             with self._kept_guard:
                 if self._closed:
                     # A write still under way as the store closed: it takes
@@ -266,7 +280,7 @@ class BriefLocks:
                 kept = open_kept(
                     self._root,
                     f"{self._root}/{LOCKS_DIR}",
-                    f"{self._root}/{MARKER_NAME}",
+                    self._marker,
                     dir_flags=DIR_FLAGS,
                     read_flags=READ_FLAGS,
                 )
@@ -294,14 +308,14 @@ class BriefLocks:
         gate = self._open_gate()
         if gate is None:
             return
-        if not acquire(gate, time_left(deadline), f"{self._root}/{MARKER_NAME}", fcntl.LOCK_SH):
+        if not acquire(gate, time_left(deadline), self._marker, fcntl.LOCK_SH):
             raise self._timed_out(name)
         close_lock(gate)
 
     def _open_gate(self) -> int | None:
         """A descriptor of the marker file, the gate; ``None`` if it cannot be opened."""
         try:
-            return open_registered(f"{self._root}/{MARKER_NAME}", READ_FLAGS)
+            return open_registered(self._marker, READ_FLAGS)
         except OSError:
             return None  # the gate only makes waits fair; the data directory's lock is the proof
 
@@ -342,9 +356,7 @@ class BriefLocks:
         """
         gate = self._open_gate()
         # On False or an exception the descriptor is no longer this thread's.
-        if gate is not None and not acquire(
-            gate, time_left(deadline), f"{self._root}/{MARKER_NAME}"
-        ):
+        if gate is not None and not acquire(gate, time_left(deadline), self._marker):
             raise self._timed_out(name)
         try:
             root_fd = open_registered(self._root, ROOT_FLAGS)
@@ -532,6 +544,27 @@ class BriefLock:
                     close_lock(fd)
                 finally:
                     close_lock(root)
+
+
+def _give_back_interrupted(kept: KeptLocks, name: str, fd: int, was_kept: bool, depth: int) -> None:
+    """Undo a take through ``kept`` interrupted anywhere; its guard is held.
+
+    ``LOCK_UN`` of a descriptor this thread alone uses and holds nothing on
+    is a no-op, so each is given back whether or not its flock went through.
+    """
+    kept.depth = depth
+    with suppress(OSError):
+        fcntl.flock(kept.gate, fcntl.LOCK_UN)
+    if depth == 0:
+        with suppress(OSError):
+            fcntl.flock(kept.root, fcntl.LOCK_UN)
+    kept.held.discard(fd)
+    if fd >= 0:
+        _give_back(kept, name, fd, was_kept, locked=True, shared=False)
+
+
+def _key(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
 
 
 def _give_back(
