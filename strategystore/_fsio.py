@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from strategystore import _syncfs
-from strategystore._layout import NO_LINKS, is_temporary, temporary_name
+from strategystore._layout import NO_LINKS, name_document, temporary_name
 from strategystore.errors import CorruptDocumentError
 
 __all__ = [
@@ -237,7 +237,7 @@ class Writer:
         try:
             # Only a durable write makes the directories above durable, from how they are now.
             before = os.fstat(dir_fd) if durable else None
-            return self.publish(
+            written = self.publish(
                 dir_fd,
                 where,
                 name,
@@ -248,6 +248,12 @@ class Writer:
                 absent=absent,
                 then=None if before is None else partial(self._make_path_durable, before),
             )
+            if written and before is not None and not (exclusive or absent):
+                # Removing the backup link after the fsync changed the directory
+                # again: remember it as this writer's own write left it.
+                settled = os.fstat(dir_fd)
+                self._remember_durable((settled.st_dev, settled.st_ino), settled.st_ctime_ns)
+            return written
         except OSError as exc:
             name_document(exc, where, name)
             raise
@@ -579,21 +585,3 @@ def _restore(dir_fd: int, name: str, backup: str | None) -> None:
             os.unlink(name, dir_fd=dir_fd)
         else:
             os.replace(backup, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-
-
-def name_document(exc: OSError, directory: str, name: str) -> None:
-    """Make an error from writing ``directory/name`` name that document.
-
-    A write names no file (a full disk's ``ENOSPC``), calls relative to a
-    directory name only the file, and a temporary file's name means nothing
-    to the person who asked for the document to be written.
-    """
-    named = exc.filename
-    temporary = isinstance(named, str) and is_temporary(os.path.basename(named))
-    if named is None or (temporary and exc.filename2 is None):
-        exc.filename = os.path.join(directory, name)
-    elif isinstance(named, str) and not os.path.isabs(named):
-        # A link or rename names both ends: the temporary file, and the document.
-        exc.filename = os.path.join(directory, named)
-    if isinstance(exc.filename2, str) and not os.path.isabs(exc.filename2):
-        exc.filename2 = os.path.join(directory, exc.filename2)

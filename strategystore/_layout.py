@@ -17,6 +17,7 @@ both ask this module, so they judge every file alike.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from pydantic import ValidationError
@@ -51,6 +52,7 @@ __all__ = [
     "marker_format",
     "misplacement",
     "missing_lines",
+    "name_document",
     "repeated_key",
     "temporary_name",
     "temporary_owner",
@@ -407,3 +409,21 @@ def _field_line(data: bytes, error: ValidationError) -> int | None:
     lines = [data.count(b"\n", 0, m.start()) + 1 for m in pattern.finditer(data)]
     # A name that also appears nested (a metadata key, say) is ambiguous.
     return lines[0] if len(lines) == 1 else None
+
+
+def name_document(exc: OSError, directory: str, name: str) -> None:
+    """Make an error from writing ``directory/name`` name that document.
+
+    A write names no file (a full disk's ``ENOSPC``), calls relative to a
+    directory name only the file, and a temporary file's name means nothing
+    to the person who asked for the document to be written.
+    """
+    named = exc.filename
+    temporary = isinstance(named, str) and is_temporary(os.path.basename(named))
+    if named is None or (temporary and exc.filename2 is None):
+        exc.filename = os.path.join(directory, name)
+    elif isinstance(named, str) and not os.path.isabs(named):
+        # A link or rename names both ends: the temporary file, and the document.
+        exc.filename = os.path.join(directory, named)
+    if isinstance(exc.filename2, str) and not os.path.isabs(exc.filename2):
+        exc.filename2 = os.path.join(directory, exc.filename2)

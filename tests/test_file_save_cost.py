@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import strategystore._fsio
 from strategystore import FileStore, InvalidBriefIdError
 from tests.conftest import make_doc
 
@@ -118,3 +119,46 @@ def test_a_brief_whose_remembered_document_is_gone_is_listed_again(tmp_path: Pat
     with pytest.raises(InvalidBriefIdError):
         store.save(make_doc("ACME", 1))
     assert store.list_version_numbers("acme") == [3, 1]
+
+
+def _data_dir_syncs(monkeypatch: pytest.MonkeyPatch, data: Path) -> list[Path]:
+    synced: list[Path] = []
+    real = strategystore._fsio.fsync_dir
+
+    def record(path: Path, *, if_readable: bool = False) -> None:
+        if Path(path) == data:
+            synced.append(Path(path))
+        real(path, if_readable=if_readable)
+
+    monkeypatch.setattr(strategystore._fsio, "fsync_dir", record)
+    return synced
+
+
+def _a_draft_replaced(tmp_path: Path) -> FileStore:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1, metadata={"n": 0}))
+    store.save(make_doc("acme", 1, metadata={"n": 1}))
+    return store
+
+
+def test_replacing_a_draft_again_and_again_fsyncs_the_data_directory_no_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The backup link a replace keeps is removed after the directory's fsync:
+    # this writer's own removal must not read as someone else's change.
+    store = _a_draft_replaced(tmp_path)
+    synced = _data_dir_syncs(monkeypatch, store.data_dir)
+    for n in range(2, 6):
+        store.save(make_doc("acme", 1, metadata={"n": n}))
+    assert synced == []
+    assert store.get_strategy("acme", 1) == make_doc("acme", 1, metadata={"n": 5})
+
+
+def test_a_brief_directory_another_writer_touched_after_a_replace_is_synced_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _a_draft_replaced(tmp_path)
+    FileStore(store.data_dir).save(make_doc("acme", 2))
+    synced = _data_dir_syncs(monkeypatch, store.data_dir)
+    store.save(make_doc("acme", 1, metadata={"n": 2}))
+    assert synced == [store.data_dir]

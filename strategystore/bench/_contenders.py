@@ -9,9 +9,10 @@
   directory's shared ``flock``, an ``lstat`` proving the lock file), an
   ``lstat`` for an existing version and one of the data directory (the case
   check), the brief directory opened without following links and its
-  ``fstat``, then the raw floor's write published with ``link`` (insert-only)
-  and ``unlink``, and the lock's release. What the store costs above it is
-  its own code, not its guarantees.
+  ``fstat``, then the raw floor's write published with ``os.replace`` (what
+  ``save`` does once its look under the lock found no version), and the
+  lock's release. What the store costs above it is its own code, not its
+  guarantees.
 * SQLite from the standard library (WAL; ``synchronous=FULL`` for durable
   writes, ``NORMAL`` otherwise): one insert per transaction, ``SELECT`` by key
   plus ``model_validate_json``, versions of a brief through the primary key.
@@ -77,7 +78,7 @@ class RawFiles:
 
 
 class LockedFloor:
-    """The least a validated, locked, insert-only write does: see the module's docstring."""
+    """The least a validated, locked write of a new version does: see the module's docstring."""
 
     def __init__(self, directory: Path, brief_id: str, *, durable: bool) -> None:
         (directory / ".locks").mkdir(parents=True, exist_ok=True)
@@ -124,8 +125,7 @@ class LockedFloor:
             self._written += 1
             temp = f".{name}.{self._written}.tmp"
             write_new(dir_fd, temp, data, durable=self.durable, flags=os.O_NOFOLLOW)
-            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-            os.unlink(temp, dir_fd=dir_fd)
+            os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             if self.durable:
                 os.fsync(dir_fd)
         finally:

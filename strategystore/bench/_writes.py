@@ -78,7 +78,7 @@ def measure_save(ctx: Context, *, durable: bool) -> None:
     )
     ctx.compare(
         f"save_{'durable' if durable else 'nondurable'}_vs_locked_floor",
-        f"save, {mode} / the least a validated, locked, insert-only write does",
+        f"save, {mode} / the least a validated, locked write of a new version does",
         st,
         least,
     )
