@@ -237,7 +237,7 @@ class Writer:
         try:
             # Only a durable write makes the directories above durable, from how they are now.
             before = os.fstat(dir_fd) if durable else None
-            written = self.publish(
+            return self.publish(
                 dir_fd,
                 where,
                 name,
@@ -248,12 +248,6 @@ class Writer:
                 absent=absent,
                 then=None if before is None else partial(self._make_path_durable, before),
             )
-            if written and before is not None and not (exclusive or absent):
-                # Removing the backup link after the fsync changed the directory
-                # again: remember it as this writer's own write left it.
-                settled = os.fstat(dir_fd)
-                self._remember_durable((settled.st_dev, settled.st_ino), settled.st_ctime_ns)
-            return written
         except OSError as exc:
             name_document(exc, where, name)
             raise

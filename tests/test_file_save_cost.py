@@ -141,19 +141,6 @@ def _a_draft_replaced(tmp_path: Path) -> FileStore:
     return store
 
 
-def test_replacing_a_draft_again_and_again_fsyncs_the_data_directory_no_more(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The backup link a replace keeps is removed after the directory's fsync:
-    # this writer's own removal must not read as someone else's change.
-    store = _a_draft_replaced(tmp_path)
-    synced = _data_dir_syncs(monkeypatch, store.data_dir)
-    for n in range(2, 6):
-        store.save(make_doc("acme", 1, metadata={"n": n}))
-    assert synced == []
-    assert store.get_strategy("acme", 1) == make_doc("acme", 1, metadata={"n": 5})
-
-
 def test_a_brief_directory_another_writer_touched_after_a_replace_is_synced_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
