@@ -134,17 +134,12 @@ def _data_dir_syncs(monkeypatch: pytest.MonkeyPatch, data: Path) -> list[Path]:
     return synced
 
 
-def _a_draft_replaced(tmp_path: Path) -> FileStore:
-    store = FileStore(tmp_path / "data")
-    store.save(make_doc("acme", 1, metadata={"n": 0}))
-    store.save(make_doc("acme", 1, metadata={"n": 1}))
-    return store
-
-
 def test_a_brief_directory_another_writer_touched_after_a_replace_is_synced_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = _a_draft_replaced(tmp_path)
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1, metadata={"n": 0}))
+    store.save(make_doc("acme", 1, metadata={"n": 1}))
     FileStore(store.data_dir).save(make_doc("acme", 2))
     synced = _data_dir_syncs(monkeypatch, store.data_dir)
     store.save(make_doc("acme", 1, metadata={"n": 2}))
