@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import itertools
 import os
-import threading
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from functools import partial
 from pathlib import Path
 
 from strategystore import _syncfs
+from strategystore._durable_dirs import DurableDirs
 from strategystore._layout import NO_LINKS, name_document, temporary_name
 from strategystore.errors import CorruptDocumentError
 
@@ -163,13 +163,15 @@ class Writer:
         self._root = str(data_dir)
         # Whether the data directory's own entry in its parent is known durable.
         self.root_durable = False
-        # Brief directories (device, inode) whose entry this writer made
-        # durable, with the ctime its last durable write there left.
-        self._durable_dirs: dict[tuple[int, int], int] = {}
-        self._lock = threading.Lock()
+        # Brief directories whose entry this writer made durable.
+        self._durable_dirs = DurableDirs(_DURABLE_DIRS_KEPT)
 
     def __repr__(self) -> str:
         return f"Writer({str(self.data_dir)!r}, durable={self.durable!r})"
+
+    def close(self) -> None:
+        """Close the brief directories this writer keeps open."""
+        self._durable_dirs.close()
 
     def _step(self, step: str, where: str | Path, name: str | None = None) -> None:
         # The path is built only for a hook: a write makes half a dozen steps,
@@ -246,7 +248,7 @@ class Writer:
                 durable=durable,
                 staged=self._still_staged(dir_fd, staged),
                 absent=absent,
-                then=None if before is None else partial(self._make_path_durable, before),
+                then=None if before is None else partial(self._make_path_durable, dir_fd, before),
             )
         except OSError as exc:
             name_document(exc, where, name)
@@ -330,35 +332,29 @@ class Writer:
         if dir_fd is None:  # pragma: no cover - removed again at once by someone else
             raise CorruptDocumentError(self.data_dir / brief_id, "vanished while being created")
         if synced:
-            info = os.fstat(dir_fd)
-            self._remember_durable((info.st_dev, info.st_ino), info.st_ctime_ns)
+            self._durable_dirs.remember(dir_fd, os.fstat(dir_fd))
         return dir_fd
 
-    def _make_path_durable(self, before: os.stat_result, after: os.stat_result) -> None:
+    def _make_path_durable(
+        self, dir_fd: int, before: os.stat_result, after: os.stat_result
+    ) -> None:
         """Make the brief directory's entry durable, and the data directory's, when not known to be.
 
         Whoever made them, and however (an import that failed part-way, a
         process that crashed, a store with ``durable=False``), a durable write
         returns only once every directory on its path is on disk too. A writer
-        remembers each brief directory it made durable with the ctime its own
-        last write left there: a directory nobody else touched since (the
-        usual case, one writer per brief) needs no fsync of the data
-        directory; one changed by anyone else, removed and made again under
-        the same inode number included, gets one.
+        remembers each brief directory it made durable, kept open, with the
+        ctime its own last write left there (``DurableDirs``): a directory
+        nobody else touched since (the usual case, one writer per brief)
+        needs no fsync of the data directory; one changed by anyone else, or
+        removed and made again, gets one.
         """
-        key = (before.st_dev, before.st_ino)
-        if self._durable_dirs.get(key) != before.st_ctime_ns:
+        if not self._durable_dirs.unchanged(before):
             if not self.root_durable:
                 fsync_dir(self.data_dir.parent, if_readable=True)
                 self.root_durable = True
             fsync_dir(self.data_dir)
-        self._remember_durable(key, after.st_ctime_ns)
-
-    def _remember_durable(self, key: tuple[int, int], ctime_ns: int) -> None:
-        with self._lock:
-            if key not in self._durable_dirs and len(self._durable_dirs) >= _DURABLE_DIRS_KEPT:
-                self._durable_dirs.pop(next(iter(self._durable_dirs)), None)
-            self._durable_dirs[key] = ctime_ns
+        self._durable_dirs.remember(dir_fd, after)
 
     # -- imports: staging and flushing -----------------------------------------------
 
@@ -563,8 +559,8 @@ class Writer:
         return temporary_name(name, _PID[0], next(_TEMP_NUMBERS))
 
 
-#: How many brief directories a writer remembers as durable.
-_DURABLE_DIRS_KEPT = 65536
+#: How many brief directories a writer remembers as durable, each kept open.
+_DURABLE_DIRS_KEPT = 32
 #: Numbers temporary files apart within a process; O_EXCL settles the rest.
 _TEMP_NUMBERS = itertools.count()
 _PID = [os.getpid()]

@@ -146,6 +146,7 @@ class FileStore(BaseStore):
     def _close(self) -> None:
         self.cache = ReadCache(self.cache.racy_ns)
         self.locks.close()
+        self.io.close()
 
     # -- opening the data directory ------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import threading
 from pathlib import Path
@@ -144,3 +146,65 @@ def test_a_brief_directory_another_writer_touched_after_a_replace_is_synced_agai
     synced = _data_dir_syncs(monkeypatch, store.data_dir)
     store.save(make_doc("acme", 1, metadata={"n": 2}))
     assert synced == [store.data_dir]
+
+
+def _descriptors_under(data: Path) -> int:
+    """How many of this process's descriptors are open on a brief directory of ``data``."""
+    found = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = Path(os.readlink(f"/proc/self/fd/{name}"))
+            found += target.parent == data and target.is_dir() and target.name[0] != "."
+    return found
+
+
+def test_a_second_durable_save_into_a_brief_needs_no_data_directory_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    synced = _data_dir_syncs(monkeypatch, store.data_dir)
+    store.save(make_doc("acme", 2))
+    assert synced == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_writer_keeps_a_bounded_number_of_brief_directories_open_until_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(strategystore._fsio, "_DURABLE_DIRS_KEPT", 3)
+    store = FileStore(tmp_path / "data")
+    for n in range(5):
+        store.save(make_doc(f"b{n}", 1))
+    assert _descriptors_under(store.data_dir) == 3
+    # The first brief is no longer kept open: its next save syncs the data directory.
+    synced = _data_dir_syncs(monkeypatch, store.data_dir)
+    store.save(make_doc("b0", 2))
+    store.save(make_doc("b4", 2))
+    assert synced == [store.data_dir]
+    assert _descriptors_under(store.data_dir) == 3
+    store.close()
+    assert _descriptors_under(store.data_dir) == 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_store_with_durable_false_keeps_no_brief_directory_open(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data", durable=False)
+    store.save(make_doc("acme", 1))
+    store.save(make_doc("acme", 2))
+    assert _descriptors_under(store.data_dir) == 0
+
+
+def test_a_writer_out_of_descriptors_still_saves_and_syncs_the_data_directory_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_more(fd: int) -> int:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(os, "dup", no_more)
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    synced = _data_dir_syncs(monkeypatch, store.data_dir)
+    store.save(make_doc("acme", 2))
+    assert synced == [store.data_dir]
+    assert store.list_version_numbers("acme") == [2, 1]
