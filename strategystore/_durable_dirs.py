@@ -9,6 +9,10 @@ from contextlib import suppress
 
 __all__ = ["DurableDirs"]
 
+#: How many brief directories one process keeps open at most, over all its
+#: stores, unless its descriptor limit is low: then a sixteenth of that limit.
+PROCESS_LIMIT = 64
+
 
 class DurableDirs:
     """Brief directories whose entry in the data directory one writer made durable.
@@ -24,9 +28,12 @@ class DurableDirs:
     same ctime within one tick. The ctime tells the rest: a directory
     renamed away and back.
 
-    At most ``limit`` are kept, the least recently written one leaving
-    first; ``close`` closes them all, and a writer dropped unclosed has them
-    closed by the collector.
+    At most ``limit`` are kept (the least recently written one leaves
+    first), and no more in the whole process than its share of descriptors
+    (``PROCESS_LIMIT``): a directory that finds no room is not remembered,
+    and the next durable write there fsyncs the data directory, as the
+    first one does. ``close`` closes them all; a writer dropped unclosed has
+    them closed by the collector, and a forked child closes its copies.
     """
 
     def __init__(self, limit: int) -> None:
@@ -43,31 +50,52 @@ class DurableDirs:
         return f"DurableDirs({state})"
 
     def unchanged(self, info: os.stat_result) -> bool:
-        """Whether ``info`` (an fstat of a brief directory) is one remembered, unchanged since."""
-        kept = self._kept.get((info.st_dev, info.st_ino))
-        return kept is not None and kept[1] == info.st_ctime_ns
+        """Whether ``info`` (an fstat of a brief directory) is one remembered, unchanged since.
+
+        The kept descriptor must still be that directory: one closed behind
+        the store's back (``os.closerange`` when a process daemonizes) holds
+        nothing, and its number may be another file's now.
+        """
+        key = (info.st_dev, info.st_ino)
+        kept = self._kept.get(key)
+        if kept is None or kept[1] != info.st_ctime_ns:
+            return False
+        if _holds(kept[0], key):
+            return True
+        with self._guard:
+            if self._kept.get(key) == kept:
+                del self._kept[key]
+                _BUDGET.give_back(1)
+        return False
 
     def remember(self, dir_fd: int, info: os.stat_result) -> None:
         """Remember the directory open as ``dir_fd`` durable as ``info`` (its fstat) shows it."""
         key = (info.st_dev, info.st_ino)
-        leaving: list[int] = []
+        leaving: list[tuple[tuple[int, int], int]] = []
         with self._guard:
             if self._closed:
                 return
             kept = self._kept.pop(key, None)
-            if kept is None:
-                while len(self._kept) >= self.limit:
-                    leaving.append(self._kept.pop(next(iter(self._kept)))[0])
-                try:
-                    fd = os.dup(dir_fd)
-                except OSError:
-                    fd = -1  # out of descriptors: not remembered, so the next write fsyncs
-            else:
-                fd = kept[0]
-            if fd >= 0:
-                self._kept[key] = (fd, info.st_ctime_ns)
-        for fd in leaving:
-            _close(fd)
+            if kept is not None:
+                self._kept[key] = (kept[0], info.st_ctime_ns)
+                return
+            # A full writer hands its oldest directory's place to this one;
+            # any other needs a place of the process's.
+            full = len(self._kept) >= self.limit
+            if not full and not _BUDGET.take():
+                return
+            try:
+                fd = os.dup(dir_fd)
+            except OSError:  # out of descriptors: not remembered
+                if not full:
+                    _BUDGET.give_back(1)
+                return
+            if full:
+                old_key = next(iter(self._kept))
+                leaving.append((old_key, self._kept.pop(old_key)[0]))
+            self._kept[key] = (fd, info.st_ctime_ns)
+        for old_key, fd in leaving:
+            _close(fd, old_key)
 
     def close(self) -> None:
         """Close every kept directory and remember no more."""
@@ -76,27 +104,78 @@ class DurableDirs:
             self._finalizer()
 
 
+class _Budget:
+    """How many brief directories the process keeps open, against its limit."""
+
+    def __init__(self) -> None:
+        self.used = 0
+        self.guard = threading.Lock()
+
+    def take(self) -> bool:
+        limit = _process_limit()  # the descriptor limit may have been changed since
+        with self.guard:
+            if self.used >= limit:
+                return False
+            self.used += 1
+            return True
+
+    def give_back(self, count: int) -> None:
+        with self.guard:
+            self.used -= count
+
+
+def _process_limit() -> int:
+    try:
+        import resource  # noqa: PLC0415 - POSIX only, as FileStore is
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return PROCESS_LIMIT
+    if soft == resource.RLIM_INFINITY:
+        return PROCESS_LIMIT
+    return min(PROCESS_LIMIT, soft // 16)
+
+
+def _holds(fd: int, key: tuple[int, int]) -> bool:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return False
+    return (info.st_dev, info.st_ino) == key
+
+
 def _close_all(kept: dict[tuple[int, int], tuple[int, int]]) -> None:
-    fds = [fd for fd, _ in kept.values()]
+    items = [(key, fd) for key, (fd, _) in kept.items()]
     kept.clear()
-    for fd in fds:
-        _close(fd)
+    _BUDGET.give_back(len(items))
+    for key, fd in items:
+        _close(fd, key)
 
 
-def _close(fd: int) -> None:
-    with suppress(OSError):
-        os.close(fd)
+def _close(fd: int, key: tuple[int, int]) -> None:
+    # Only a descriptor that is still the directory: its number may be
+    # another file's now, if someone closed it behind the store's back.
+    if _holds(fd, key):
+        with suppress(OSError):
+            os.close(fd)
 
 
-#: Every writer's directories in this process, for a forked child to unlock.
+_BUDGET = _Budget()
+#: Every writer's directories in this process, for a forked child to close.
 _ALL: weakref.WeakSet[DurableDirs] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    # A guard held by another thread of the parent is never released in the
-    # child, whose only thread is the forking one.
+    # The child's only thread is the forking one: a guard another thread of
+    # the parent held is never released here. The copies are closed, as the
+    # lock descriptors are: a child's first durable write to a brief
+    # directory fsyncs the data directory.
+    _BUDGET.guard = threading.Lock()
     for dirs in list(_ALL):
         dirs._guard = threading.Lock()
+        dirs._finalizer()
+        dirs._finalizer = weakref.finalize(dirs, _close_all, dirs._kept)
+    _BUDGET.used = 0
 
 
 if hasattr(os, "register_at_fork"):

@@ -320,18 +320,22 @@ class Writer:
         dir_fd = open_dir(self._root, brief_id)
         if dir_fd is not None or not make:
             return dir_fd
-        synced = False
+        created = False
         with suppress(FileExistsError):
             os.mkdir(f"{self._root}/{brief_id}")
+            created = True
             if made is not None:
                 made.append(brief_id)
-            if durable:
-                fsync_dir(self.data_dir)
-                synced = True
         dir_fd = open_dir(self._root, brief_id)
         if dir_fd is None:  # pragma: no cover - removed again at once by someone else
             raise CorruptDocumentError(self.data_dir / brief_id, "vanished while being created")
-        if synced:
+        if created and durable:
+            # Opened first: what the fsync makes durable is the directory remembered.
+            try:
+                fsync_dir(self.data_dir)
+            except BaseException:
+                os.close(dir_fd)
+                raise
             self._durable_dirs.remember(dir_fd, os.fstat(dir_fd))
         return dir_fd
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import threading
 from pathlib import Path
 
 import pytest
 
+import strategystore._durable_dirs
 import strategystore._fsio
 from strategystore import FileStore, InvalidBriefIdError
 from tests.conftest import make_doc
@@ -208,3 +210,66 @@ def test_a_writer_out_of_descriptors_still_saves_and_syncs_the_data_directory_ne
     store.save(make_doc("acme", 2))
     assert synced == [store.data_dir]
     assert store.list_version_numbers("acme") == [2, 1]
+
+
+def test_the_brief_directories_kept_open_in_one_process_are_bounded_over_all_its_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(strategystore._durable_dirs, "PROCESS_LIMIT", 4)
+    stores = [FileStore(tmp_path / f"data-{n}") for n in range(3)]
+    for n in range(3):
+        for store in stores:
+            store.save(make_doc(f"b{n}", 1))
+    assert sum(_descriptors_under(store.data_dir) for store in stores) == 4
+    for store in stores:
+        store.close()
+    # What was handed back is there for the next store.
+    again = FileStore(tmp_path / "data-again")
+    for n in range(5):
+        again.save(make_doc(f"b{n}", 1))
+    assert _descriptors_under(again.data_dir) == 4
+
+
+def test_a_low_descriptor_limit_keeps_fewer_brief_directories_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (200, 4096))
+    assert strategystore._durable_dirs._process_limit() == 12
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_kept_directory_closed_behind_the_store_is_neither_trusted_nor_closed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    (kept,) = [
+        int(fd)
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.realpath(f"/proc/self/fd/{fd}") == str(store.data_dir / "acme")
+    ]
+    os.close(kept)  # as os.closerange does when a process daemonizes
+    log = os.open(tmp_path / "log", os.O_WRONLY | os.O_CREAT)
+    other = os.dup2(log, kept)  # the number now another file's
+    os.close(log)
+    try:
+        synced = _data_dir_syncs(monkeypatch, store.data_dir)
+        store.save(make_doc("acme", 2))
+        assert synced == [store.data_dir]
+        store.close()
+        os.write(other, b"still open\n")
+    finally:
+        os.close(other)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_forked_child_closes_the_brief_directories_its_parent_kept(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    assert _descriptors_under(store.data_dir) == 1
+    pid = os.fork()
+    if pid == 0:
+        os._exit(min(_descriptors_under(store.data_dir), 100))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _descriptors_under(store.data_dir) == 1
