@@ -237,8 +237,9 @@ class Writer:
         assert dir_fd is not None
         where = f"{self._root}/{brief_id}"
         try:
-            # Only a durable write makes the directories above durable, from how they are now.
-            before = os.fstat(dir_fd) if durable else None
+            # Only a durable write makes the directories above durable, from
+            # how they are now: judged before its first fsync, which it sleeps in.
+            known = durable and self._durable_dirs.unchanged(os.fstat(dir_fd))
             return self.publish(
                 dir_fd,
                 where,
@@ -248,7 +249,7 @@ class Writer:
                 durable=durable,
                 staged=self._still_staged(dir_fd, staged),
                 absent=absent,
-                then=None if before is None else partial(self._make_path_durable, dir_fd, before),
+                then=partial(self._make_path_durable, dir_fd, known) if durable else None,
             )
         except OSError as exc:
             name_document(exc, where, name)
@@ -339,9 +340,7 @@ class Writer:
             self._durable_dirs.remember(dir_fd, os.fstat(dir_fd))
         return dir_fd
 
-    def _make_path_durable(
-        self, dir_fd: int, before: os.stat_result, after: os.stat_result
-    ) -> None:
+    def _make_path_durable(self, dir_fd: int, known: bool, after: os.stat_result) -> None:
         """Make the brief directory's entry durable, and the data directory's, when not known to be.
 
         Whoever made them, and however (an import that failed part-way, a
@@ -353,7 +352,7 @@ class Writer:
         needs no fsync of the data directory; one changed by anyone else, or
         removed and made again, gets one.
         """
-        if not self._durable_dirs.unchanged(before):
+        if not known:
             if not self.root_durable:
                 fsync_dir(self.data_dir.parent, if_readable=True)
                 self.root_durable = True
