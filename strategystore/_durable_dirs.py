@@ -7,6 +7,11 @@ import threading
 import weakref
 from contextlib import suppress
 
+try:
+    import fcntl
+except ImportError:  # Windows: the package imports, FileStore refuses to open
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["DurableDirs"]
 
 #: How many brief directories one process keeps open at most, over all its
@@ -63,7 +68,7 @@ class DurableDirs:
         if _holds(kept[0], key):
             return True
         with self._guard:
-            if self._kept.get(key) == kept:
+            if self._kept.get(key) is kept:  # not one remembered again meanwhile
                 del self._kept[key]
                 _BUDGET.give_back(1)
         return False
@@ -84,9 +89,8 @@ class DurableDirs:
             full = len(self._kept) >= self.limit
             if not full and not _BUDGET.take():
                 return
-            try:
-                fd = os.dup(dir_fd)
-            except OSError:  # out of descriptors: not remembered
+            fd = _keep_open(dir_fd)
+            if fd < 0:
                 if not full:
                     _BUDGET.give_back(1)
                 return
@@ -125,23 +129,57 @@ class _Budget:
 
 
 def _process_limit() -> int:
+    soft = _descriptor_limit()
+    return PROCESS_LIMIT if soft is None else min(PROCESS_LIMIT, soft // 16)
+
+
+def _descriptor_limit() -> int | None:
+    """The process's soft limit on open descriptors; ``None`` when there is none to go by."""
     try:
         import resource  # noqa: PLC0415 - POSIX only, as FileStore is
 
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, OSError, ValueError):
-        return PROCESS_LIMIT
-    if soft == resource.RLIM_INFINITY:
-        return PROCESS_LIMIT
-    return min(PROCESS_LIMIT, soft // 16)
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+#: How a kept directory is opened: its own open file, told from any other
+#: descriptor on that directory (the store's writes open theirs without
+#: ``O_NONBLOCK``) by its flags, should its number be closed behind the
+#: store's back and given to another.
+_O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
+_KEPT_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | _O_NONBLOCK
+)
+
+
+def _keep_open(dir_fd: int) -> int:
+    """A descriptor of its own on the directory open as ``dir_fd``; -1 when there is no room."""
+    try:
+        fd = os.open(".", _KEPT_FLAGS, dir_fd=dir_fd)
+    except OSError:  # out of descriptors, or the directory removed meanwhile
+        return -1
+    soft = _descriptor_limit()
+    if soft is not None and fd >= soft // 2:
+        # Half the descriptors are in use: the process needs the rest more.
+        os.close(fd)
+        return -1
+    return fd
 
 
 def _holds(fd: int, key: tuple[int, int]) -> bool:
+    """Whether ``fd`` is still a kept descriptor on the directory ``key``."""
     try:
         info = os.fstat(fd)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     except OSError:
         return False
-    return (info.st_dev, info.st_ino) == key
+    return (info.st_dev, info.st_ino) == key and flags & _O_NONBLOCK != 0
 
 
 def _close_all(kept: dict[tuple[int, int], tuple[int, int]]) -> None:

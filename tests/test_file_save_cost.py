@@ -200,10 +200,14 @@ def test_a_store_with_durable_false_keeps_no_brief_directory_open(tmp_path: Path
 def test_a_writer_out_of_descriptors_still_saves_and_syncs_the_data_directory_next_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_more(fd: int) -> int:
-        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    real = os.open
 
-    monkeypatch.setattr(os, "dup", no_more)
+    def open_(path: str | Path, flags: int, *args: object, **kwargs: object) -> int:
+        if path == ".":  # the directory kept open, and only that
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        return real(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", open_)
     store = FileStore(tmp_path / "data")
     store.save(make_doc("acme", 1))
     synced = _data_dir_syncs(monkeypatch, store.data_dir)
@@ -215,7 +219,9 @@ def test_a_writer_out_of_descriptors_still_saves_and_syncs_the_data_directory_ne
 def test_the_brief_directories_kept_open_in_one_process_are_bounded_over_all_its_stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(strategystore._durable_dirs, "PROCESS_LIMIT", 4)
+    # Stores of earlier tests the collector has not yet freed may hold some.
+    held = strategystore._durable_dirs._BUDGET.used
+    monkeypatch.setattr(strategystore._durable_dirs, "PROCESS_LIMIT", held + 4)
     stores = [FileStore(tmp_path / f"data-{n}") for n in range(3)]
     for n in range(3):
         for store in stores:
@@ -249,17 +255,32 @@ def test_a_kept_directory_closed_behind_the_store_is_neither_trusted_nor_closed_
         if os.path.realpath(f"/proc/self/fd/{fd}") == str(store.data_dir / "acme")
     ]
     os.close(kept)  # as os.closerange does when a process daemonizes
-    log = os.open(tmp_path / "log", os.O_WRONLY | os.O_CREAT)
-    other = os.dup2(log, kept)  # the number now another file's
-    os.close(log)
+    # The number is given to another descriptor on that very directory, as
+    # the next write's own open would get it, being the lowest one free.
+    plain = os.open(store.data_dir / "acme", os.O_RDONLY | os.O_DIRECTORY)
+    other = os.dup2(plain, kept)
+    os.close(plain)
     try:
         synced = _data_dir_syncs(monkeypatch, store.data_dir)
         store.save(make_doc("acme", 2))
         assert synced == [store.data_dir]
         store.close()
-        os.write(other, b"still open\n")
+        os.fstat(other)  # still open
     finally:
         os.close(other)
+
+
+def test_a_brief_directory_is_kept_open_only_while_half_the_descriptors_are_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "data")
+    store.save(make_doc("acme", 1))
+    free = os.open(os.devnull, os.O_RDONLY)  # the lowest number free, as the next open gets
+    os.close(free)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (2 * free, 4096))
+    monkeypatch.setattr(strategystore._durable_dirs, "_process_limit", lambda: 64)
+    store.save(make_doc("beta", 1))
+    assert _descriptors_under(store.data_dir) == 1  # acme's, from before
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
